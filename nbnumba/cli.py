@@ -1,0 +1,140 @@
+"""The `nbnumba` command: a thin Click layer over the simulation, rendering and output modules."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import click
+
+from .errors import UserError
+
+PASSTHROUGH = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=["--help"])
+
+
+def _terminate(signum, frame):
+    raise SystemExit(143)
+
+
+def _guarded(action, *args) -> None:
+    """Run an action; a user's mistake or an interruption ends in one line on stderr, no traceback."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        action(*args)
+    except UserError as err:
+        click.echo(f"nbnumba: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("nbnumba: interrupted", err=True)
+        sys.exit(130)
+    except MemoryError:
+        click.echo("nbnumba: error: out of memory (try a smaller detector or -roi)", err=True)
+        sys.exit(1)
+    except Exception as err:  # noqa: BLE001 - last line of defence: never show a traceback
+        if os.environ.get("NBNUMBA_DEBUG"):
+            raise
+        click.echo(f"nbnumba: internal error: {type(err).__name__}: {err} (set NBNUMBA_DEBUG=1 for details)",
+                   err=True)
+        sys.exit(1)
+
+
+def _backend(sim):
+    device = sim.params.device
+    if device not in ("cpu", "cuda", "auto"):
+        raise UserError(f"-device expects cpu, cuda or auto, got {device!r}")
+    if sim.params.precision not in ("double", "single"):
+        raise UserError(f"-precision expects double or single, got {sim.params.precision!r}")
+    if device in ("cuda", "auto"):
+        from .kernels import cuda as cuda_backend
+        if cuda_backend.available():
+            return cuda_backend
+        if device == "cuda":
+            raise UserError("-device cuda: no usable CUDA GPU or driver was found")
+    from .kernels import cpu
+    return cpu
+
+
+def _set_threads(n: int) -> None:
+    if n:
+        import numba
+        if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+            raise UserError(f"-nthreads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
+        numba.set_num_threads(n)
+
+
+def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> None:
+    from .io.hkl import write_fdump
+    from .outputs import statistics, write_outputs
+    from .render import render
+    from .report import setup_lines, solid_angle_line
+    from .simulation import FDUMP, build
+    from .trace_report import trace_lines, trace_pixel
+
+    sim = build(argv)
+    backend = _backend(sim)
+    _set_threads(sim.params.nthreads)
+    for line in setup_lines(sim):
+        click.echo(line)
+    if sim.hkl_source == "file":
+        click.echo(f"writing dump file for next time: {FDUMP}")
+        write_fdump(FDUMP, sim.hkl)
+    p = sim.params
+    if trace is None and p.trace_spixel >= 0 and p.trace_fpixel >= 0:
+        trace = (p.trace_spixel, p.trace_fpixel)
+    if trace is not None:
+        click.echo(f"TRACE_CONFIG: tracing pixel (spixel={trace[0]}, fpixel={trace[1]})")
+        value, rows = trace_pixel(sim, trace[0], trace[1])
+        for line in trace_lines(sim, value, rows):
+            click.echo(line)
+    rendered = render(sim, backend, p.precision, progress=p.progress and not p.printout)
+    click.echo("")
+    click.echo(solid_angle_line(sim, rendered.omega_sum))
+    stats = statistics(sim, rendered.image)
+    write_outputs(sim, rendered.image, stats, click.echo)
+
+
+def trace_only(argv: list[str], pixel: tuple[int, int]) -> None:
+    from .simulation import build
+    from .trace_report import trace_lines, trace_pixel
+
+    sim = build(argv)
+    value, rows = trace_pixel(sim, pixel[0], pixel[1], "double")
+    for line in trace_lines(sim, value, rows):
+        click.echo(line)
+
+
+@click.group()
+@click.version_option(package_name="nbnumba")
+def main() -> None:
+    """nbnumba: nanoBragg's diffraction simulator, same command line, on CPU and GPU."""
+
+
+@main.command(context_settings=PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(args) -> None:
+    """Render an image: every nanoBragg flag works (e.g. -hkl F.hkl -mat A.mat -out img.bin)."""
+    _guarded(run_simulation, list(args))
+
+
+@main.command(context_settings=PASSTHROUGH)
+@click.option("--pixel", nargs=2, type=int, required=True, metavar="SLOW FAST", help="the pixel to follow")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def trace(pixel, args) -> None:
+    """Print the TRACE_PY lines of one pixel without rendering the image."""
+    _guarded(trace_only, list(args), tuple(pixel))
+
+
+@main.command("trace-diff")
+@click.argument("ref", type=click.Path())
+@click.argument("ours", type=click.Path())
+@click.option("--tolerance", type=float, default=1e-6, show_default=True, help="relative tolerance")
+@click.option("--json", "json_path", type=click.Path(), default=None, help="write the comparison as JSON")
+def trace_diff(ref, ours, tolerance, json_path) -> None:
+    """Compare two trace logs quantity by quantity; exit 1 when any is beyond tolerance."""
+    from . import tracediff
+
+    def compare():
+        sys.exit(tracediff.main(ref, ours, tolerance=tolerance, json_path=json_path))
+
+    _guarded(compare)

@@ -1,0 +1,59 @@
+"""The physics compiled for the CPU in both precisions, with an on-disk cache per source version.
+
+Numba keys its cache on the calling function's file only, so a kernel cached before a change to
+physics.py would be reused stale.  The cache folder is therefore named after a hash of the
+sources that generate compiled code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+import numpy as np
+
+_PACKAGE = Path(__file__).resolve().parent
+_SOURCES = ["physics.py", "layout.py", "rng.py", "kernels/cpu.py", "kernels/trace.py", "kernels/cuda.py"]
+
+
+def _source_hash() -> str:
+    digest = hashlib.sha256()
+    for name in _SOURCES:
+        path = _PACKAGE / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _configure_cache() -> None:
+    base = os.environ.get("NBNUMBA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "nbnumba")
+    numba.config.CACHE_DIR = os.path.join(base, _source_hash())
+
+
+_configure_cache()
+
+from .physics import make_physics  # noqa: E402  (the cache folder must be set first)
+
+jit = numba.njit(cache=True, error_model="numpy")
+cpu64 = make_physics(jit, np.float64)
+cpu32 = make_physics(jit, np.float32)
+
+
+def _by_precision(name: str):
+    """One generic name for a physics function, resolved at compile time from the array dtype."""
+
+    def stub(*args):
+        raise NotImplementedError
+
+    @numba.extending.overload(stub, jit_options={"cache": True})
+    def _resolve(spixel, fpixel, g, *rest):
+        chosen = getattr(cpu32 if g.dtype == numba.types.float32 else cpu64, name)
+        return lambda spixel, fpixel, g, *rest: chosen(spixel, fpixel, g, *rest)
+
+    return stub
+
+
+render_pixel = _by_precision("render_pixel")

@@ -1,0 +1,60 @@
+"""Output files appear complete or not at all: an interrupted or failed write never leaves a
+truncated image behind, and never destroys the file it was meant to replace."""
+
+import contextlib
+import os
+import stat
+import uuid
+
+from ..errors import RuntimeFailure
+
+
+def _failure(path, error: OSError) -> RuntimeFailure:
+    return RuntimeFailure(f"cannot write {path}: {error.strerror or error}")
+
+
+def _is_device(target: str) -> bool:
+    # /dev/null, FIFOs and the like cannot be replaced by rename; they are written in place.
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+@contextlib.contextmanager
+def atomic_open(path):
+    """Binary file object whose contents replace ``path`` only once the block completes."""
+    # Resolving symlinks keeps the link and writes its target, as a plain open() would.
+    target = os.path.realpath(path)
+    if _is_device(target):
+        try:
+            with open(target, "wb") as f:
+                yield f
+        except OSError as e:
+            raise _failure(path, e) from e
+        return
+    directory, name = os.path.split(target)
+    temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        # 0o666 lets the umask decide the final permissions, as for any newly created file.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        raise _failure(path, e) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, target)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(e, OSError):
+            raise _failure(path, e) from e
+        raise
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    with atomic_open(path) as f:
+        f.write(data)

@@ -1,0 +1,84 @@
+"""Slots of the flat parameter arrays handed to every kernel (CPU, CUDA and trace alike).
+
+Kernels take two flat arrays instead of dozens of scalars so that all backends share one
+signature; these names say what each slot holds.
+"""
+
+# real-valued parameters (float64 or float32 per precision)
+G_PIX0 = 0  # 3: detector origin (m)
+G_FDET = 3  # 3: fast axis
+G_SDET = 6  # 3: slow axis
+G_ODET = 9  # 3: detector normal
+G_BEAM = 12  # 3: beam direction (curved detector)
+G_POLAR = 15  # 3: E-vector of the incident beam
+G_PIXEL = 18  # pixel size (m)
+G_SUBPIXEL = 19  # pixel size / oversample (m)
+G_DISTANCE = 20  # (m)
+G_CLOSE = 21  # close distance (m)
+G_THICKSTEP = 22  # sensor layer thickness (m)
+G_MU = 23  # sensor attenuation (1/m)
+G_THICK = 24  # sensor thickness (m)
+G_KAHN = 25  # Kahn polarization factor
+G_RE2_FLUENCE = 26  # r_e^2 * fluence (m^2 * photons/m^2)
+G_STEPS = 27  # sources * mosaic domains * phi steps * oversample^2
+G_I_BG = 28  # water background added to each pixel's sum
+G_DMIN = 29  # resolution cut (m)
+G_FUDGE = 30
+G_NA = 31
+G_NB = 32
+G_NC = 33
+G_DEFAULT_F = 34
+G_WATER = 35  # water droplet size (m)
+N_GEO = 36
+
+# integer parameters
+I_FPIXELS = 0
+I_SPIXELS = 1
+I_OVERSAMPLE = 2
+I_THICKSTEPS = 3
+I_SOURCES = 4
+I_PHISTEPS = 5
+I_MOSAIC = 6
+I_OVERSAMPLE_THICK = 7
+I_OVERSAMPLE_POLAR = 8
+I_OVERSAMPLE_OMEGA = 9
+I_POINT_PIXEL = 10
+I_CURVED = 11
+I_NOPOLAR = 12
+I_SHAPE = 13  # see SHAPES
+I_H_MIN = 14
+I_H_MAX = 15
+I_K_MIN = 16
+I_K_MAX = 17
+I_L_MIN = 18
+I_L_MAX = 19
+I_HKLS = 20  # number of structure factors read (0: default_F only)
+I_ROI_XMIN = 21
+I_ROI_XMAX = 22
+I_ROI_YMIN = 23
+I_ROI_YMAX = 24
+I_HAS_MASK = 25
+I_INTERPOLATE = 26
+I_FIRST_PIXEL = 27  # scan index of the pixel whose first phi pass starts from the unrotated lattice
+I_INTERP_UNTIL = 28  # scan index after which interpolation is off (the reference switches it off mid-scan)
+I_RENDER_FROM = 29  # render scan indices in [from, to)
+I_RENDER_TO = 30
+N_INT = 31
+
+SHAPES = {"SQUARE": 0, "ROUND": 1, "GAUSS": 2, "TOPHAT": 3}
+
+# rows of the trace buffer: [code, v0, v1, v2, v3, v4]
+TRACE_WIDTH = 6
+TR_POS = 1  # pixel position xyz (m), distance R (m), solid angle (sr)
+TR_DIFFRACTED = 2  # diffracted unit vector
+TR_INCIDENT = 3  # incident unit vector, wavelength (m)
+TR_SCATTERING = 4  # scattering vector (1/m)
+TR_A = 5  # rotated real-space axes (m)
+TR_B = 6
+TR_C = 7
+TR_HKL = 8  # fractional h k l
+TR_HKL0 = 9  # rounded h k l
+TR_FLATT = 10  # F_latt_a, F_latt_b, F_latt_c, F_latt
+TR_PHI = 11  # phi_tic, phi (rad), k, F_latt_b, F_latt
+TR_FCELL = 12
+TR_FINAL = 13  # I before scaling, capture fraction, polarization, solid angle, cos 2theta

@@ -1,0 +1,403 @@
+"""The physics of one pixel, written once and compiled for every target.
+
+`make_physics(jit, real)` returns the scalar functions compiled with `jit` (Numba's `njit` for the
+CPU kernel, the trace and host-side geometry; `cuda.jit(device=True)` for the GPU kernel) in the
+precision `real` (np.float64 reproduces the reference; np.float32 is the fast mode).  Every
+literal goes through `R(...)` so that float32 arithmetic is not silently promoted to float64.
+
+The arithmetic follows the reference's order of operations: in float64 the image agrees with the
+reference to the last few bits, which keeps its Poisson noise draws identical.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+from . import layout as L
+
+
+def make_physics(jit, real):
+    R = real
+    PI = R(math.pi)
+    single = R(0.5).dtype.itemsize == 4
+
+    @jit
+    def dot3(ax, ay, az, bx, by, bz):
+        return ax * bx + ay * by + az * bz
+
+    @jit
+    def cross3(ax, ay, az, bx, by, bz):
+        return ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+
+    @jit
+    def unitize3(x, y, z):
+        """Magnitude and unit vector; a zero vector stays zero (as the reference)."""
+        mag = math.sqrt(x * x + y * y + z * z)
+        if mag != R(0.0):
+            return mag, x / mag, y / mag, z / mag
+        return mag, R(0.0), R(0.0), R(0.0)
+
+    @jit
+    def rotate_axis3(vx, vy, vz, ax, ay, az, phi):
+        """Rotate v by phi about the unit vector a (right-handed)."""
+        sinphi = math.sin(phi)
+        cosphi = math.cos(phi)
+        d = (ax * vx + ay * vy + az * vz) * (R(1.0) - cosphi)
+        return (ax * d + vx * cosphi + (-az * vy + ay * vz) * sinphi,
+                ay * d + vy * cosphi + (az * vx - ax * vz) * sinphi,
+                az * d + vz * cosphi + (-ay * vx + ax * vy) * sinphi)
+
+    @jit
+    def rotate_xyz3(vx, vy, vz, phix, phiy, phiz):
+        """Rotate about x, then y, then z; a zero angle is skipped, as in the reference."""
+        if phix != 0:
+            vy, vz = vy * math.cos(phix) + vz * -math.sin(phix), vy * math.sin(phix) + vz * math.cos(phix)
+        if phiy != 0:
+            vx, vz = (vx * math.cos(phiy) + vy * R(0.0) + vz * math.sin(phiy),
+                      vx * -math.sin(phiy) + vy * R(0.0) + vz * math.cos(phiy))
+        if phiz != 0:
+            vx, vy = vx * math.cos(phiz) + vy * -math.sin(phiz), vx * math.sin(phiz) + vy * math.cos(phiz)
+        return vx, vy, vz
+
+    @jit
+    def sincg(x, n):
+        """Lattice transform sin(N x)/sin(x) of a row of N cells."""
+        if x == R(0.0):
+            return n
+        return math.sin(x * n) / math.sin(x)
+
+    @jit
+    def sincg_peeled(h, h0, n):
+        """sin(N pi h)/sin(pi h) from the fraction h - h0 alone: float32 keeps its digits there.
+
+        sin(pi (h0 + f)) = (-1)^h0 sin(pi f), so the ratio is (-1)^((N-1) h0) sin(N pi f)/sin(pi f).
+        """
+        frac = h - R(h0)
+        sign = R(1.0)
+        if ((int(n) - 1) * h0) % 2 != 0:
+            sign = R(-1.0)
+        if frac == R(0.0):
+            return sign * n
+        x = PI * frac
+        return sign * math.sin(x * n) / math.sin(x)
+
+    @jit
+    def lattice_sinc(h, h0, n):
+        if single:
+            return sincg_peeled(h, h0, n)
+        return sincg(PI * h, n)
+
+    @jit
+    def sinc3(x):
+        """Transform of a sphere."""
+        if x == R(0.0):
+            return R(1.0)
+        return R(3.0) * (math.sin(x) / x - math.cos(x)) / (x * x)
+
+    @jit
+    def polarization_factor(kahn, ix, iy, iz, dx, dy, dz, axx, axy, axz):
+        """Kahn polarization correction for unit vectors incident i and diffracted d, E-vector axis."""
+        _, axx, axy, axz = unitize3(axx, axy, axz)
+        cos2theta = dot3(ix, iy, iz, dx, dy, dz)
+        cos2theta_sqr = cos2theta * cos2theta
+        sin2theta_sqr = R(1.0) - cos2theta_sqr
+        psi = R(0.0)
+        if kahn != R(0.0):
+            bx, by, bz = cross3(axx, axy, axz, ix, iy, iz)
+            _, bx, by, bz = unitize3(bx, by, bz)
+            ex, ey, ez = cross3(ix, iy, iz, bx, by, bz)
+            _, ex, ey, ez = unitize3(ex, ey, ez)
+            psi = -math.atan2(dot3(dx, dy, dz, bx, by, bz), dot3(dx, dy, dz, ex, ey, ez))
+        return R(0.5) * (R(1.0) + cos2theta_sqr - kahn * math.cos(R(2.0) * psi) * sin2theta_sqr)
+
+    @jit
+    def polint(x0, x1, x2, x3, y0, y1, y2, y3, x):
+        """Cubic through four points (Lagrange form, the reference's term order)."""
+        t0 = (x - x1) * (x - x2) * (x - x3) * y0 / ((x0 - x1) * (x0 - x2) * (x0 - x3))
+        t1 = (x - x0) * (x - x2) * (x - x3) * y1 / ((x1 - x0) * (x1 - x2) * (x1 - x3))
+        t2 = (x - x0) * (x - x1) * (x - x3) * y2 / ((x2 - x0) * (x2 - x1) * (x2 - x3))
+        t3 = (x - x0) * (x - x1) * (x - x2) * y3 / ((x3 - x0) * (x3 - x1) * (x3 - x2))
+        return t0 + t1 + t2 + t3
+
+    @jit
+    def interpolate_along_l(Fhkl, hi, kj, lbase, xl0, l):
+        return polint(xl0, xl0 + R(1.0), xl0 + R(2.0), xl0 + R(3.0),
+                      Fhkl[hi, kj, lbase], Fhkl[hi, kj, lbase + 1], Fhkl[hi, kj, lbase + 2],
+                      Fhkl[hi, kj, lbase + 3], l)
+
+    @jit
+    def interpolate_along_kl(Fhkl, hi, kbase, lbase, xk0, xl0, k, l):
+        return polint(xk0, xk0 + R(1.0), xk0 + R(2.0), xk0 + R(3.0),
+                      interpolate_along_l(Fhkl, hi, kbase, lbase, xl0, l),
+                      interpolate_along_l(Fhkl, hi, kbase + 1, lbase, xl0, l),
+                      interpolate_along_l(Fhkl, hi, kbase + 2, lbase, xl0, l),
+                      interpolate_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
+
+    @jit
+    def interpolate_F(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min):
+        """Tricubic interpolation over the 4x4x4 structure factors from (floor(h)-1, ...)."""
+        xh0 = R(hf - 1)
+        xk0 = R(kf - 1)
+        xl0 = R(lf - 1)
+        hb = hf - 1 - h_min
+        kb = kf - 1 - k_min
+        lb = lf - 1 - l_min
+        return polint(xh0, xh0 + R(1.0), xh0 + R(2.0), xh0 + R(3.0),
+                      interpolate_along_kl(Fhkl, hb, kb, lb, xk0, xl0, k, l),
+                      interpolate_along_kl(Fhkl, hb + 1, kb, lb, xk0, xl0, k, l),
+                      interpolate_along_kl(Fhkl, hb + 2, kb, lb, xk0, xl0, k, l),
+                      interpolate_along_kl(Fhkl, hb + 3, kb, lb, xk0, xl0, k, l), h)
+
+    @jit
+    def interpolation_leaves_table(h, k, l, ip):
+        """True when the 4x4x4 neighbourhood of (h, k, l) is not inside the table."""
+        h_range = ip[L.I_H_MAX] - ip[L.I_H_MIN] + 1
+        k_range = ip[L.I_K_MAX] - ip[L.I_K_MIN] + 1
+        l_range = ip[L.I_L_MAX] - ip[L.I_L_MIN] + 1
+        return ((h - ip[L.I_H_MIN] + 3) > h_range or (h - 2) < ip[L.I_H_MIN]
+                or (k - ip[L.I_K_MIN] + 3) > k_range or (k - 2) < ip[L.I_K_MIN]
+                or (l - ip[L.I_L_MIN] + 3) > l_range or (l - 2) < ip[L.I_L_MIN])
+
+    @jit
+    def nearest_F(Fhkl, h0, k0, l0, ip, default_F):
+        if (ip[L.I_HKLS] != 0 and ip[L.I_H_MIN] <= h0 <= ip[L.I_H_MAX]
+                and ip[L.I_K_MIN] <= k0 <= ip[L.I_K_MAX] and ip[L.I_L_MIN] <= l0 <= ip[L.I_L_MAX]):
+            return Fhkl[h0 - ip[L.I_H_MIN], k0 - ip[L.I_K_MIN], l0 - ip[L.I_L_MIN]]
+        return default_F
+
+    @jit
+    def shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip):
+        """F_latt of a round, Gaussian or top-hat crystal (not the parallelepiped)."""
+        dh = h - R(h0)
+        dk = k - R(k0)
+        dl = l - R(l0)
+        if shape == 1:
+            hrad_sqr = dh * dh * na * na + dk * dk * nb * nb + dl * dl * nc * nc
+            return na * nb * nc * R(0.723601254558268) * sinc3(PI * math.sqrt(hrad_sqr * fudge))
+        # the reference measures this distance with the unrotated reciprocal axes, in 1/A
+        dx = dh * recip[0] + dk * recip[3] + dl * recip[6]
+        dy = dh * recip[1] + dk * recip[4] + dl * recip[7]
+        dz = dh * recip[2] + dk * recip[5] + dl * recip[8]
+        rad_star_sqr = (dx * dx + dy * dy + dz * dz) * na * na * nb * nb * nc * nc
+        if shape == 2:
+            return na * nb * nc * math.exp(-(rad_star_sqr / R(0.63) * fudge))
+        if rad_star_sqr * fudge < R(0.3969):
+            return na * nb * nc
+        return R(0.0)
+
+    @jit
+    def trace_row(trace, code, v0, v1, v2, v3, v4):
+        n = int(trace[0, 0]) + 1
+        if n < trace.shape[0]:
+            trace[n, 0] = code
+            trace[n, 1] = v0
+            trace[n, 2] = v1
+            trace[n, 3] = v2
+            trace[n, 4] = v3
+            trace[n, 5] = v4
+            trace[0, 0] = n
+
+    @jit
+    def pixel_active(spixel, fpixel, ip, mask):
+        """Inside the (inclusive) ROI and not masked out."""
+        if (fpixel < ip[L.I_ROI_XMIN] or fpixel > ip[L.I_ROI_XMAX]
+                or spixel < ip[L.I_ROI_YMIN] or spixel > ip[L.I_ROI_YMAX]):
+            return False
+        return ip[L.I_HAS_MASK] == 0 or mask[spixel, fpixel] != 0
+
+    @jit
+    def render_pixel(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, trace, tracing):
+        """The reference's per-pixel loop: layer, sub-pixel, source, phi step, mosaic domain.
+
+        Returns (pixel value, sum of solid angles, flags) where flags bit 0 says an
+        interpolation left the table (it used default_F, and later pixels must not interpolate)
+        and bit 1 says some phi pass ran (the lattice carried to the next pixel is rotated).
+        """
+        fpixels = ip[L.I_FPIXELS]
+        oversample = ip[L.I_OVERSAMPLE]
+        thicksteps = ip[L.I_THICKSTEPS]
+        nsources = ip[L.I_SOURCES]
+        phisteps = ip[L.I_PHISTEPS]
+        mosaic = ip[L.I_MOSAIC]
+        shape = ip[L.I_SHAPE]
+        os_thick = ip[L.I_OVERSAMPLE_THICK] != 0
+        os_polar = ip[L.I_OVERSAMPLE_POLAR] != 0
+        os_omega = ip[L.I_OVERSAMPLE_OMEGA] != 0
+        scan = spixel * fpixels + fpixel
+        interpolate = ip[L.I_INTERPOLATE] != 0 and scan <= ip[L.I_INTERP_UNTIL]
+        variant = 0 if scan == ip[L.I_FIRST_PIXEL] else 1
+
+        pixel_size = g[L.G_PIXEL]
+        subpixel = g[L.G_SUBPIXEL]
+        distance = g[L.G_DISTANCE]
+        close_distance = g[L.G_CLOSE]
+        thickstep = g[L.G_THICKSTEP]
+        mu = g[L.G_MU]
+        na = g[L.G_NA]
+        nb = g[L.G_NB]
+        nc = g[L.G_NC]
+        fudge = g[L.G_FUDGE]
+        default_F = g[L.G_DEFAULT_F]
+        dmin = g[L.G_DMIN]
+        water = g[L.G_WATER]
+        fx, fy, fz = g[L.G_FDET], g[L.G_FDET + 1], g[L.G_FDET + 2]
+        sx, sy, sz = g[L.G_SDET], g[L.G_SDET + 1], g[L.G_SDET + 2]
+        ox, oy, oz = g[L.G_ODET], g[L.G_ODET + 1], g[L.G_ODET + 2]
+        px, py, pz = g[L.G_PIX0], g[L.G_PIX0 + 1], g[L.G_PIX0 + 2]
+
+        I = g[L.G_I_BG]
+        polar = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
+        omega = R(0.0)
+        capture = R(0.0)
+        omega_sum = 0.0
+        flags = 0
+        dx = R(0.0)
+        dy = R(0.0)
+        dz = R(0.0)
+        ix = R(0.0)
+        iy = R(0.0)
+        iz = R(0.0)
+
+        for thick_tic in range(thicksteps):
+            odet = R(thick_tic) * thickstep
+            capture = R(1.0) if g[L.G_THICK] == R(0.0) else R(0.0)
+            for sub_s in range(oversample):
+                for sub_f in range(oversample):
+                    fdet = subpixel * R(fpixel * oversample + sub_f) + subpixel / R(2.0)
+                    sdet = subpixel * R(spixel * oversample + sub_s) + subpixel / R(2.0)
+                    posx = fdet * fx + sdet * sx + odet * ox + px
+                    posy = fdet * fy + sdet * sy + odet * oy + py
+                    posz = fdet * fz + sdet * sz + odet * oz + pz
+                    if ip[L.I_CURVED] != 0:
+                        bx = distance * g[L.G_BEAM]
+                        by = distance * g[L.G_BEAM + 1]
+                        bz = distance * g[L.G_BEAM + 2]
+                        nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, posy / distance)
+                        posx, posy, posz = rotate_axis3(nx, ny, nz, fx, fy, fz, posz / distance)
+                    airpath, dx, dy, dz = unitize3(posx, posy, posz)
+
+                    if omega == R(0.0) or os_omega:
+                        omega = pixel_size * pixel_size / airpath / airpath * close_distance / airpath
+                        if ip[L.I_POINT_PIXEL] != 0:
+                            omega = R(1.0) / airpath / airpath
+                    omega_sum += omega
+
+                    if capture == R(0.0) or os_thick:
+                        parallax = dot3(dx, dy, dz, ox, oy, oz)
+                        capture = (math.exp(R(-thick_tic) * thickstep * mu / parallax)
+                                   - math.exp(R(-(thick_tic + 1)) * thickstep * mu / parallax))
+
+                    for source in range(nsources):
+                        ix = -sources[source, 0]
+                        iy = -sources[source, 1]
+                        iz = -sources[source, 2]
+                        lam = sources[source, 3]
+                        qx = (dx - ix) / lam
+                        qy = (dy - iy) / lam
+                        qz = (dz - iz) / lam
+                        first = tracing and source == 0
+                        if first:
+                            trace_row(trace, L.TR_POS, posx, posy, posz, airpath, omega)
+                            trace_row(trace, L.TR_DIFFRACTED, dx, dy, dz, 0.0, 0.0)
+                            trace_row(trace, L.TR_INCIDENT, ix, iy, iz, lam, 0.0)
+                            trace_row(trace, L.TR_SCATTERING, qx, qy, qz, 0.0, 0.0)
+                        stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
+                        if dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol:
+                            continue
+
+                        if polar == R(0.0) or os_polar:
+                            # the reference re-normalises these vectors in place here
+                            _, ix, iy, iz = unitize3(ix, iy, iz)
+                            _, dx, dy, dz = unitize3(dx, dy, dz)
+                            polar = polarization_factor(g[L.G_KAHN], ix, iy, iz, dx, dy, dz,
+                                                        g[L.G_POLAR], g[L.G_POLAR + 1], g[L.G_POLAR + 2])
+
+                        for phi_tic in range(phisteps):
+                            for mos in range(mosaic):
+                                ax = lattice[variant, phi_tic, mos, 0]
+                                ay = lattice[variant, phi_tic, mos, 1]
+                                az = lattice[variant, phi_tic, mos, 2]
+                                h = ax * qx + ay * qy + az * qz
+                                k = (lattice[variant, phi_tic, mos, 3] * qx + lattice[variant, phi_tic, mos, 4] * qy
+                                     + lattice[variant, phi_tic, mos, 5] * qz)
+                                l = (lattice[variant, phi_tic, mos, 6] * qx + lattice[variant, phi_tic, mos, 7] * qy
+                                     + lattice[variant, phi_tic, mos, 8] * qz)
+                                h0 = math.ceil(h - R(0.5))
+                                k0 = math.ceil(k - R(0.5))
+                                l0 = math.ceil(l - R(0.5))
+                                trace_now = first and mos == 0 and phi_tic == 0
+                                if trace_now:
+                                    trace_row(trace, L.TR_A, ax, ay, az, 0.0, 0.0)
+                                    trace_row(trace, L.TR_B, lattice[variant, phi_tic, mos, 3],
+                                              lattice[variant, phi_tic, mos, 4], lattice[variant, phi_tic, mos, 5],
+                                              0.0, 0.0)
+                                    trace_row(trace, L.TR_C, lattice[variant, phi_tic, mos, 6],
+                                              lattice[variant, phi_tic, mos, 7], lattice[variant, phi_tic, mos, 8],
+                                              0.0, 0.0)
+                                    trace_row(trace, L.TR_HKL, h, k, l, 0.0, 0.0)
+                                    trace_row(trace, L.TR_HKL0, h0, k0, l0, 0.0, 0.0)
+                                if shape == 0:
+                                    f_a = R(1.0)
+                                    f_b = R(1.0)
+                                    f_c = R(1.0)
+                                    F_latt = R(1.0)
+                                    if na > R(1.0):
+                                        f_a = lattice_sinc(h, h0, na)
+                                        F_latt *= f_a
+                                    if nb > R(1.0):
+                                        f_b = lattice_sinc(k, k0, nb)
+                                        F_latt *= f_b
+                                    if nc > R(1.0):
+                                        f_c = lattice_sinc(l, l0, nc)
+                                        F_latt *= f_c
+                                    if trace_now:
+                                        trace_row(trace, L.TR_FLATT, f_a, f_b, f_c, F_latt, 0.0)
+                                    if first and mos == 0:
+                                        trace_row(trace, L.TR_PHI, phi_tic, 0.0, k, f_b, F_latt)
+                                else:
+                                    F_latt = shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip)
+                                if F_latt == R(0.0) and water == R(0.0):
+                                    continue
+
+                                if interpolate:
+                                    if interpolation_leaves_table(h, k, l, ip):
+                                        F_cell = default_F
+                                        interpolate = False
+                                        flags |= 1
+                                    else:
+                                        F_cell = interpolate_F(Fhkl, h, k, l, math.floor(h), math.floor(k),
+                                                               math.floor(l), ip[L.I_H_MIN], ip[L.I_K_MIN],
+                                                               ip[L.I_L_MIN])
+                                else:
+                                    F_cell = nearest_F(Fhkl, h0, k0, l0, ip, default_F)
+                                if trace_now:
+                                    trace_row(trace, L.TR_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
+
+                                I += F_cell * F_cell * F_latt * F_latt
+                                if os_thick:
+                                    I *= capture
+                                if os_polar:
+                                    I *= polar
+                                if os_omega:
+                                    I *= omega
+                        flags |= 2
+                        variant = 1
+
+        value = g[L.G_RE2_FLUENCE] * I / g[L.G_STEPS]
+        if not os_thick:
+            value *= capture
+        if not os_polar:
+            value *= polar
+        if not os_omega:
+            value *= omega
+        if tracing:
+            trace_row(trace, L.TR_FINAL, I, capture, polar, omega, dot3(ix, iy, iz, dx, dy, dz))
+        return value, omega_sum, flags
+
+    return SimpleNamespace(
+        dot3=dot3, cross3=cross3, unitize3=unitize3, rotate_axis3=rotate_axis3, rotate_xyz3=rotate_xyz3,
+        sincg=sincg, sincg_peeled=sincg_peeled, sinc3=sinc3, polarization_factor=polarization_factor,
+        polint=polint, interpolate_F=interpolate_F, nearest_F=nearest_F, shape_transform=shape_transform,
+        render_pixel=render_pixel, pixel_active=pixel_active, real=real,
+    )

@@ -1,0 +1,287 @@
+"""Build a complete simulation (geometry, crystal, sources, tables) from a nanoBragg command line."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import layout as L
+from . import rng
+from .beam import Sources, build_sources
+from .crystal import Crystal, build_crystal, phi_lattices
+from .detector import Detector, build_detector
+from .errors import UserError
+from .io.hkl import HKLTable, read_fdump, read_hkl
+from .io.smv import read_smv, smv_value
+from .io.textcolumns import read_columns
+from .options import RTD, parse_args
+from .params import Params
+from .sampling import mosaic_domains, phi_steps, sane, steps_range_step
+
+R_E_SQR = 7.94079248018965e-30
+AVOGADRO = 6.02214179e23
+WATER_F = 2.57
+WATER_MW = 18.0
+FDUMP = "Fdump.bin"
+
+
+@dataclass
+class Simulation:
+    params: Params
+    detector: Detector
+    crystal: Crystal
+    sources: Sources
+    hkl: HKLTable | None
+    hkl_source: str  # "file", "fdump" or "default"
+    mask: np.ndarray | None
+    Na: float
+    Nb: float
+    Nc: float
+    oversample: int
+    recommended_oversample: int
+    xtal_size: tuple
+    interpolate: int
+    phisteps: int
+    phistep: float
+    osc: float
+    phi0: float
+    mosaic_domains: int
+    mosaic_spread: float
+    umats: np.ndarray
+    thicksteps: int
+    thickstep: float
+    thick: float
+    mu: float
+    fluence: float
+    flux: float
+    lambda0: float
+    steps: int
+    seed: int
+    notes: list = field(default_factory=list)  # reference messages to print before rendering
+    lattice: np.ndarray | None = None
+    geo: np.ndarray | None = None
+    ints: np.ndarray | None = None
+    recip: np.ndarray | None = None
+    Fgrid: np.ndarray | None = None
+    source_table: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.detector.spixels, self.detector.fpixels
+
+
+def _apply_header(p: Params, path: str, is_mask: bool) -> np.ndarray:
+    """The reference initialises the camera from an SMV header before reading the flags."""
+    smv = read_smv(path)
+    p.fpixels, p.spixels = smv.width, smv.height
+
+    def value(key):
+        return smv_value(smv.header, key)
+
+    v = value("PIXEL_SIZE")
+    if not math.isnan(v):
+        p.pixel_size = v / 1000.0
+    p.detsize_f = p.pixel_size * p.fpixels
+    p.detsize_s = p.pixel_size * p.spixels
+    for key, attr, scale in (("DISTANCE", "distance", 1e-3), ("CLOSE_DISTANCE", "close_distance", 1e-3),
+                             ("WAVELENGTH", "lambda0", 1e-10), ("BEAM_CENTER_X", "Xbeam", 1e-3),
+                             ("ORGX", "ORGX", 1.0), ("ORGY", "ORGY", 1.0), ("PHI", "phi0", 1 / RTD),
+                             ("OSC_RANGE", "osc", 1 / RTD)):
+        v = value(key)
+        if not math.isnan(v):
+            setattr(p, attr, v * scale)
+    v = value("BEAM_CENTER_Y")
+    if not math.isnan(v):
+        p.Ybeam = p.detsize_s - v / 1000.0 if is_mask else v / 1000.0
+    return smv.data
+
+
+def parse_command(argv: list[str]) -> tuple[Params, np.ndarray | None]:
+    """Flags over the defaults, with -mask and -img headers read first (flags win over them)."""
+    first = parse_args(argv)
+    base = Params()
+    mask = None
+    if first.maskfile is not None:
+        mask = _apply_header(base, first.maskfile, is_mask=True)
+    if first.imgfile is not None:
+        _apply_header(base, first.imgfile, is_mask=False)
+    return parse_args(argv, base=base), mask
+
+
+def _structure_factors(p: Params) -> tuple[HKLTable | None, str]:
+    if p.hklfile is not None:
+        return read_hkl(p.hklfile, p.default_F), "file"
+    if os.path.exists(FDUMP):
+        return read_fdump(FDUMP), "fdump"
+    if p.default_F == 0.0:
+        raise UserError("no structure factors: give -hkl FILE or -default_F F "
+                        "(and no Fdump.bin cache is in this directory)")
+    return None, "default"
+
+
+def build(argv: list[str]) -> Simulation:
+    p, mask = parse_command(argv)
+    if not (p.lambda0 > 0):
+        raise UserError(f"the wavelength must be positive, got {p.lambda0 * 1e10:g} A")
+    for name, value in (("-N/-Na", p.Na), ("-Nb", p.Nb), ("-Nc", p.Nc)):
+        if value < 0:
+            raise UserError(f"{name} must not be negative, got {value:g}")
+    if p.oversample > 100:
+        raise UserError(f"-oversample {p.oversample} is too large (at most 100)")
+    notes: list[str] = []
+    det = build_detector(p)
+    if mask is not None and mask.shape != (det.spixels, det.fpixels):
+        raise UserError(f"{p.maskfile}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but the detector is "
+                        f"{det.fpixels}x{det.spixels}")
+
+    fluence, flux = p.fluence, p.flux
+    if flux != 0.0 and p.exposure > 0.0 and p.beamsize >= 0:
+        fluence = flux * p.exposure / p.beamsize / p.beamsize
+    if p.beamsize >= 0:
+        if p.beamsize < p.sample_y:
+            notes.append(f"WARNING: clipping sample ({p.sample_y:g} m high) with beam ({p.beamsize:g} m)")
+            p.sample_y = p.beamsize
+        if p.beamsize < p.sample_z:
+            notes.append(f"WARNING: clipping sample ({p.sample_z:g} m wide) with beam ({p.beamsize:g} m)")
+            p.sample_z = p.beamsize
+    if p.exposure > 0.0:
+        flux = fluence / p.exposure * p.beamsize * p.beamsize
+    if not (math.isfinite(fluence) and fluence >= 0):
+        raise UserError(f"the fluence must be a non-negative number, got {fluence:g} (check -flux/-beamsize)")
+
+    phisteps, osc, phistep = phi_steps(p.phisteps, p.osc, p.phistep, RTD)
+    thicksteps, thick, thickstep = sane(*steps_range_step(
+        p.detector_thicksteps, p.detector_thick, p.detector_thickstep,
+        count_only_span=0.5e-6, span_only_halves=True))
+    mu = p.detector_mu
+    if thick > 0.0 and mu < 0.0:
+        mu = 1.0 / thick
+        notes.append(f"WARNING: setting detector attenuation depth to {mu:g} m")
+    domains, spread, warn = mosaic_domains(p.mosaic_domains, p.mosaic_spread)
+    notes.extend(warn)
+
+    interpolate = p.interpolate
+    if interpolate > 1:
+        interpolate = 1 if (p.Na <= 2 or p.Nb <= 2 or p.Nc <= 2) else 0
+        notes.append("auto-selected tricubic interpolation of structure factors" if interpolate
+                     else "auto-selected no interpolation")
+
+    seed = p.seed if p.seed is not None else -int(time.time())
+    misset_seed = p.misset_seed if p.misset_seed is not None else seed
+    crystal = build_crystal(p, p.lambda0, misset_seed)
+
+    Na, Nb, Nc = float(p.Na), float(p.Nb), float(p.Nc)
+    if p.sample_x > 0:
+        Na = math.ceil(p.sample_x / _len(crystal.a))
+    if p.sample_y > 0:
+        Nb = math.ceil(p.sample_y / _len(crystal.b))
+    if p.sample_z > 0:
+        Nc = math.ceil(p.sample_z / _len(crystal.c))
+    Na, Nb, Nc = max(Na, 1.0), max(Nb, 1.0), max(Nc, 1.0)
+    xtal = (_len(crystal.a) * Na, _len(crystal.b) * Nb, _len(crystal.c) * Nc)
+    reciprocal_pixel = p.lambda0 * det.distance / det.pixel_size
+    recommended = math.ceil(3.0 * max(xtal) / reciprocal_pixel)
+    recommended = 1 if recommended <= 0 else recommended
+    oversample = recommended if p.oversample <= 0 else p.oversample
+
+    hkl, hkl_source = _structure_factors(p)
+    if hkl is None or hkl.count == 0:
+        interpolate = 0
+    if p.stol_file is not None:
+        read_columns(p.stol_file, 2)
+
+    sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
+    umats = rng.mosaic_umats(spread, domains, p.mosaic_seed)
+    steps = len(sources.wavelengths) * domains * phisteps * oversample * oversample
+    _check_memory(det)
+
+    sim = Simulation(p, det, crystal, sources, hkl, hkl_source, mask, Na, Nb, Nc, oversample, recommended,
+                     xtal, interpolate, phisteps, phistep, osc, p.phi0, domains, spread, umats, thicksteps,
+                     thickstep, thick, mu, fluence, flux, p.lambda0, steps, seed, notes)
+    sim.lattice = phi_lattices(crystal, det.spindle, p.phi0, phistep, phisteps, umats, spread, p.fix_phi0)
+    _pack(sim)
+    return sim
+
+
+def _len(v) -> float:
+    return math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+
+
+def _check_memory(det: Detector) -> None:
+    """Refuse an image whose buffers cannot fit, before allocating anything."""
+    needed = det.fpixels * det.spixels * 16
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > available:
+        raise UserError(f"a {det.fpixels}x{det.spixels} detector needs {needed / 2**30:.1f} GiB of memory "
+                        f"but only {available / 2**30:.1f} GiB is available")
+
+
+def _pack(sim: Simulation) -> None:
+    """Flat arrays for the kernels (layout.py names the slots)."""
+    det, p = sim.detector, sim.params
+    geo = np.zeros(L.N_GEO)
+    geo[L.G_PIX0:L.G_PIX0 + 3] = det.pix0
+    geo[L.G_FDET:L.G_FDET + 3] = det.fdet
+    geo[L.G_SDET:L.G_SDET + 3] = det.sdet
+    geo[L.G_ODET:L.G_ODET + 3] = det.odet
+    geo[L.G_BEAM:L.G_BEAM + 3] = det.beam
+    geo[L.G_POLAR:L.G_POLAR + 3] = det.polar_vector
+    geo[L.G_PIXEL] = det.pixel_size
+    geo[L.G_SUBPIXEL] = det.pixel_size / sim.oversample
+    geo[L.G_DISTANCE] = det.distance
+    geo[L.G_CLOSE] = det.close_distance
+    geo[L.G_THICKSTEP] = sim.thickstep
+    geo[L.G_MU] = sim.mu
+    geo[L.G_THICK] = sim.thick
+    geo[L.G_KAHN] = p.polarization
+    geo[L.G_RE2_FLUENCE] = R_E_SQR * sim.fluence
+    geo[L.G_STEPS] = sim.steps
+    geo[L.G_I_BG] = (WATER_F * WATER_F * R_E_SQR * sim.fluence * p.water_size * p.water_size * p.water_size
+                     * 1e6 * AVOGADRO / WATER_MW)
+    geo[L.G_DMIN] = p.dmin
+    geo[L.G_FUDGE] = p.fudge
+    geo[L.G_NA], geo[L.G_NB], geo[L.G_NC] = sim.Na, sim.Nb, sim.Nc
+    geo[L.G_DEFAULT_F] = p.default_F
+    geo[L.G_WATER] = p.water_size
+
+    ints = np.zeros(L.N_INT, dtype=np.int64)
+    ints[L.I_FPIXELS], ints[L.I_SPIXELS] = det.fpixels, det.spixels
+    ints[L.I_OVERSAMPLE] = sim.oversample
+    ints[L.I_THICKSTEPS] = sim.thicksteps
+    ints[L.I_SOURCES] = len(sim.sources.wavelengths)
+    ints[L.I_PHISTEPS] = sim.phisteps
+    ints[L.I_MOSAIC] = sim.mosaic_domains
+    ints[L.I_OVERSAMPLE_THICK] = p.oversample_thick
+    ints[L.I_OVERSAMPLE_POLAR] = p.oversample_polar
+    ints[L.I_OVERSAMPLE_OMEGA] = p.oversample_omega
+    ints[L.I_POINT_PIXEL] = p.point_pixel
+    ints[L.I_CURVED] = p.curved_detector
+    ints[L.I_NOPOLAR] = p.nopolar
+    ints[L.I_SHAPE] = L.SHAPES[p.xtal_shape]
+    hkl = sim.hkl
+    if hkl is not None:
+        ints[L.I_H_MIN:L.I_L_MAX + 1] = (hkl.h_min, hkl.h_max, hkl.k_min, hkl.k_max, hkl.l_min, hkl.l_max)
+        ints[L.I_HKLS] = hkl.count
+        sim.Fgrid = np.ascontiguousarray(hkl.grid)
+    else:
+        sim.Fgrid = np.zeros((1, 1, 1))
+    ints[L.I_ROI_XMIN:L.I_ROI_YMAX + 1] = det.roi
+    ints[L.I_HAS_MASK] = sim.mask is not None
+    ints[L.I_INTERPOLATE] = sim.interpolate
+    ints[L.I_FIRST_PIXEL] = -1
+    ints[L.I_INTERP_UNTIL] = det.fpixels * det.spixels
+    ints[L.I_RENDER_FROM] = 0
+    ints[L.I_RENDER_TO] = det.fpixels * det.spixels
+    sim.geo, sim.ints = geo, ints
+    sim.recip = np.array(sim.crystal.a_star + sim.crystal.b_star + sim.crystal.c_star, dtype=np.float64)
+    table = np.empty((len(sim.sources.wavelengths), 4))
+    table[:, :3] = sim.sources.directions
+    table[:, 3] = sim.sources.wavelengths
+    sim.source_table = table
