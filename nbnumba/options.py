@@ -55,19 +55,28 @@ def _set(**fixed):
     return apply
 
 
-def _value(attr: str, scale: float = 1.0, **also):
+def _convert_unit(value, mul, div):
+    """Unit conversion with the reference's own operation: x/1000.0 and x*1e-3 differ in the last bit."""
+    if mul is not None:
+        return value * mul
+    if div is not None:
+        return value / div
+    return value
+
+
+def _value(attr: str, mul: float | None = None, div: float | None = None, **also):
     def apply(p: Params, values: list) -> None:
-        setattr(p, attr, values[0] * scale if scale != 1.0 else values[0])
+        setattr(p, attr, _convert_unit(values[0], mul, div))
         for key, value in also.items():
             setattr(p, key, value)
 
     return apply
 
 
-def _values(*attrs: str, scale: float = 1.0):
+def _values(*attrs: str, mul: float | None = None, div: float | None = None):
     def apply(p: Params, values: list) -> None:
         for attr in attrs:
-            setattr(p, attr, values[0] * scale)
+            setattr(p, attr, _convert_unit(values[0], mul, div))
 
     return apply
 
@@ -163,21 +172,21 @@ FLAGS: list[Flag] = [
          help="random crystal orientation"),
     Flag("-misset", exact("-misset"), 3, _misset, "fff", help="crystal rotations about x, y, z (deg)"),
     Flag("-samplesize", sub("-samplesize", "-sample_size"), 1,
-         _values("sample_x", "sample_y", "sample_z", scale=1e-3), "f", help="crystal size (mm)"),
-    Flag("-sample_thick", sub("-sample_thick", "-sample_x"), 1, _value("sample_x", 1e-3), "f"),
-    Flag("-sample_width", sub("-sample_width", "-sample_y", "-width"), 1, _value("sample_y", 1e-3), "f"),
-    Flag("-sample_height", sub("-sample_heigh", "-sample_z", "-heigh"), 1, _value("sample_z", 1e-3), "f"),
+         _values("sample_x", "sample_y", "sample_z", div=1000), "f", help="crystal size (mm)"),
+    Flag("-sample_thick", sub("-sample_thick", "-sample_x"), 1, _value("sample_x", div=1000.0), "f"),
+    Flag("-sample_width", sub("-sample_width", "-sample_y", "-width"), 1, _value("sample_y", div=1000.0), "f"),
+    Flag("-sample_height", sub("-sample_heigh", "-sample_z", "-heigh"), 1, _value("sample_z", div=1000.0), "f"),
     Flag("-xtalsize", sub("-xtalsize", "-xtal_size"), 1,
-         _values("sample_x", "sample_y", "sample_z", scale=1e-3), "f", help="crystal size (mm)"),
-    Flag("-xtal_thick", sub("-xtal_thick", "-xtal_x"), 1, _value("sample_x", 1e-3), "f"),
-    Flag("-xtal_width", sub("-xtal_width", "-xtal_y", "-width"), 1, _value("sample_y", 1e-3), "f"),
-    Flag("-xtal_height", sub("-xtal_heigh", "-xtal_z", "-heigh"), 1, _value("sample_z", 1e-3), "f"),
-    Flag("-density", sub("-density", "-sample_den"), 1, _value("density", 1e6), "f"),
+         _values("sample_x", "sample_y", "sample_z", div=1000), "f", help="crystal size (mm)"),
+    Flag("-xtal_thick", sub("-xtal_thick", "-xtal_x"), 1, _value("sample_x", div=1000.0), "f"),
+    Flag("-xtal_width", sub("-xtal_width", "-xtal_y", "-width"), 1, _value("sample_y", div=1000.0), "f"),
+    Flag("-xtal_height", sub("-xtal_heigh", "-xtal_z", "-heigh"), 1, _value("sample_z", div=1000.0), "f"),
+    Flag("-density", sub("-density", "-sample_den"), 1, _value("density", mul=1e6), "f"),
     Flag("-MW", lambda a: a == "-MW" or "-molec" in a, 1, _value("molecular_weight"), "f"),
-    Flag("-Xbeam", sub("-Xbeam"), 1, _value("Xbeam", 1e-3, pivot="BEAM"), "f", help="beam centre, fast (mm)"),
-    Flag("-Ybeam", sub("-Ybeam"), 1, _value("Ybeam", 1e-3, pivot="BEAM"), "f", help="beam centre, slow (mm)"),
-    Flag("-Xclose", sub("-Xclose"), 1, _value("Xclose", 1e-3, pivot="SAMPLE"), "f"),
-    Flag("-Yclose", sub("-Yclose"), 1, _value("Yclose", 1e-3, pivot="SAMPLE"), "f"),
+    Flag("-Xbeam", sub("-Xbeam"), 1, _value("Xbeam", div=1000.0, pivot="BEAM"), "f", help="beam centre, fast (mm)"),
+    Flag("-Ybeam", sub("-Ybeam"), 1, _value("Ybeam", div=1000.0, pivot="BEAM"), "f", help="beam centre, slow (mm)"),
+    Flag("-Xclose", sub("-Xclose"), 1, _value("Xclose", div=1000.0, pivot="SAMPLE"), "f"),
+    Flag("-Yclose", sub("-Yclose"), 1, _value("Yclose", div=1000.0, pivot="SAMPLE"), "f"),
     Flag("-ORGX", sub("-ORGX"), 1, _value("ORGX", pivot="SAMPLE"), "f", help="XDS origin, fast (pixels)"),
     Flag("-ORGY", sub("-ORGY"), 1, _value("ORGY", pivot="SAMPLE"), "f", help="XDS origin, slow (pixels)"),
     Flag("-pivot", sub("-pivot"), 1, _pivot, "s", help="detector pivot: sample or beam"),
@@ -195,26 +204,26 @@ FLAGS: list[Flag] = [
     Flag("-twotheta_axis", sub("-twotheta_axis"), 3, _vector("twotheta_axis"), "fff"),
     Flag("-pix0_vector", sub("-pix0_vector"), 3, None, "fff",
          help="detector origin (m; -pix0_vector_mm in mm)"),
-    Flag("-distance", sub("-distance"), 1, _value("distance", 1e-3, pivot="BEAM"), "f",
+    Flag("-distance", sub("-distance"), 1, _value("distance", div=1000.0, pivot="BEAM"), "f",
          help="sample to detector distance along the beam (mm)"),
-    Flag("-close_distance", sub("-close_distance"), 1, _value("close_distance", 1e-3, pivot="SAMPLE"), "f"),
+    Flag("-close_distance", sub("-close_distance"), 1, _value("close_distance", div=1000.0, pivot="SAMPLE"), "f"),
     Flag("-detector_abs", sub("-detector_abs"), 1, _detector_abs, "s",
          help="sensor attenuation depth (um) or inf"),
-    Flag("-detector_thick", sub("-detector_thick", length=15), 1, _value("detector_thick", 1e-6), "f"),
+    Flag("-detector_thick", sub("-detector_thick", length=15), 1, _value("detector_thick", mul=1e-6), "f"),
     Flag("-detector_thicksteps", sub("-detector_thicksteps"), 1, _value("detector_thicksteps"), "i"),
     Flag("-thicksteps", sub("-thicksteps"), 1, _value("detector_thicksteps"), "i"),
-    Flag("-twotheta", sub("-twotheta"), 1, _value("detector_twotheta", 1 / RTD, pivot="SAMPLE"), "f"),
-    Flag("-detector_rotx", sub("-detector_rotx"), 1, _value("detector_rotx", 1 / RTD), "f"),
-    Flag("-detector_roty", sub("-detector_roty"), 1, _value("detector_roty", 1 / RTD), "f"),
-    Flag("-detector_rotz", sub("-detector_rotz"), 1, _value("detector_rotz", 1 / RTD), "f"),
-    Flag("-detsize", sub("-detsize", length=8), 1, _values("detsize_f", "detsize_s", scale=1e-3), "f"),
-    Flag("-detsize_f", sub("-detsize_f"), 1, _value("detsize_f", 1e-3), "f"),
-    Flag("-detsize_s", sub("-detsize_s"), 1, _value("detsize_s", 1e-3), "f"),
+    Flag("-twotheta", sub("-twotheta"), 1, _value("detector_twotheta", div=RTD, pivot="SAMPLE"), "f"),
+    Flag("-detector_rotx", sub("-detector_rotx"), 1, _value("detector_rotx", div=RTD), "f"),
+    Flag("-detector_roty", sub("-detector_roty"), 1, _value("detector_roty", div=RTD), "f"),
+    Flag("-detector_rotz", sub("-detector_rotz"), 1, _value("detector_rotz", div=RTD), "f"),
+    Flag("-detsize", sub("-detsize", length=8), 1, _values("detsize_f", "detsize_s", div=1000), "f"),
+    Flag("-detsize_f", sub("-detsize_f"), 1, _value("detsize_f", div=1000.0), "f"),
+    Flag("-detsize_s", sub("-detsize_s"), 1, _value("detsize_s", div=1000.0), "f"),
     Flag("-detpixels", sub("-detpixels", length=10), 1, _values("fpixels", "spixels"), "i"),
     Flag("-detpixels_x", sub("-detpixels_f", "-detpixels_x"), 1, _value("fpixels"), "i"),
     Flag("-detpixels_y", sub("-detpixels_s", "-detpixels_y"), 1, _value("spixels"), "i"),
     Flag("-curved_det", sub("-curved_det"), 0, _set(curved_detector=True)),
-    Flag("-pixel", sub("-pixel"), 1, _value("pixel_size", 1e-3), "f", help="pixel size (mm)"),
+    Flag("-pixel", sub("-pixel"), 1, _value("pixel_size", div=1000.0), "f", help="pixel size (mm)"),
     Flag("-point_pixel", sub("-point_pixel"), 0, _set(point_pixel=True)),
     Flag("-polar", sub("-polar", length=6), 1, _value("polarization", nopolar=False), "f",
          help="Kahn polarization factor"),
@@ -224,34 +233,34 @@ FLAGS: list[Flag] = [
     Flag("-oversample_omega", sub("-oversample_omega"), 0, _set(oversample_omega=True), stop=True),
     Flag("-oversample", sub("-oversample"), 1, _value("oversample"), "i"),
     Flag("-roi", sub("-roi"), 4, _roi, "iiii", help="xmin xmax ymin ymax (pixels, inclusive)"),
-    Flag("-lambda", sub("-lambda", "-wave"), 1, _value("lambda0", 1e-10), "f", help="wavelength (A)"),
+    Flag("-lambda", sub("-lambda", "-wave"), 1, _value("lambda0", div=1.0e10), "f", help="wavelength (A)"),
     Flag("-energy", sub("-energy"), 1, _energy, "f", help="photon energy (eV)"),
     Flag("-fluence", sub("-fluence"), 1, _value("fluence"), "f", help="photons/m^2"),
     Flag("-flux", sub("-flux"), 1, _value("flux"), "f", help="photons/s"),
     Flag("-exposure", sub("-exposure"), 1, _value("exposure"), "f", help="s"),
-    Flag("-beamsize", sub("-beamsize"), 1, _value("beamsize", 1e-3), "f", help="mm"),
+    Flag("-beamsize", sub("-beamsize"), 1, _value("beamsize", div=1000.0), "f", help="mm"),
     Flag("-mosaic", lambda a: (("-mosaic" in a and len(a) == 7) or "-mosaici" in a or "-mosaic_spr" in a),
-         1, _value("mosaic_spread", 1 / RTD), "f", help="mosaic spread (deg)"),
+         1, _value("mosaic_spread", div=RTD), "f", help="mosaic spread (deg)"),
     Flag("-mosaic_domains", sub("-mosaic_dom"), 1, _value("mosaic_domains"), "i"),
-    Flag("-dispersion", sub("-dispersion"), 1, _value("dispersion", 1e-2), "f", help="percent"),
+    Flag("-dispersion", sub("-dispersion"), 1, _value("dispersion", div=100.0), "f", help="percent"),
     Flag("-dispsteps", sub("-dispsteps"), 1, _value("dispsteps"), "i"),
-    Flag("-divergence", sub("-divergence"), 1, _values("hdivrange", "vdivrange", scale=1e-3), "f",
+    Flag("-divergence", sub("-divergence"), 1, _values("hdivrange", "vdivrange", div=1000), "f",
          help="mrad"),
-    Flag("-hdivrange", sub("-hdivrange"), 1, _value("hdivrange", 1e-3), "f"),
-    Flag("-vdivrange", sub("-vdivrange"), 1, _value("vdivrange", 1e-3), "f"),
-    Flag("-hdivstep", sub("-hdivstep", length=9), 1, _value("hdivstep", 1e-3), "f"),
+    Flag("-hdivrange", sub("-hdivrange"), 1, _value("hdivrange", div=1000.0), "f"),
+    Flag("-vdivrange", sub("-vdivrange"), 1, _value("vdivrange", div=1000.0), "f"),
+    Flag("-hdivstep", sub("-hdivstep", length=9), 1, _value("hdivstep", div=1000.0), "f"),
     Flag("-hdivsteps", sub("-hdivsteps"), 1, _value("hdivsteps"), "i"),
-    Flag("-vdivstep", sub("-vdivstep", length=9), 1, _value("vdivstep", 1e-3), "f"),
+    Flag("-vdivstep", sub("-vdivstep", length=9), 1, _value("vdivstep", div=1000.0), "f"),
     Flag("-vdivsteps", sub("-vdivsteps"), 1, _value("vdivsteps"), "i"),
     Flag("-divsteps", sub("-divsteps"), 1, _values("hdivsteps", "vdivsteps"), "i"),
     Flag("-round_div", sub("-round_div"), 0, _set(round_div=True)),
     Flag("-square_div", sub("-square_div"), 0, _set(round_div=False)),
     Flag("-adc", sub("-adc"), 1, _value("adc_offset"), "f"),
-    Flag("-phi", sub("-phi", length=4), 1, _value("phi0", 1 / RTD), "f", help="start angle (deg)"),
-    Flag("-osc", sub("-osc"), 1, _value("osc", 1 / RTD), "f", help="oscillation range (deg)"),
-    Flag("-phistep", sub("-phistep", length=8), 1, _value("phistep", 1 / RTD), "f"),
+    Flag("-phi", sub("-phi", length=4), 1, _value("phi0", div=RTD), "f", help="start angle (deg)"),
+    Flag("-osc", sub("-osc"), 1, _value("osc", div=RTD), "f", help="oscillation range (deg)"),
+    Flag("-phistep", sub("-phistep", length=8), 1, _value("phistep", div=RTD), "f"),
     Flag("-phisteps", sub("-phisteps"), 1, _value("phisteps"), "i"),
-    Flag("-dmin", sub("-dmin"), 1, _value("dmin", 1e-10), "f", help="resolution limit (A)"),
+    Flag("-dmin", sub("-dmin"), 1, _value("dmin", mul=1e-10), "f", help="resolution limit (A)"),
     Flag("-mat", sub("-mat"), 1, _value("matfile"), "s", help="MOSFLM orientation matrix file"),
     Flag("-hkl", sub("-hkl"), 1, _value("hklfile"), "s", help="structure factors: h k l F"),
     Flag("-default_F", sub("-default_F"), 1, _value("default_F"), "f"),
@@ -287,7 +296,7 @@ FLAGS: list[Flag] = [
     Flag("-seed", sub("-seed"), 1, _seed("seed"), "i", help="noise seed"),
     Flag("-mosaic_seed", sub("-mosaic_seed"), 1, _seed("mosaic_seed"), "i"),
     Flag("-misset_seed", sub("-misset_seed"), 1, _seed("misset_seed"), "i"),
-    Flag("-water", sub("-water"), 1, _value("water_size", 1e-6), "f", help="water droplet size (um)"),
+    Flag("-water", sub("-water"), 1, _value("water_size", div=1e6), "f", help="water droplet size (um)"),
     # nbnumba's own flags: matched exactly so they can never shadow a reference abbreviation.
     Flag("-out", exact("-out"), 1, _output("floatfile"), "s", help="same as -floatfile"),
     Flag("-precision", exact("-precision"), 1, _value("precision"), "s", help="double or single"),
@@ -403,8 +412,8 @@ def parse_args(argv: list[str], base: Params | None = None) -> Params:
         i += 1
     if pix0_raw is not None:
         values, in_mm = pix0_raw
-        scale = 1e-3 if (in_mm and p.fix_pix0_mm) else 1.0
-        p.pix0_user = [v * scale for v in values]
+        divisor = 1000.0 if (in_mm and p.fix_pix0_mm) else 1.0
+        p.pix0_user = [v / divisor for v in values]
     p.argv = list(argv)
     return p
 

@@ -360,15 +360,15 @@ def make_physics(jit, real):
                                 if F_latt == R(0.0) and water == R(0.0):
                                     continue
 
+                                if interpolate and interpolation_leaves_table(h, k, l, ip):
+                                    # switched off for good; this very evaluation already falls
+                                    # back to the nearest structure factor, as in the reference
+                                    interpolate = False
+                                    flags |= 1
                                 if interpolate:
-                                    if interpolation_leaves_table(h, k, l, ip):
-                                        F_cell = default_F
-                                        interpolate = False
-                                        flags |= 1
-                                    else:
-                                        F_cell = interpolate_F(Fhkl, h, k, l, math.floor(h), math.floor(k),
-                                                               math.floor(l), ip[L.I_H_MIN], ip[L.I_K_MIN],
-                                                               ip[L.I_L_MIN])
+                                    F_cell = interpolate_F(Fhkl, h, k, l, math.floor(h), math.floor(k),
+                                                           math.floor(l), ip[L.I_H_MIN], ip[L.I_K_MIN],
+                                                           ip[L.I_L_MIN])
                                 else:
                                     F_cell = nearest_F(Fhkl, h0, k0, l0, ip, default_F)
                                 if trace_now:

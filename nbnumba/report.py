@@ -26,11 +26,13 @@ def setup_lines(sim: Simulation) -> list[str]:
     out = list(det.warnings)
     out.append(f"nbnumba {__version__}: nanoBragg-compatible diffraction simulator")
     out.append(f"{det.convention.lower()} convention selected.")
-    out.append("pivoting detector around sample" if det.pivot == "SAMPLE"
-               else "pivoting detector around direct beam spot")
+    if det.pivot == "SAMPLE":
+        out.append("pivoting detector around sample")
     out.append(f"DETECTOR_FAST_AXIS {_g15(*det.fdet)}")
     out.append(f"DETECTOR_SLOW_AXIS {_g15(*det.sdet)}")
     out.append(f"DETECTOR_NORMAL_AXIS {_g15(*det.odet)}")
+    if det.pivot == "BEAM":
+        out.append("pivoting detector around direct beam spot")
     out.append(f"DETECTOR_PIX0_VECTOR {_g15(*det.pix0)}")
     out.append(f"XDS incident beam: {_g(dot(det.beam, det.fdet), dot(det.beam, det.sdet), dot(det.beam, det.odet))}")
     out.extend(n for n in sim.notes if n.startswith("auto-selected"))
@@ -41,7 +43,7 @@ def setup_lines(sim: Simulation) -> list[str]:
     out.append(f"Unit Cell: {_g(*cr.cell)}")
     out.append(f"Recp Cell: {_g(*cr.recip_cell)}")
     out.append(f"volume = {cr.volume:g} A^3")
-    out.append(f"crystal is {_g(*(x * 1e6 for x in sim.xtal_size))} microns")
+    out.append("crystal is {:g} x {:g} x {:g} microns".format(*(x * 1e6 for x in sim.xtal_size)))
     if p.oversample <= 0:
         out.append(f"auto-selected {sim.oversample}-fold oversampling")
     if sim.oversample < sim.recommended_oversample:

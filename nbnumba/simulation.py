@@ -87,13 +87,13 @@ def _apply_header(p: Params, path: str, is_mask: bool) -> np.ndarray:
         p.pixel_size = v / 1000.0
     p.detsize_f = p.pixel_size * p.fpixels
     p.detsize_s = p.pixel_size * p.spixels
-    for key, attr, scale in (("DISTANCE", "distance", 1e-3), ("CLOSE_DISTANCE", "close_distance", 1e-3),
-                             ("WAVELENGTH", "lambda0", 1e-10), ("BEAM_CENTER_X", "Xbeam", 1e-3),
-                             ("ORGX", "ORGX", 1.0), ("ORGY", "ORGY", 1.0), ("PHI", "phi0", 1 / RTD),
-                             ("OSC_RANGE", "osc", 1 / RTD)):
+    for key, attr, divisor in (("DISTANCE", "distance", 1000.0), ("CLOSE_DISTANCE", "close_distance", 1000.0),
+                               ("WAVELENGTH", "lambda0", 1e10), ("BEAM_CENTER_X", "Xbeam", 1000.0),
+                               ("ORGX", "ORGX", 1.0), ("ORGY", "ORGY", 1.0), ("PHI", "phi0", RTD),
+                               ("OSC_RANGE", "osc", RTD)):
         v = value(key)
         if not math.isnan(v):
-            setattr(p, attr, v * scale)
+            setattr(p, attr, v / divisor)
     v = value("BEAM_CENTER_Y")
     if not math.isnan(v):
         p.Ybeam = p.detsize_s - v / 1000.0 if is_mask else v / 1000.0

@@ -360,11 +360,17 @@ def test_read_smv_missing(tmp_path):
         read_smv(tmp_path / "nothing.img")
 
 
-def test_smv_header_too_long():
+def test_smv_header_grows_to_next_512_bytes_when_values_do_not_fit(tmp_path):
     huge = -1.23456e-300
     fields = SMVFields(*([huge] * 11), (huge, huge, huge), *([huge] * 7))
-    with pytest.raises(UserError, match="too long"):
-        smv_header(2**31 - 1, 2**31 - 1, fields)
+    header = smv_header(2**31 - 1, 2**31 - 1, fields)
+    assert len(header) == 1024
+    assert header.startswith(b"{\nHEADER_BYTES=1024;\n")
+    path = tmp_path / "long.img"
+    write_smv(path, np.arange(6, dtype=np.uint16).reshape(2, 3), fields)
+    back = read_smv(path)
+    assert back.header_size == 1024
+    assert back.data.tolist() == [[0, 1, 2], [3, 4, 5]]
 
 
 def test_write_smv_unwritable_keeps_nothing(tmp_path):

@@ -141,12 +141,14 @@ def read_smv(path) -> SMVImage:
 
 
 def smv_header(width: int, height: int, fields: SMVFields, path="SMV image") -> bytes:
-    """The reference's 512-byte SMV header, key for key."""
+    """The reference's SMV header, key for key: 512 bytes, or the next multiple of 512 when the
+    values do not fit (the reference then writes a header longer than the HEADER_BYTES it
+    declares, which no reader can open)."""
     g = cfmt_g
     f = fields
     ox, oy, oz = f.dials_origin_mm
     text = (
-        "{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
+        "{\nHEADER_BYTES=%d;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
         f"SIZE1={width};\nSIZE2={height};\n"
         f"PIXEL_SIZE={g(f.pixel_size_mm)};\nDISTANCE={g(f.distance_mm)};\n"
         f"WAVELENGTH={g(f.wavelength_A)};\n"
@@ -160,11 +162,11 @@ def smv_header(width: int, height: int, fields: SMVFields, path="SMV image") -> 
         f"PHI={g(f.phi_deg)};\nOSC_START={g(f.osc_start_deg)};\nOSC_RANGE={g(f.osc_range_deg)};\n"
         f"TWOTHETA={g(f.twotheta_deg)};\n"
         "DETECTOR_SN=000;\nBEAMLINE=fake;\n}\f"
-    ).encode("ascii")
-    if len(text) > HEADER_BYTES:
-        # The reference would write it unpadded, leaving HEADER_BYTES=512 a lie.
-        raise UserError(f"cannot write {path}: header values too long for {HEADER_BYTES} bytes")
-    return text.ljust(HEADER_BYTES, b" ")
+    )
+    size = HEADER_BYTES
+    while len((text % size).encode("ascii")) > size:
+        size += HEADER_BYTES
+    return (text % size).encode("ascii").ljust(size, b" ")
 
 
 def write_smv(path, image: np.ndarray, fields: SMVFields | Mapping) -> None:

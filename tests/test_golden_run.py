@@ -1,0 +1,66 @@
+"""Every recorded reference case through `nbnumba run`: images, headers and printed geometry."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from golden import CASES, GOLDEN, case_dir, invoke, needs_golden, output_flags, reference_float
+
+from nbnumba.io.smv import read_smv
+
+# Printed lines that carry the derived geometry and statistics, compared with the reference's.
+GEOMETRY = re.compile(r"^(DETECTOR_\w+ |XDS incident beam|\w+ convention selected|pivoting detector|"
+                      r"  Xbeam=|  Fbeam=|  Xclose=|  Fclose=|  dials origin=|  roi:|  distance=|"
+                      r"  DIRECTION_OF|  INCIDENT_BEAM|  spindle|  POLARIZATION|  \d+ phi steps|"
+                      r"  \d+x\d+ pixel oversample|  sensor is|Unit Cell:|Recp Cell:|volume =|"
+                      r"crystal is|auto-selected|solid angle|max_I =|mean=|intfile_scale|pgm_scale|"
+                      r"random orientation|\d+ photons on noise)")
+
+
+def geometry_lines(text: str) -> list[str]:
+    return [line.rstrip() for line in text.splitlines() if GEOMETRY.match(line)]
+
+
+@needs_golden
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case_matches_reference(name, tmp_path):
+    case = CASES[name]
+    cwd = case_dir(tmp_path)
+    result = invoke("run", [*case["args"], *output_flags(name)], cwd)
+    assert result.exit_code == 0, result.output
+
+    ours = np.fromfile(cwd / "float.bin", dtype="<f4").reshape(case["shape"])
+    ref = reference_float(name)
+    peak = float(np.abs(ref).max())
+    assert float(np.abs(ours.astype(np.float64) - ref).max()) <= 1e-5 * peak
+    assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] >= 0.999999
+    assert ours.sum(dtype=np.float64) == pytest.approx(case["sum"], rel=1e-6)
+
+    files = case["files"]
+    if "int" in files:
+        mine, theirs = read_smv(cwd / "int.img"), read_smv(GOLDEN / "cases" / name / "int.img")
+        assert int(np.abs(mine.data.astype(int) - theirs.data.astype(int)).max()) <= 1
+        assert mine.header == theirs.header
+    if "noise" in files:
+        assert (cwd / "noise.img").read_bytes() == (GOLDEN / "cases" / name / "noise.img").read_bytes()
+    if "pgm" in files:
+        assert (cwd / "image.pgm").read_bytes() == (GOLDEN / "cases" / name / "image.pgm").read_bytes()
+
+    reference_text = (GOLDEN / "cases" / name / "stdout.txt").read_text()
+    assert geometry_lines(result.output) == geometry_lines(reference_text)
+
+
+@needs_golden
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_case_in_single_precision(name, tmp_path):
+    case = CASES[name]
+    cwd = case_dir(tmp_path)
+    result = invoke("run", [*case["args"], *output_flags(name), "-precision", "single"], cwd)
+    assert result.exit_code == 0, result.output
+    ours = np.fromfile(cwd / "float.bin", dtype="<f4").reshape(case["shape"])
+    ref = reference_float(name)
+    assert np.corrcoef(ours.ravel(), ref.ravel())[0, 1] >= 0.9999
+    assert ours.sum(dtype=np.float64) / ref.sum(dtype=np.float64) == pytest.approx(1.0, abs=1e-3)
