@@ -135,6 +135,6 @@ def trace_diff(ref, ours, tolerance, json_path) -> None:
     from . import tracediff
 
     def compare():
-        sys.exit(tracediff.main(ref, ours, tolerance=tolerance, json_path=json_path))
+        sys.exit(tracediff.main(ref, ours, tolerance=tolerance, json_path=json_path, out=sys.stdout))
 
     _guarded(compare)

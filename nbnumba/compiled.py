@@ -38,8 +38,9 @@ _configure_cache()
 from .physics import make_physics  # noqa: E402  (the cache folder must be set first)
 
 jit = numba.njit(cache=True, error_model="numpy")
-cpu64 = make_physics(jit, np.float64)
-cpu32 = make_physics(jit, np.float32)
+inline_jit = numba.njit(cache=True, error_model="numpy", inline="always")
+cpu64 = make_physics(jit, np.float64, inline_jit)
+cpu32 = make_physics(jit, np.float32, inline_jit)
 
 
 def _by_precision(name: str):

@@ -96,7 +96,8 @@ def _pass(backend, arrays, spixels, fpixels, start, stop, progress, out=None):
     flag_rows = np.full((spixels, 2), -1, dtype=np.int64)
     ints = arrays["ints"]
     meter = Progress(progress, stop - start)
-    block = max(fpixels * max(1, 65536 // max(fpixels, 1)), 1)
+    # blocks of at least 64 rows keep both threads busy; smaller ones leave one idle at each end
+    block = fpixels * max(64, spixels // 50)
     trace = np.zeros((1, L.TRACE_WIDTH))
     for lo in range(start, stop, block):
         ints[L.I_RENDER_FROM] = lo

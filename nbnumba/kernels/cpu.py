@@ -9,6 +9,8 @@ from .. import layout as L
 from ..compiled import cpu64, render_pixel
 
 pixel_active = cpu64.pixel_active
+# rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time
+numba.set_parallel_chunksize(2)
 
 
 @numba.njit(parallel=True, cache=True)

@@ -1,0 +1,265 @@
+"""The CUDA backend: one GPU thread per pixel calling the shared per-pixel physics.
+
+`render_rows` has the CPU backend's signature and fills the same outputs: the image pixels of the
+scan range, and per row the solid-angle sum and the first column whose interpolation left the
+table / that ran a phi pass.  Each thread writes its pixel's value, solid-angle sum and flags; a
+second kernel (one thread per row) then adds up each row left to right, as the CPU does, so the
+per-row results do not depend on the order in which threads ran.
+
+Nothing here touches CUDA at import time: `numba.cuda`, the physics device functions and the
+kernels are built at first use, once per precision, so importing this module on a machine without
+a GPU costs nothing.  Set NUMBA_ENABLE_CUDASIM=1 (before numba is imported) to run the kernels in
+Numba's CUDA simulator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import warnings
+
+import numpy as np
+
+from .. import layout as L
+
+THREADS = (32, 4)  # (fast, slow) threads per block: a warp along each detector row
+ROW_THREADS = 64  # threads per block of the per-row reduction
+MAX_GRID_Y = 65535  # CUDA's limit on the second grid dimension
+SMALL_TABLE = 1 << 18  # tables up to this many bytes are compared by value before reusing their upload
+
+RENDERED = 4  # flag bit the kernel adds to every pixel it rendered
+
+_lock = threading.RLock()
+_kernels: dict = {}  # dtype char -> (render kernel, row-reduction kernel)
+_tables: dict = {}  # argument name -> (host array, snapshot or None, device array)
+_available: bool | None = None
+cuda = None  # numba.cuda, imported at first use (a module global: the simulator swaps it in kernels)
+
+
+def _numba_cuda():
+    global cuda
+    if cuda is None:
+        from numba import cuda as module
+        cuda = module
+    return cuda
+
+
+def _simulator() -> bool:
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Hide Numba's performance advice (small grids, host arrays) while launching."""
+    with warnings.catch_warnings():
+        _ignore_performance_warnings()
+        yield
+
+
+def _ignore_performance_warnings():
+    for module in ("numba.core.errors", "numba.cuda.core.errors"):
+        try:
+            mod = __import__(module, fromlist=["NumbaPerformanceWarning"])
+            warnings.simplefilter("ignore", mod.NumbaPerformanceWarning)
+        except Exception:  # noqa: BLE001 - one of the two may not exist
+            pass
+    warnings.filterwarnings("ignore", message=r".*(Grid size|Host array used|under-utilization)")
+
+
+def available() -> bool:
+    """True when a CUDA GPU, its driver and Numba's CUDA compiler all work (never raises).
+
+    The first call compiles and runs a one-thread kernel, so that a driver too old for the
+    toolkit, or a missing NVVM, is found here and not in the middle of a render.  Under the
+    simulator (NUMBA_ENABLE_CUDASIM=1) it is True.
+    """
+    global _available
+    if _available is not None:
+        return _available
+    with _lock:
+        if _available is None:
+            _available = _probe()
+    return _available
+
+
+def _probe() -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from numba import config
+            if config.ENABLE_CUDASIM or _simulator():
+                return True
+            _numba_cuda()
+            if not cuda.is_available():
+                return False
+            if len(cuda.gpus) == 0:
+                return False
+
+            @cuda.jit
+            def probe(out):
+                out[0] = out[0] * 2.0 + 1.0
+
+            out = cuda.to_device(np.array([20.0]))
+            probe[1, 1](out)
+            return float(out.copy_to_host()[0]) == 41.0
+    except BaseException:  # noqa: BLE001 - any failure (no driver, no NVVM, bad PTX) means no GPU
+        return False
+
+
+def _build(real):
+    """Compile-ready kernels for one precision (the physics as CUDA device functions)."""
+    import numba
+
+    _numba_cuda()
+    from .. import compiled  # noqa: F401  (points Numba's cache folder at the source-hashed one)
+    from ..physics import make_physics
+
+    try:  # numba-cuda keeps its own configuration: give it the same cache folder
+        from numba.cuda.core import config as cuda_config
+        if getattr(cuda_config, "CACHE_DIR", None) is not None and numba.config.CACHE_DIR:
+            cuda_config.CACHE_DIR = numba.config.CACHE_DIR
+    except Exception:  # noqa: BLE001 - Numba's built-in CUDA target reads numba.config
+        pass
+
+    phys = make_physics(cuda.jit(device=True), real)
+    render_pixel = phys.render_pixel
+    pixel_active = phys.pixel_active
+    simulated = _simulator()
+    options = {} if simulated else {"cache": True}
+
+    @cuda.jit(**options)
+    def render_window(geo, ints, sources, lattice, recip, Fhkl, mask, trace, row0, col0,
+                      image, omega_px, flag_px):
+        """Pixel (row0 + r, col0 + c) of the window -> image, solid-angle sum and flags."""
+        c, r = cuda.grid(2)
+        if r >= image.shape[0] or c >= image.shape[1]:
+            return
+        s = row0 + r
+        f = col0 + c
+        scan = s * ints[L.I_FPIXELS] + f
+        if scan < ints[L.I_RENDER_FROM] or scan >= ints[L.I_RENDER_TO] or not pixel_active(s, f, ints, mask):
+            flag_px[r, c] = 0
+            return
+        value, om, flags = render_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, trace, False)
+        image[r, c] = value
+        omega_px[r, c] = om
+        flag_px[r, c] = flags | RENDERED
+
+    @cuda.jit(**options)
+    def reduce_rows(omega_px, flag_px, col0, omega_rows, flag_rows):
+        """Per window row, left to right as on the CPU: solid-angle sum and first flagged columns."""
+        r = cuda.grid(1)
+        if r >= omega_px.shape[0]:
+            return
+        omega = 0.0
+        left_table = -1
+        ran_phi = -1
+        for c in range(omega_px.shape[1]):
+            flags = flag_px[r, c]
+            if flags & RENDERED:
+                omega += omega_px[r, c]
+                if flags & 1 and left_table < 0:
+                    left_table = col0 + c
+                if flags & 2 and ran_phi < 0:
+                    ran_phi = col0 + c
+        omega_rows[r] = omega
+        flag_rows[r, 0] = left_table
+        flag_rows[r, 1] = ran_phi
+
+    return render_window, reduce_rows
+
+
+def kernels(real):
+    """The (render, reduce) kernels for np.float64 or np.float32, built at first use."""
+    key = np.dtype(real).char
+    with _lock:
+        if key not in _kernels:
+            _kernels[key] = _build(np.dtype(real).type)
+        return _kernels[key]
+
+
+def _device_table(name, array):
+    """A device copy of a read-only table, reused while the same array object comes back.
+
+    Small tables are also compared by value, so an in-place edit of geo, sources, recip or
+    a modest lattice is seen; large ones (structure factors, mask) are trusted by identity.
+    """
+    hit = _tables.get(name)
+    if hit is not None and hit[0] is array and hit[2].shape == array.shape:
+        snapshot = hit[1]
+        if snapshot is None or snapshot == array.tobytes():
+            return hit[2]
+    host = np.ascontiguousarray(array)
+    device = cuda.to_device(host)
+    snapshot = host.tobytes() if host.nbytes <= SMALL_TABLE else None
+    _tables[name] = (array, snapshot, device)
+    return device
+
+
+def clear_cache() -> None:
+    """Forget the device copies of the tables (frees their GPU memory)."""
+    with _lock:
+        _tables.clear()
+
+
+def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace):
+    """Render scan indices [ints[I_RENDER_FROM], ints[I_RENDER_TO]) into `image` on the GPU.
+
+    Same contract as the CPU backend: for every row touched by the scan range, omega_rows[s] is
+    the row's solid-angle sum and flag_rows[s] the first column whose interpolation left the
+    table and the first column that ran a phi pass (-1 if none).  Pixels outside the scan range,
+    the ROI or the mask keep their values in `image`.
+    """
+    fpixels = int(ints[L.I_FPIXELS])
+    start = int(ints[L.I_RENDER_FROM])
+    stop = int(ints[L.I_RENDER_TO])
+    first_row = start // fpixels
+    rows = (stop - 1) // fpixels - first_row + 1
+    if rows <= 0:
+        return
+    omega_rows[first_row:first_row + rows] = 0.0
+    flag_rows[first_row:first_row + rows, :] = -1
+
+    # only the ROI's bounding box is launched: the rest is never rendered
+    last_row = min(first_row + rows - 1, int(ints[L.I_ROI_YMAX]), image.shape[0] - 1)
+    row_lo = max(first_row, int(ints[L.I_ROI_YMIN]), 0)
+    col_lo = max(int(ints[L.I_ROI_XMIN]), 0)
+    col_hi = min(int(ints[L.I_ROI_XMAX]), fpixels - 1, image.shape[1] - 1)
+    if rows == 1:  # a partial row: only the columns of the scan range
+        col_lo = max(col_lo, start - first_row * fpixels)
+        col_hi = min(col_hi, stop - 1 - first_row * fpixels)
+    if last_row < row_lo or col_hi < col_lo:
+        return
+
+    real = geo.dtype
+    render_window, reduce_rows = kernels(real)
+
+    with _quiet(), _lock:
+        d_geo = _device_table("geo", geo)
+        d_sources = _device_table("sources", sources)
+        d_lattice = _device_table("lattice", lattice)
+        d_recip = _device_table("recip", recip)
+        d_Fhkl = _device_table("Fhkl", Fhkl)
+        d_mask = _device_table("mask", mask)
+        d_trace = _device_table("trace", trace)
+        d_ints = cuda.to_device(np.ascontiguousarray(ints))  # changes between calls
+        cols = col_hi - col_lo + 1
+        chunk = MAX_GRID_Y * THREADS[1]
+        for lo in range(row_lo, last_row + 1, chunk):
+            hi = min(last_row, lo + chunk - 1)
+            nrows = hi - lo + 1
+            window = (slice(lo, hi + 1), slice(col_lo, col_hi + 1))
+            d_image = cuda.to_device(np.ascontiguousarray(image[window]))  # unrendered pixels keep theirs
+            d_omega = cuda.device_array((nrows, cols), dtype=np.float64)
+            d_flags = cuda.device_array((nrows, cols), dtype=np.int32)
+            grid = ((cols + THREADS[0] - 1) // THREADS[0], (nrows + THREADS[1] - 1) // THREADS[1])
+            render_window[grid, THREADS](d_geo, d_ints, d_sources, d_lattice, d_recip, d_Fhkl, d_mask,
+                                         d_trace, np.int64(lo), np.int64(col_lo), d_image, d_omega, d_flags)
+            d_omega_rows = cuda.device_array(nrows, dtype=np.float64)
+            d_flag_rows = cuda.device_array((nrows, 2), dtype=np.int64)
+            reduce_rows[(nrows + ROW_THREADS - 1) // ROW_THREADS, ROW_THREADS](
+                d_omega, d_flags, np.int64(col_lo), d_omega_rows, d_flag_rows)
+            image[window] = d_image.copy_to_host()
+            omega_rows[lo:hi + 1] = d_omega_rows.copy_to_host()
+            flag_rows[lo:hi + 1, :] = d_flag_rows.copy_to_host()

@@ -1,0 +1,291 @@
+"""The CUDA backend against the CPU backend, in Numba's CUDA simulator (no GPU needed).
+
+The simulator must be switched on before numba is imported, so the CUDA work runs in a child
+process: this file run as a script (`python tests/test_cuda_sim.py OUTDIR`) renders small ROIs
+of golden cases with both backends and saves the arrays; the tests compare them here.
+
+Each case is rendered twice per backend: through `nbnumba.render.render` (whole passes, as the
+CLI does), and by calling `render_rows` directly over three scan ranges split mid-row inside the
+ROI, on an image pre-filled with a sentinel, recording the per-row solid-angle sums and flag
+columns after every call.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from golden import CASES, GOLDEN, needs_golden  # noqa: E402
+
+DOUBLE = ["oversample_2", "oversample_3_flags", "absorption", "mosaic_seeded", "phi_osc", "phi_from_zero",
+          "sourcefile", "divergence_round", "xtal_round", "xtal_gauss", "xtal_tophat", "hkl_interpolate",
+          "hkl_interp_fallback", "mask_header", "curved_det", "polar_kahn", "water", "point_pixel",
+          "comprehensive", "supervisor_roi_phi_nonzero"]
+SINGLE = ["mosaic_seeded", "phi_osc", "xtal_round", "hkl_interpolate", "oversample_3_flags"]
+RUNS = [(name, "double") for name in DOUBLE] + [(name, "single") for name in SINGLE]
+TOLERANCE = {"double": 1e-12, "single": 1e-4}  # relative to the largest value, images and solid angles
+SENTINEL = -7.25  # pixels outside the rendered scan range must keep it
+SMALL_RUN = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "1.0", "-N", "5",
+             "-distance", "100", "-detpixels", "6", "-pixel", "0.1", "-phi", "0", "-osc", "1", "-phisteps", "2"]
+
+
+def _env(simulator: bool) -> dict:
+    env = dict(os.environ)
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    if simulator:
+        env["NUMBA_ENABLE_CUDASIM"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+    return env
+
+
+def roi_argv(name: str) -> list[str]:
+    """The case's command line with a 4x4 ROI around its traced pixel."""
+    case = CASES[name]
+    spixels, fpixels = case["shape"]
+    s, f = case["trace_pixel_slow_fast"]
+    f0 = min(max(f - 1, 0), fpixels - 4)
+    s0 = min(max(s - 1, 0), spixels - 4)
+    return [*case["args"], "-roi", str(f0), str(f0 + 3), str(s0), str(s0 + 3)]
+
+
+# ---------------------------------------------------------------------------------------------
+# the child process (simulator on)
+
+def _render_blocks(backend, arrays, shape, cuts):
+    """render_rows over [0, cut1), [cut1, cut2), ... on a sentinel image; per-call row results."""
+    from nbnumba import layout as L
+
+    spixels, fpixels = shape
+    arrays = {k: v.copy() for k, v in arrays.items()}
+    ints = arrays["ints"]
+    image = np.full(shape, SENTINEL, dtype=np.float32)
+    omega_rows = np.zeros(spixels)
+    flag_rows = np.full((spixels, 2), -1, dtype=np.int64)
+    trace = np.zeros((1, L.TRACE_WIDTH))
+    omegas, flags = [], []
+    bounds = [0, *cuts, spixels * fpixels]
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        ints[L.I_RENDER_FROM] = lo
+        ints[L.I_RENDER_TO] = hi
+        backend.render_rows(arrays["geo"], ints, arrays["sources"], arrays["lattice"], arrays["recip"],
+                            arrays["Fhkl"], arrays["mask"], image, omega_rows, flag_rows, trace)
+        omegas.append(omega_rows.copy())
+        flags.append(flag_rows.copy())
+    return image, np.array(omegas), np.array(flags)
+
+
+def _child_case(name, precision, out: Path):
+    from nbnumba import layout as L
+    from nbnumba.kernels import cpu
+    from nbnumba.kernels import cuda as gpu
+    from nbnumba.render import first_active_pixel, kernel_arrays, render
+    from nbnumba.simulation import build
+
+    sim = build(roi_argv(name))
+    spixels, fpixels = sim.shape
+    result = {}
+    for label, backend in (("cpu", cpu), ("cuda", gpu)):
+        rendered = render(sim, backend, precision)
+        result[f"image_{label}"] = rendered.image
+        result[f"omega_{label}"] = np.array(rendered.omega_sum)
+        result[f"left_{label}"] = np.array(rendered.interpolation_left_at)
+    arrays = kernel_arrays(sim, precision)
+    arrays["ints"][L.I_FIRST_PIXEL] = first_active_pixel(sim)
+    s, f = CASES[name]["trace_pixel_slow_fast"]
+    cuts = [s * fpixels + f, (s + 1) * fpixels + f + 1]  # mid-row, inside the ROI
+    for label, backend in (("cpu", cpu), ("cuda", gpu)):
+        image, omegas, flags = _render_blocks(backend, arrays, (spixels, fpixels), cuts)
+        result[f"blocks_image_{label}"] = image
+        result[f"blocks_omega_{label}"] = omegas
+        result[f"blocks_flags_{label}"] = flags
+    np.savez(out / f"{name}-{precision}.npz", **result)
+
+
+def _child_cli(out: Path):
+    """`nbnumba run -device cuda` and `-device cpu` on a 6x6 detector."""
+    from click.testing import CliRunner
+
+    from nbnumba.cli import main
+
+    codes = {}
+    for device in ("cuda", "cpu"):
+        result = CliRunner().invoke(main, ["run", *SMALL_RUN, "-device", device, "-floatfile", f"{device}.bin",
+                                           "-nonoise", "-nopgm", "-noprogress", "-intfile", f"{device}.img"])
+        codes[device] = [result.exit_code, result.output]
+    (out / "cli.json").write_text(json.dumps(codes))
+
+
+def _child(out: Path) -> None:
+    import time
+
+    from nbnumba.kernels import cuda as gpu
+
+    assert gpu.available(), "the simulator should make the CUDA backend available"
+    os.chdir(out)
+    if not (out / "inputs").exists():
+        os.symlink(GOLDEN / "inputs", out / "inputs")
+    timings = {}
+    for name, precision in RUNS:
+        t0 = time.perf_counter()
+        _child_case(name, precision, out)
+        timings[f"{name}-{precision}"] = time.perf_counter() - t0
+    _child_cli(out)
+    (out / "timings.json").write_text(json.dumps(timings))
+
+
+def _child_lower() -> None:
+    """Type and lower both kernels for the real CUDA target (no GPU, no NVVM needed).
+
+    The simulator runs the kernels as Python, so it accepts code that Numba's CUDA target
+    rejects (e.g. math.floor returns a float there); this catches that without a GPU.
+    """
+    import types as pytypes
+
+    import numba.cuda.dispatcher as dispatcher
+    from numba import typeof, types
+    from numba.cuda.compiler import compile_cuda
+
+    from nbnumba import layout as L
+    from nbnumba.kernels import cuda as gpu
+    from nbnumba.render import kernel_arrays
+    from nbnumba.simulation import build
+
+    if not hasattr(dispatcher, "get_current_device"):
+        print("SKIP: this numba.cuda has no dispatcher.get_current_device to stand in for")
+        return
+    # device functions ask the current GPU for its compute capability while compiling
+    dispatcher.get_current_device = lambda: pytypes.SimpleNamespace(compute_capability=(8, 0))
+    sim = build(SMALL_RUN)
+    for precision in ("double", "single"):
+        a = kernel_arrays(sim, precision)
+        render_window, reduce_rows = gpu.kernels(a["geo"].dtype)
+        window = (np.zeros((2, 2), np.float32), np.zeros((2, 2)), np.zeros((2, 2), np.int32))
+        args = [a["geo"], a["ints"], a["sources"], a["lattice"], a["recip"], a["Fhkl"], a["mask"],
+                np.zeros((1, L.TRACE_WIDTH)), np.int64(0), np.int64(0), *window]
+        compile_cuda(render_window.py_func, types.void, tuple(typeof(x) for x in args), cc=(8, 0))
+        args = [window[1], window[2], np.int64(0), np.zeros(2), np.zeros((2, 2), np.int64)]
+        compile_cuda(reduce_rows.py_func, types.void, tuple(typeof(x) for x in args), cc=(8, 0))
+    print("LOWERED")
+
+
+# ---------------------------------------------------------------------------------------------
+# the tests (simulator off in this process)
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cuda_sim")
+    done = subprocess.run([sys.executable, __file__, str(out)], env=_env(True), cwd=out,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    return out
+
+
+def _close(a, b, rel):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    bound = rel * float(np.abs(a).max(initial=0.0)) + 1e-300
+    return float(np.abs(a - b).max(initial=0.0)) <= bound, float(np.abs(a - b).max(initial=0.0)), bound
+
+
+@needs_golden
+@pytest.mark.parametrize("name,precision", RUNS, ids=[f"{n}-{p}" for n, p in RUNS])
+def test_cuda_matches_cpu(simulated, name, precision):
+    data = np.load(simulated / f"{name}-{precision}.npz")
+    rel = TOLERANCE[precision]
+    assert float(np.abs(data["image_cpu"]).max()) > 0, "the ROI should see some signal"
+    ok, diff, bound = _close(data["image_cpu"], data["image_cuda"], rel)
+    assert ok, f"image differs by {diff} > {bound}"
+    ok, diff, bound = _close(data["omega_cpu"], data["omega_cuda"], rel)
+    assert ok, f"solid-angle sum differs by {diff} > {bound}"
+    assert int(data["left_cpu"]) == int(data["left_cuda"])
+
+    ok, diff, bound = _close(data["blocks_image_cpu"], data["blocks_image_cuda"], rel)
+    assert ok, f"block image differs by {diff} > {bound}"
+    outside = data["blocks_image_cpu"] == np.float32(SENTINEL)
+    assert outside.sum() > 0 and np.array_equal(outside, data["blocks_image_cuda"] == np.float32(SENTINEL))
+    ok, diff, bound = _close(data["blocks_omega_cpu"], data["blocks_omega_cuda"], rel)
+    assert ok, f"per-row solid-angle sums differ by {diff} > {bound}"
+    assert np.array_equal(data["blocks_flags_cpu"], data["blocks_flags_cuda"])
+
+
+@needs_golden
+def test_flag_columns_are_exercised(simulated):
+    """The per-row flag comparison means something: some case reports each flag column."""
+    left = ran = False
+    for name, precision in RUNS:
+        flags = np.load(simulated / f"{name}-{precision}.npz")["blocks_flags_cpu"]
+        left |= bool((flags[..., 0] >= 0).any())
+        ran |= bool((flags[..., 1] >= 0).any())
+    assert left and ran
+
+
+@needs_golden
+def test_cli_device_cuda_in_simulator(simulated):
+    codes = json.loads((simulated / "cli.json").read_text())
+    for device in ("cuda", "cpu"):
+        assert codes[device][0] == 0, codes[device][1]
+    cuda_image = np.fromfile(simulated / "cuda.bin", dtype="<f4")
+    cpu_image = np.fromfile(simulated / "cpu.bin", dtype="<f4")
+    assert cuda_image.size == 36 and cuda_image.max() > 0
+    ok, diff, bound = _close(cpu_image, cuda_image, 1e-12)
+    assert ok, f"CLI images differ by {diff} > {bound}"
+
+
+def _no_gpu_here() -> bool:
+    import ctypes.util
+
+    return not Path("/dev/nvidia0").exists() and ctypes.util.find_library("cuda") is None
+
+
+@pytest.mark.skipif(not _no_gpu_here(), reason="this machine has an NVIDIA GPU or driver")
+def test_not_available_without_gpu():
+    code = "from nbnumba.kernels import cuda; print(cuda.available())"
+    done = subprocess.run([sys.executable, "-c", code], env=_env(False), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_kernels_compile_for_the_cuda_target():
+    """Typing and lowering for a real GPU: what the simulator cannot check."""
+    done = subprocess.run([sys.executable, __file__, "--lower"], env=_env(False), capture_output=True, text=True,
+                          timeout=300)
+    if done.stdout.startswith("SKIP"):
+        pytest.skip(done.stdout.strip())
+    assert done.returncode == 0 and "LOWERED" in done.stdout, done.stderr[-4000:]
+
+
+def test_import_touches_no_cuda():
+    code = ("import sys; import nbnumba.kernels.cuda as c; "
+            "print(any(m == 'numba.cuda' or m.startswith('numba.cuda.') for m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], env=_env(False), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not _no_gpu_here(), reason="this machine has an NVIDIA GPU or driver")
+def test_device_cuda_without_gpu_is_one_line_error(tmp_path):
+    code = "import sys; from nbnumba.cli import main; sys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", code, "run", *SMALL_RUN, "-device", "cuda"], env=_env(False),
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no usable CUDA GPU" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--lower":
+        _child_lower()
+    else:
+        _child(Path(sys.argv[1]))
