@@ -25,6 +25,9 @@ def _guarded(action, *args) -> None:
     except UserError as err:
         click.echo(f"nbnumba: error: {err}", err=True)
         sys.exit(err.exit_code)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(0)
     except KeyboardInterrupt:
         click.echo("nbnumba: interrupted", err=True)
         sys.exit(130)
@@ -65,7 +68,7 @@ def _set_threads(n: int) -> None:
 
 def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> None:
     from .io.hkl import write_fdump
-    from .outputs import statistics, write_outputs
+    from .outputs import check_writable, output_paths, statistics, write_outputs
     from .render import render
     from .report import setup_lines, solid_angle_line
     from .simulation import FDUMP, build
@@ -74,6 +77,7 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     sim = build(argv)
     backend = _backend(sim)
     _set_threads(sim.params.nthreads)
+    check_writable(output_paths(sim.params))
     for line in setup_lines(sim):
         click.echo(line)
     if sim.hkl_source == "file":
@@ -123,6 +127,17 @@ def run(args) -> None:
 def trace(pixel, args) -> None:
     """Print the TRACE_PY lines of one pixel without rendering the image."""
     _guarded(trace_only, list(args), tuple(pixel))
+
+
+@main.command()
+def flags() -> None:
+    """Print the flag reference (Markdown), generated from the parser's own table."""
+    from .options import flag_table
+
+    click.echo("| flag | values | meaning |")
+    click.echo("| --- | --- | --- |")
+    for name, nargs, text in flag_table():
+        click.echo(f"| `{name}` | {nargs} | {text} |")
 
 
 @main.command("trace-diff")

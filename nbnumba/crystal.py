@@ -57,10 +57,12 @@ def _cell_reciprocal(p: Params) -> tuple:
     beta = math.pi / 2 if beta <= 0.0 else beta
     gamma = math.pi / 2 if gamma <= 0.0 else gamma
     aavg = (alpha + beta + gamma) / 2
-    skew = abs(math.sin(aavg) * math.sin(aavg - alpha) * math.sin(aavg - beta) * math.sin(aavg - gamma))
+    skew = math.sin(aavg) * math.sin(aavg - alpha) * math.sin(aavg - beta) * math.sin(aavg - gamma)
+    # a negative product means no cell has these angles (one exceeds the sum of the other two);
+    # the reference takes its absolute value and invents a cell
+    if not skew > 1e-12:
+        raise UserError("-cell: impossible or degenerate cell angles (no unit cell has them)")
     v_cell = 2.0 * a * b * c * math.sqrt(skew)
-    if not v_cell > 1e-6 * a * b * c:
-        raise UserError("-cell: degenerate unit cell (the angles give no volume)")
     v_star = 1.0 / v_cell
     a_star = b * c * math.sin(alpha) * v_star
     b_star = c * a * math.sin(beta) * v_star

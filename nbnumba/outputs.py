@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from . import rng
 from .io.images import pgm_bytes, write_float_image, write_pgm
 from .io.smv import write_smv
+from .errors import RuntimeFailure
 from .simulation import Simulation
 
 RTD = 180.0 * (1.0 / math.pi)
@@ -24,6 +26,27 @@ class Stats:
     rms: float
     rmsd: float
     rendered: int
+
+
+def output_paths(p) -> list[str]:
+    paths = [p.floatfile, p.intfile]
+    if p.write_pgm:
+        paths.append(p.pgmfile)
+    if p.calculate_noise:
+        paths.append(p.noisefile)
+    return paths
+
+
+def check_writable(paths: list[str]) -> None:
+    """Fail before rendering, not after: every output's folder must exist and accept files."""
+    for path in paths:
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise RuntimeFailure(f"cannot write {path}: it is a directory")
+        if not os.path.isdir(folder):
+            raise RuntimeFailure(f"cannot write {path}: no such directory {folder}")
+        if not os.access(folder, os.W_OK):
+            raise RuntimeFailure(f"cannot write {path}: permission denied")
 
 
 def roi_mask(sim: Simulation) -> np.ndarray:

@@ -21,10 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from golden import CASES, GOLDEN, needs_golden  # noqa: E402
+from golden import CASES, GOLDEN, needs_golden
 
 DOUBLE = ["oversample_2", "oversample_3_flags", "absorption", "mosaic_seeded", "phi_osc", "phi_from_zero",
           "sourcefile", "divergence_round", "xtal_round", "xtal_gauss", "xtal_tophat", "hkl_interpolate",
@@ -43,7 +40,6 @@ def _env(simulator: bool) -> dict:
     env.pop("NUMBA_ENABLE_CUDASIM", None)
     if simulator:
         env["NUMBA_ENABLE_CUDASIM"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
     return env
 
 
@@ -124,6 +120,36 @@ def _child_cli(out: Path):
     (out / "cli.json").write_text(json.dumps(codes))
 
 
+def _child_cache(out: Path) -> None:
+    """Repeated calls reuse the device tables; an in-place edit of a small table is seen."""
+    from nbnumba import layout as L
+    from nbnumba.kernels import cuda as gpu
+    from nbnumba.render import first_active_pixel, kernel_arrays
+    from nbnumba.simulation import build
+
+    sim = build(SMALL_RUN)
+    a = kernel_arrays(sim, "double")
+    a["ints"][L.I_FIRST_PIXEL] = first_active_pixel(sim)
+    image = np.zeros(sim.shape, dtype=np.float32)
+    omega_rows = np.zeros(sim.shape[0])
+    flag_rows = np.full((sim.shape[0], 2), -1, dtype=np.int64)
+    trace = np.zeros((1, L.TRACE_WIDTH))
+
+    def call(lo, hi):
+        a["ints"][L.I_RENDER_FROM], a["ints"][L.I_RENDER_TO] = lo, hi
+        gpu.render_rows(a["geo"], a["ints"], a["sources"], a["lattice"], a["recip"], a["Fhkl"], a["mask"],
+                        image, omega_rows, flag_rows, trace)
+        return {name: id(entry[2]) for name, entry in gpu._tables.items()}
+
+    first = call(0, 18)
+    second = call(18, 36)
+    a["geo"][L.G_I_BG] += 1.0
+    third = call(0, 36)
+    result = {"tables": sorted(first), "reused": first == second, "geo_uploaded_again": third["geo"] != second["geo"],
+              "others_kept": all(third[k] == second[k] for k in second if k != "geo")}
+    (out / "cache.json").write_text(json.dumps(result))
+
+
 def _child(out: Path) -> None:
     import time
 
@@ -139,6 +165,7 @@ def _child(out: Path) -> None:
         _child_case(name, precision, out)
         timings[f"{name}-{precision}"] = time.perf_counter() - t0
     _child_cli(out)
+    _child_cache(out)
     (out / "timings.json").write_text(json.dumps(timings))
 
 
@@ -238,6 +265,13 @@ def test_cli_device_cuda_in_simulator(simulated):
     assert cuda_image.size == 36 and cuda_image.max() > 0
     ok, diff, bound = _close(cpu_image, cuda_image, 1e-12)
     assert ok, f"CLI images differ by {diff} > {bound}"
+
+
+@needs_golden
+def test_device_tables_are_cached(simulated):
+    result = json.loads((simulated / "cache.json").read_text())
+    assert {"geo", "sources", "lattice", "recip", "Fhkl", "mask"} <= set(result["tables"])
+    assert result["reused"] and result["geo_uploaded_again"] and result["others_kept"]
 
 
 def _no_gpu_here() -> bool:

@@ -15,6 +15,7 @@ Numba's CUDA simulator.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import threading
 import warnings
@@ -60,9 +61,8 @@ def _quiet():
 def _ignore_performance_warnings():
     for module in ("numba.core.errors", "numba.cuda.core.errors"):
         try:
-            mod = __import__(module, fromlist=["NumbaPerformanceWarning"])
-            warnings.simplefilter("ignore", mod.NumbaPerformanceWarning)
-        except Exception:  # noqa: BLE001 - one of the two may not exist
+            warnings.simplefilter("ignore", importlib.import_module(module).NumbaPerformanceWarning)
+        except Exception:  # noqa: BLE001 - numba-cuda has its own class, the built-in target has not
             pass
     warnings.filterwarnings("ignore", message=r".*(Grid size|Host array used|under-utilization)")
 
@@ -103,7 +103,7 @@ def _probe() -> bool:
             out = cuda.to_device(np.array([20.0]))
             probe[1, 1](out)
             return float(out.copy_to_host()[0]) == 41.0
-    except BaseException:  # noqa: BLE001 - any failure (no driver, no NVVM, bad PTX) means no GPU
+    except Exception:  # noqa: BLE001 - any failure (no driver, no NVVM, bad PTX) means no GPU
         return False
 
 
