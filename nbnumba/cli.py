@@ -43,19 +43,14 @@ def _guarded(action, *args) -> None:
 
 
 def _backend(sim):
-    device = sim.params.device
-    if device not in ("cpu", "cuda", "auto"):
-        raise UserError(f"-device expects cpu, cuda or auto, got {device!r}")
+    from .api import backend
+
     if sim.params.precision not in ("double", "single"):
         raise UserError(f"-precision expects double or single, got {sim.params.precision!r}")
-    if device in ("cuda", "auto"):
-        from .kernels import cuda as cuda_backend
-        if cuda_backend.available():
-            return cuda_backend
-        if device == "cuda":
-            raise UserError("-device cuda: no usable CUDA GPU or driver was found")
-    from .kernels import cpu
-    return cpu
+    try:
+        return backend(sim.params.device)
+    except UserError as err:
+        raise UserError(f"-device {sim.params.device}: {err}") from None
 
 
 def _set_threads(n: int) -> None:
@@ -153,3 +148,9 @@ def trace_diff(ref, ours, tolerance, json_path) -> None:
         sys.exit(tracediff.main(ref, ours, tolerance=tolerance, json_path=json_path, out=sys.stdout))
 
     _guarded(compare)
+
+
+from .batch.commands import batch, sweep  # noqa: E402 - the commands import this module lazily
+
+main.add_command(sweep)
+main.add_command(batch)

@@ -82,3 +82,8 @@ TR_FLATT = 10  # F_latt_a, F_latt_b, F_latt_c, F_latt
 TR_PHI = 11  # phi_tic, phi (rad), k, F_latt_b, F_latt
 TR_FCELL = 12
 TR_FINAL = 13  # I before scaling, capture fraction, polarization, solid angle, cos 2theta
+
+# the scratch block of per-(phi step, mosaic domain) values handed to render_pixel
+CHUNK = 16  # pairs evaluated per block
+S_H, S_K, S_L, S_H0, S_K0, S_L0, S_FLATT, S_FA, S_FB, S_FC = range(10)
+N_SCRATCH = 10

@@ -95,23 +95,28 @@ def make_physics(jit, real, inline_jit=None):
         return x + x * z * p
 
     @small
+    def odd(x):
+        """1.0 when the integer-valued x is odd, else 0.0 (in floating point, so loops vectorise)."""
+        return x - R(2.0) * np.floor(x * R(0.5))
+
+    @small
     def sincg_peeled(h, h0, n):
-        """sin(N pi h)/sin(pi h) for integer N from the fraction f = h - h0 alone.
+        """sin(N pi h)/sin(pi h) for integer N from the fraction f = h - h0 alone (h0 = round(h)).
 
         sin(pi (h0 + f)) = (-1)^h0 sin(pi f): the fraction keeps every digit that matters (the
         float32 mode depends on it) and |pi f| <= pi/2 needs no argument reduction; sin(N pi f)
         is reduced by multiples of pi exactly, then both sines are one polynomial each.
         """
-        frac = h - R(h0)
-        flips = (int(n) - 1) * h0
+        frac = h - h0
+        flips = (n - R(1.0)) * h0
         if frac == R(0.0):
-            return -n if flips & 1 else n
+            return -n if odd(flips) != R(0.0) else n
         x = PI * frac
         t = x * n
-        q = math.floor(np.float64(t * INV_PI) + 0.5)
-        r = (t - R(q) * PI_A) - R(q) * PI_B
+        q = np.floor(t * INV_PI + R(0.5))
+        r = (t - q * PI_A) - q * PI_B
         ratio = sin_halfpi(r) / sin_halfpi(x)
-        return -ratio if (flips + q) & 1 else ratio
+        return -ratio if odd(flips + q) != R(0.0) else ratio
 
     @small
     def lattice_sinc(h, h0, n):
@@ -138,14 +143,20 @@ def make_physics(jit, real, inline_jit=None):
         cos2theta = dot3(ix, iy, iz, dx, dy, dz)
         cos2theta_sqr = cos2theta * cos2theta
         sin2theta_sqr = R(1.0) - cos2theta_sqr
-        psi = R(0.0)
+        cos2psi = R(1.0)
         if kahn != R(0.0):
             bx, by, bz = cross3(axx, axy, axz, ix, iy, iz)
             _, bx, by, bz = unitize3(bx, by, bz)
             ex, ey, ez = cross3(ix, iy, iz, bx, by, bz)
             _, ex, ey, ez = unitize3(ex, ey, ez)
-            psi = -math.atan2(dot3(dx, dy, dz, bx, by, bz), dot3(dx, dy, dz, ex, ey, ez))
-        return R(0.5) * (R(1.0) + cos2theta_sqr - kahn * math.cos(R(2.0) * psi) * sin2theta_sqr)
+            # psi = -atan2(B, E) is the azimuth of the diffracted ray around the beam; cos(2 psi)
+            # follows from its projections without the two transcendental calls
+            b_out = dot3(dx, dy, dz, bx, by, bz)
+            e_out = dot3(dx, dy, dz, ex, ey, ez)
+            norm = e_out * e_out + b_out * b_out
+            if norm > R(0.0):
+                cos2psi = (e_out * e_out - b_out * b_out) / norm
+        return R(0.5) * (R(1.0) + cos2theta_sqr - kahn * cos2psi * sin2theta_sqr)
 
     @small
     def polint(x0, x1, x2, x3, y0, y1, y2, y3, x):
@@ -205,9 +216,9 @@ def make_physics(jit, real, inline_jit=None):
     @small
     def shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip):
         """F_latt of a round, Gaussian or top-hat crystal (not the parallelepiped)."""
-        dh = h - R(h0)
-        dk = k - R(k0)
-        dl = l - R(l0)
+        dh = h - h0
+        dk = k - k0
+        dl = l - l0
         if shape == 1:
             hrad_sqr = dh * dh * na * na + dk * dk * nb * nb + dl * dl * nc * nc
             return na * nb * nc * R(0.723601254558268) * sinc3(PI * math.sqrt(hrad_sqr * fudge))
@@ -242,8 +253,58 @@ def make_physics(jit, real, inline_jit=None):
             return False
         return ip[L.I_HAS_MASK] == 0 or mask[spixel, fpixel] != 0
 
+    @small
+    def lattice_factors(lattice, variant, start, count, qx, qy, qz, shape, na, nb, nc, fudge, recip, scratch):
+        """Miller indices and lattice transforms of `count` (phi step, mosaic domain) pairs from
+        `start`, into `scratch`.  Nothing here depends on an earlier pair and the loops have no
+        branches, so on the CPU they run several pairs per instruction; the order-dependent sum
+        stays in the caller."""
+        for j in range(count):
+            e = start + j
+            h = lattice[variant, 0, e] * qx + lattice[variant, 1, e] * qy + lattice[variant, 2, e] * qz
+            k = lattice[variant, 3, e] * qx + lattice[variant, 4, e] * qy + lattice[variant, 5, e] * qz
+            l = lattice[variant, 6, e] * qx + lattice[variant, 7, e] * qy + lattice[variant, 8, e] * qz
+            scratch[L.S_H, j] = h
+            scratch[L.S_K, j] = k
+            scratch[L.S_L, j] = l
+            scratch[L.S_H0, j] = np.ceil(h - R(0.5))
+            scratch[L.S_K0, j] = np.ceil(k - R(0.5))
+            scratch[L.S_L0, j] = np.ceil(l - R(0.5))
+        if shape == 0:
+            for j in range(count):
+                f_a = lattice_sinc(scratch[L.S_H, j], scratch[L.S_H0, j], na) if na > R(1.0) else R(1.0)
+                f_b = lattice_sinc(scratch[L.S_K, j], scratch[L.S_K0, j], nb) if nb > R(1.0) else R(1.0)
+                f_c = lattice_sinc(scratch[L.S_L, j], scratch[L.S_L0, j], nc) if nc > R(1.0) else R(1.0)
+                scratch[L.S_FA, j] = f_a
+                scratch[L.S_FB, j] = f_b
+                scratch[L.S_FC, j] = f_c
+                scratch[L.S_FLATT, j] = f_a * f_b * f_c
+        else:
+            for j in range(count):
+                scratch[L.S_FLATT, j] = shape_transform(shape, scratch[L.S_H, j], scratch[L.S_K, j],
+                                                        scratch[L.S_L, j], scratch[L.S_H0, j], scratch[L.S_K0, j],
+                                                        scratch[L.S_L0, j], na, nb, nc, fudge, recip)
+
+    @small
+    def trace_evaluation(trace, lattice, variant, e, phi_tic, scratch, j, square):
+        """The reference's trace lines for one phi step of mosaic domain 0 (source 0)."""
+        if phi_tic == 0:
+            trace_row(trace, L.TR_A, lattice[variant, 0, e], lattice[variant, 1, e], lattice[variant, 2, e],
+                      0.0, 0.0)
+            trace_row(trace, L.TR_B, lattice[variant, 3, e], lattice[variant, 4, e], lattice[variant, 5, e],
+                      0.0, 0.0)
+            trace_row(trace, L.TR_C, lattice[variant, 6, e], lattice[variant, 7, e], lattice[variant, 8, e],
+                      0.0, 0.0)
+            trace_row(trace, L.TR_HKL, scratch[L.S_H, j], scratch[L.S_K, j], scratch[L.S_L, j], 0.0, 0.0)
+            trace_row(trace, L.TR_HKL0, scratch[L.S_H0, j], scratch[L.S_K0, j], scratch[L.S_L0, j], 0.0, 0.0)
+            if square:
+                trace_row(trace, L.TR_FLATT, scratch[L.S_FA, j], scratch[L.S_FB, j], scratch[L.S_FC, j],
+                          scratch[L.S_FLATT, j], 0.0)
+        if square:
+            trace_row(trace, L.TR_PHI, phi_tic, 0.0, scratch[L.S_K, j], scratch[L.S_FB, j], scratch[L.S_FLATT, j])
+
     @jit
-    def render_pixel(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, trace, tracing):
+    def render_pixel(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing):
         """The reference's per-pixel loop: layer, sub-pixel, source, phi step, mosaic domain.
 
         Returns (pixel value, sum of solid angles, flags) where flags bit 0 says an
@@ -349,50 +410,21 @@ def make_physics(jit, real, inline_jit=None):
                             polar = polarization_factor(g[L.G_KAHN], ix, iy, iz, dx, dy, dz,
                                                         g[L.G_POLAR], g[L.G_POLAR + 1], g[L.G_POLAR + 2])
 
-                        for phi_tic in range(phisteps):
-                            for mos in range(mosaic):
-                                ax = lattice[variant, phi_tic, mos, 0]
-                                ay = lattice[variant, phi_tic, mos, 1]
-                                az = lattice[variant, phi_tic, mos, 2]
-                                h = ax * qx + ay * qy + az * qz
-                                k = (lattice[variant, phi_tic, mos, 3] * qx + lattice[variant, phi_tic, mos, 4] * qy
-                                     + lattice[variant, phi_tic, mos, 5] * qz)
-                                l = (lattice[variant, phi_tic, mos, 6] * qx + lattice[variant, phi_tic, mos, 7] * qy
-                                     + lattice[variant, phi_tic, mos, 8] * qz)
-                                h0 = math.ceil(np.float64(h) - 0.5)
-                                k0 = math.ceil(np.float64(k) - 0.5)
-                                l0 = math.ceil(np.float64(l) - 0.5)
-                                trace_now = first and mos == 0 and phi_tic == 0
-                                if trace_now:
-                                    trace_row(trace, L.TR_A, ax, ay, az, 0.0, 0.0)
-                                    trace_row(trace, L.TR_B, lattice[variant, phi_tic, mos, 3],
-                                              lattice[variant, phi_tic, mos, 4], lattice[variant, phi_tic, mos, 5],
-                                              0.0, 0.0)
-                                    trace_row(trace, L.TR_C, lattice[variant, phi_tic, mos, 6],
-                                              lattice[variant, phi_tic, mos, 7], lattice[variant, phi_tic, mos, 8],
-                                              0.0, 0.0)
-                                    trace_row(trace, L.TR_HKL, h, k, l, 0.0, 0.0)
-                                    trace_row(trace, L.TR_HKL0, h0, k0, l0, 0.0, 0.0)
-                                if shape == 0:
-                                    f_a = R(1.0)
-                                    f_b = R(1.0)
-                                    f_c = R(1.0)
-                                    F_latt = R(1.0)
-                                    if na > R(1.0):
-                                        f_a = lattice_sinc(h, h0, na)
-                                        F_latt *= f_a
-                                    if nb > R(1.0):
-                                        f_b = lattice_sinc(k, k0, nb)
-                                        F_latt *= f_b
-                                    if nc > R(1.0):
-                                        f_c = lattice_sinc(l, l0, nc)
-                                        F_latt *= f_c
-                                    if trace_now:
-                                        trace_row(trace, L.TR_FLATT, f_a, f_b, f_c, F_latt, 0.0)
-                                    if first and mos == 0:
-                                        trace_row(trace, L.TR_PHI, phi_tic, 0.0, k, f_b, F_latt)
-                                else:
-                                    F_latt = shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip)
+                        evaluations = phisteps * mosaic
+                        for start in range(0, evaluations, L.CHUNK):
+                            count = min(L.CHUNK, evaluations - start)
+                            lattice_factors(lattice, variant, start, count, qx, qy, qz, shape, na, nb, nc,
+                                            fudge, recip, scratch)
+                            for j in range(count):
+                                h = scratch[L.S_H, j]
+                                k = scratch[L.S_K, j]
+                                l = scratch[L.S_L, j]
+                                F_latt = scratch[L.S_FLATT, j]
+                                phi_tic = -1
+                                if first and (start + j) % mosaic == 0:
+                                    phi_tic = (start + j) // mosaic
+                                    trace_evaluation(trace, lattice, variant, start + j, phi_tic, scratch, j,
+                                                     shape == 0)
                                 if F_latt == R(0.0) and water == R(0.0):
                                     continue
 
@@ -403,11 +435,12 @@ def make_physics(jit, real, inline_jit=None):
                                     flags |= 1
                                 if interpolate:
                                     F_cell = interpolate_F(Fhkl, h, k, l, math.floor(np.float64(h)),
-                                                           math.floor(np.float64(k)), math.floor(np.float64(l)), ip[L.I_H_MIN], ip[L.I_K_MIN],
-                                                           ip[L.I_L_MIN])
+                                                           math.floor(np.float64(k)), math.floor(np.float64(l)),
+                                                           ip[L.I_H_MIN], ip[L.I_K_MIN], ip[L.I_L_MIN])
                                 else:
-                                    F_cell = nearest_F(Fhkl, h0, k0, l0, ip, default_F)
-                                if trace_now:
+                                    F_cell = nearest_F(Fhkl, int(scratch[L.S_H0, j]), int(scratch[L.S_K0, j]),
+                                                       int(scratch[L.S_L0, j]), ip, default_F)
+                                if phi_tic == 0:
                                     trace_row(trace, L.TR_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
 
                                 I += F_cell * F_cell * F_latt * F_latt
@@ -435,5 +468,5 @@ def make_physics(jit, real, inline_jit=None):
         dot3=dot3, cross3=cross3, unitize3=unitize3, rotate_axis3=rotate_axis3, rotate_xyz3=rotate_xyz3,
         sin_halfpi=sin_halfpi, sincg=sincg, sincg_peeled=sincg_peeled, sinc3=sinc3, polarization_factor=polarization_factor,
         polint=polint, interpolate_F=interpolate_F, nearest_F=nearest_F, shape_transform=shape_transform,
-        render_pixel=render_pixel, pixel_active=pixel_active, real=real,
+        lattice_factors=lattice_factors, render_pixel=render_pixel, pixel_active=pixel_active, real=real,
     )

@@ -178,7 +178,7 @@ def _child_lower() -> None:
     import types as pytypes
 
     import numba.cuda.dispatcher as dispatcher
-    from numba import typeof, types
+    from numba import cuda, typeof, types
     from numba.cuda.compiler import compile_cuda
 
     from nbnumba import layout as L
@@ -186,8 +186,13 @@ def _child_lower() -> None:
     from nbnumba.render import kernel_arrays
     from nbnumba.simulation import build
 
+    if getattr(cuda, "implementation", "") != "NVIDIA":
+        # numba's own deprecated CUDA target (seen with numba 0.68) cannot even type min(a, b):
+        # its verdict says nothing about numba-cuda, which the GPU machines run
+        print(f"SKIP: numba.cuda is the {cuda.implementation} target, not numba-cuda")
+        return
     if not hasattr(dispatcher, "get_current_device"):
-        print("SKIP: this numba.cuda has no dispatcher.get_current_device to stand in for")
+        print("SKIP: this numba-cuda has no dispatcher.get_current_device to stand in for")
         return
     # device functions ask the current GPU for its compute capability while compiling
     dispatcher.get_current_device = lambda: pytypes.SimpleNamespace(compute_capability=(8, 0))

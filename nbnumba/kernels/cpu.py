@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numba
+import numpy as np
 from numba import prange
 
 from .. import layout as L
@@ -27,6 +28,7 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     rows = (stop - 1) // fpixels - first_row + 1
     for r in prange(rows):
         s = first_row + r
+        scratch = np.empty((L.N_SCRATCH, L.CHUNK), dtype=geo.dtype)
         omega = 0.0
         left_table = -1
         ran_phi = -1
@@ -34,7 +36,7 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
             scan = s * fpixels + f
             if scan < start or scan >= stop or not pixel_active(s, f, ints, mask):
                 continue
-            value, om, flags = render_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, trace, False)
+            value, om, flags = render_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, scratch, trace, False)
             image[s, f] = value
             omega += om
             if flags & 1 and left_table < 0:

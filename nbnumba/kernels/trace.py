@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numba
+import numpy as np
 
+from .. import layout as L
 from ..compiled import render_pixel
 
 
 @numba.njit(cache=True)
 def trace_pixel(spixel, fpixel, geo, ints, sources, lattice, recip, Fhkl, trace):
-    return render_pixel(spixel, fpixel, geo, ints, sources, lattice, recip, Fhkl, trace, True)
+    scratch = np.empty((L.N_SCRATCH, L.CHUNK), dtype=geo.dtype)
+    return render_pixel(spixel, fpixel, geo, ints, sources, lattice, recip, Fhkl, scratch, trace, True)

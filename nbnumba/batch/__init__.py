@@ -1,0 +1,23 @@
+"""Many images at once: `nbnumba sweep` (a rotation series) and `nbnumba batch` (a CSV job file),
+rendered by a Dask cluster, resumable through a manifest.  User guide: docs/batch.md.
+
+Modules: `frames` (each image's complete `nbnumba run` argv, output names, hash; the CSV job
+format), `jobs` (the worker side: build, render, write; per-worker caches), `cluster` (embedded
+LocalCluster on CPUs or one worker per GPU, or `--scheduler ADDRESS`), `manifest` (done frames),
+`engine` (the client loop: skip, submit, record, progress, summary), `commands` (the CLI).
+
+Clusters beyond one machine (the workers must see the same file system as the client, which
+passes absolute paths; run each worker with one thread, `--nthreads 1`, since a frame's kernels
+are already parallel):
+
+* SLURM/PBS with dask-jobqueue: in Python, `SLURMCluster(cores=32, processes=1, memory="64GB",
+  walltime="04:00:00").scale(jobs=8)` (or `PBSCluster`), then pass `cluster.scheduler_address`
+  to `nbnumba sweep ... --scheduler tcp://HOST:8786`.  The dask-scheduler/dask-worker command
+  lines work too: `dask scheduler --scheduler-file s.json` on one node, `dask worker
+  --scheduler-file s.json --nthreads 1 --nworkers 1` in each job (one per GPU with
+  CUDA_VISIBLE_DEVICES set), and `--scheduler $(python -c "import json;print(json.load(open('s.json'))['address'])")`.
+* MPI with dask-mpi: `mpirun -np 9 dask-mpi --scheduler-file s.json --nthreads 1 --no-nanny` starts
+  the scheduler on rank 0 and workers on the other ranks; run nbnumba as above with the address
+  from s.json (or, inside one mpirun, `dask_mpi.initialize()` on every rank and the client on
+  rank 1).
+"""

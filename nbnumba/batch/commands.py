@@ -1,0 +1,140 @@
+"""`nbnumba sweep` and `nbnumba batch`: the command lines (see docs/batch.md)."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..errors import RuntimeFailure, UserError
+from .engine import EngineOptions, hooks_from_env, run_job
+from .frames import Outputs, batch_frames, sweep_frames
+
+CONTEXT = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=["--help"])
+
+# Options of sweep/batch themselves, taken out of the argument list before the rest goes to the
+# run parser; each may be written with one dash or two, and `--name=value` works too.
+VALUED = {"nframes": int, "first": int, "outdir": str, "prefix": str, "workers": int, "scheduler": str,
+          "max_frames": int}
+SWITCHES = {"floats", "noise", "pgm", "noprogress"}
+SWEEP_ONLY = {"nframes", "first"}
+
+
+def split_options(args: list[str], allowed: set[str]) -> tuple[dict, list[str]]:
+    """(our options, the remaining run flags)."""
+    ours: dict = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, value = arg, None
+        if arg.startswith("--") and "=" in arg:
+            name, value = arg.split("=", 1)
+        bare = name.lstrip("-").replace("-", "_") if name.startswith("-") else None
+        if bare in allowed and bare in VALUED:
+            if value is None:
+                if i + 1 >= len(args):
+                    raise UserError(f"{name} needs a value")
+                value = args[i + 1]
+                i += 1
+            convert = VALUED[bare]
+            try:
+                ours[bare] = convert(value)
+            except ValueError:
+                raise UserError(f"{name} expects an integer, got {value!r}") from None
+        elif bare in allowed and bare in SWITCHES and value is None:
+            ours[bare] = True
+        else:
+            rest.append(arg)
+        i += 1
+    for name in ("workers", "max_frames"):
+        if name in ours and ours[name] < (1 if name == "workers" else 0):
+            raise UserError(f"-{name} must be at least {1 if name == 'workers' else 0}, got {ours[name]}")
+    return ours, rest
+
+
+def _outputs(ours: dict) -> Outputs:
+    return Outputs(outdir=ours.get("outdir", "."), prefix=ours.get("prefix"), floats=ours.get("floats", False),
+                   noise=ours.get("noise", False), pgm=ours.get("pgm", False))
+
+
+def _engine(ours: dict) -> EngineOptions:
+    return EngineOptions(workers=ours.get("workers"), scheduler=ours.get("scheduler"),
+                         progress=not ours.get("noprogress", False), max_frames=ours.get("max_frames"),
+                         hooks=hooks_from_env())
+
+
+def _check_first(frame) -> None:
+    """Build the first frame here, so that a mistake stops the run before any cluster starts."""
+    from ..outputs import check_writable
+    from ..simulation import build
+
+    sim = build(list(frame.argv))
+    p = sim.params
+    if p.precision not in ("double", "single"):
+        raise UserError(f"-precision expects double or single, got {p.precision!r}")
+    if p.device not in ("cpu", "cuda", "auto"):
+        raise UserError(f"-device expects cpu, cuda or auto, got {p.device!r}")
+    check_writable(list(frame.files))
+
+
+def run_sweep(args: list[str]) -> int:
+    ours, rest = split_options(args, set(VALUED) | SWITCHES)
+    if "nframes" not in ours:
+        raise UserError("sweep needs -nframes N (the number of frames)")
+    outputs = _outputs(ours)
+    job = sweep_frames(rest, ours["nframes"], outputs, ours.get("first", 1))
+    try:
+        os.makedirs(outputs.outdir, exist_ok=True)
+    except OSError as err:
+        raise RuntimeFailure(f"cannot create {outputs.outdir}: {err.strerror or err}") from None
+    _check_first(job.frames[0])
+    return run_job(job, _engine(ours), say=click.echo)
+
+
+def run_batch(args: list[str]) -> int:
+    ours, rest = split_options(args, (set(VALUED) - SWEEP_ONLY) | SWITCHES)
+    files = [a for a in rest[:1] if not a.startswith("-")]
+    if not files:
+        raise UserError("batch needs a job file: nbnumba batch JOBS.csv [run flags] (see docs/batch.md)")
+    job = batch_frames(files[0], rest[1:], _outputs(ours))
+    return run_job(job, _engine(ours), say=click.echo)
+
+
+def _guard(action, args) -> None:
+    from ..cli import _guarded  # here, not at import: cli imports this module
+    _guarded(action, list(args))
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def sweep(args) -> None:
+    """Render a rotation series: frame i covers [phi0 + i*osc, phi0 + (i+1)*osc).
+
+    \b
+    nbnumba sweep [run flags] -nframes N [-outdir DIR] [-prefix NAME] [-first K]
+                  [-floats] [-noise] [-pgm] [--workers N | --scheduler ADDRESS]
+                  [-max_frames M] [-noprogress]
+    \b
+    Writes DIR/NAME_00001.img ... (SMV with PHI/OSC_START/OSC_RANGE), with -floats
+    NAME_00001.bin, with -noise NAME_noise_00001.img (noise seed S+i, S = -seed or 1),
+    and DIR/NAME_manifest.json; running it again renders only missing or stale frames.
+    """
+    _guard(run_sweep, args)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def batch(args) -> None:
+    """Render one image per row of a CSV job file (base flags plus per-row overrides).
+
+    \b
+    nbnumba batch JOBS.csv [run flags added to the base] [-outdir DIR] [-prefix NAME]
+                  [-floats] [-noise] [-pgm] [--workers N | --scheduler ADDRESS]
+                  [-max_frames M] [-noprogress]
+    \b
+    JOBS.csv: '# base: FLAGS' lines, a header of flag names without the dash, one row
+    per image (see data/batch_example.csv).  Outputs default to DIR/NAME_00001.img
+    (NAME: the job file's name); a row without -seed gets -seed ROW.
+    """
+    _guard(run_batch, args)

@@ -1,0 +1,200 @@
+"""The client side: skip what the manifest says is done, hand the rest to the cluster, record each
+frame as it completes, show progress, and end with a summary.
+
+Exit status: 0 when every frame is done (or -max_frames stopped early on purpose), 1 when any
+frame failed, 2 for a mistake found before rendering (bad flags, unreadable job file), 130 when
+interrupted (the cluster is closed first; what completed is in the manifest).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ..errors import RuntimeFailure, UserError
+from .frames import Job
+from .manifest import Manifest
+
+RETRIES = 2  # extra attempts for a frame whose task raised (a worker that died is rescheduled by Dask)
+HOOKS_ENV = "NBNUMBA_BATCH_HOOKS"  # tests only: JSON of fault-injection hooks (see jobs.py)
+
+
+@dataclass
+class EngineOptions:
+    workers: int | None = None
+    scheduler: str | None = None
+    progress: bool = True
+    max_frames: int | None = None
+    hooks: dict = field(default_factory=dict)
+
+
+def hooks_from_env() -> dict:
+    text = os.environ.get(HOOKS_ENV)
+    if not text:
+        return {}
+    try:
+        hooks = json.loads(text)
+    except ValueError:
+        raise UserError(f"{HOOKS_ENV} is not JSON") from None
+    return hooks if isinstance(hooks, dict) else {}
+
+
+class Progress:
+    """`[#####     ] 5/8 frames  2.31 frames/s  1 failed` on stderr, redrawn in place on a
+    terminal; elsewhere (a log file) one line per tenth of the work."""
+
+    def __init__(self, enabled: bool, total: int, stream=None):
+        self.stream = stream or sys.stderr
+        self.enabled, self.total = enabled and total > 0, total
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.start = time.perf_counter()
+        self.shown_tenth = -1
+        self.drawn = False
+
+    def update(self, done: int, failed: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        width = 24
+        fill = int(width * done / self.total)
+        text = (f"[{'#' * fill}{' ' * (width - fill)}] {done}/{self.total} frames  "
+                f"{done / elapsed:.2f} frames/s" + (f"  {failed} failed" if failed else ""))
+        if self.tty:
+            print("\r" + text, end="", file=self.stream, flush=True)
+            self.drawn = True
+        else:
+            tenth = 10 * done // self.total
+            if tenth != self.shown_tenth:
+                self.shown_tenth = tenth
+                print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty and self.drawn:
+            print(file=self.stream, flush=True)
+            self.drawn = False
+
+
+def _describe(err: BaseException) -> str:
+    name = type(err).__name__
+    if name == "KilledWorker":
+        return "its worker died on every attempt (KilledWorker): out of memory or a crash"
+    if isinstance(err, UserError):
+        return str(err)
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"internal error: {name}: {text}" if text else f"internal error: {name}"
+
+
+def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
+    """Render the job's frames that are not done; return the exit status (0 or 1).  A
+    KeyboardInterrupt (Ctrl-C) closes the cluster, saves the manifest and propagates."""
+    from .cluster import start
+    from .jobs import render_frame
+
+    warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
+    manifest = Manifest(job.manifest, job.command).open()
+    engine = None
+    rendered: list[str] = []
+    failed: list[tuple[str, str, str]] = []  # key, label, message
+    skipped = []
+    interrupted = False
+    try:
+        for key, label, message in job.errors:
+            failed.append((key, label, message))
+            manifest.record_failure(key, label, message)
+            warn(f"nbnumba: {label}: {message}")
+        skipped = [f for f in job.frames if manifest.is_done(f)]
+        todo = [f for f in job.frames if not manifest.is_done(f)]
+        left_out = []
+        if opts.max_frames is not None and len(todo) > opts.max_frames:
+            todo, left_out = todo[:opts.max_frames], todo[opts.max_frames:]
+        if todo:
+            want_gpu = any(_device(f) in ("cuda", "auto") for f in todo)
+            engine = start(opts.scheduler, opts.workers, want_gpu, len(todo), int(opts.hooks.get("fake_gpus", 0)))
+            say(f"{job.command}: {len(todo)} to render, {len(skipped)} already done, "
+                f"{len(job.errors)} refused; {engine.description}")
+            worker_hooks = {k: v for k, v in opts.hooks.items() if k in ("kill_marker", "kill_key",
+                                                                          "render_log", "delay")}
+            rendered, interrupted = _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame)
+        manifest.flush()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            manifest.flush()
+        finally:
+            manifest.close()
+            if engine is not None:
+                engine.close()
+    seconds = time.perf_counter() - t0
+    rate = f" ({len(rendered) / seconds:.2f} frames/s)" if rendered else ""
+    settled = {f.key for f in skipped} | set(rendered) | {key for key, _, _ in failed}
+    not_done = sum(1 for f in job.frames if f.key not in settled)
+    say(f"{job.command} summary: {len(rendered)} rendered, {len(skipped)} skipped (already done), "
+        f"{len(failed)} failed" + (f", {not_done} not done" if not_done else "")
+        + f" in {seconds:.1f} s{rate}; manifest {job.manifest}")
+    for key, label, message in failed:
+        warn(f"nbnumba: failed: {label}: {message}")
+    if interrupted:
+        raise KeyboardInterrupt
+    if not_done and opts.max_frames is not None:
+        say(f"{not_done} frames left (-max_frames {opts.max_frames}): run the same command again to continue")
+    if failed:
+        raise RuntimeFailure(f"{len(failed)} of {job.total} {'frames' if job.command == 'sweep' else 'rows'} failed")
+    return 0
+
+
+def _device(frame) -> str:
+    argv = list(frame.argv)
+    device = "cpu"
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "-device":
+            device = argv[i + 1]
+    return device
+
+
+def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame):
+    from distributed import as_completed
+
+    client = engine.client
+    by_key = {}
+    futures = []
+    for frame in todo:
+        future = client.submit(render_frame, frame, engine.threads, worker_hooks, retries=RETRIES,
+                               pure=False, key=f"nbnumba-{frame.job}-{frame.key}-{frame.digest[:12]}")
+        by_key[future.key] = frame
+        futures.append(future)
+    rendered: list[str] = []
+    meter = Progress(opts.progress, len(todo))
+    interrupt_after = opts.hooks.get("interrupt_after")
+    done = 0
+    try:
+        for future in as_completed(futures):
+            frame = by_key[future.key]
+            try:
+                result = future.result()
+            except Exception as err:  # noqa: BLE001 - reported per frame
+                result = {"ok": False, "error": _describe(err)}
+            if result.get("ok"):
+                manifest.record(frame, result, result.get("worker"))
+                rendered.append(frame.key)
+            else:
+                failed.append((frame.key, frame.label, result["error"]))
+                manifest.record_failure(frame.key, frame.label, result["error"], frame.digest)
+                meter.close()
+                print(f"nbnumba: {frame.label}: {result['error']}", file=sys.stderr, flush=True)
+            future.release()
+            done += 1
+            manifest.flush(force=False)
+            meter.update(done, len(failed))
+            if interrupt_after is not None and done >= int(interrupt_after):
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        meter.close()
+        client.cancel([f for f in futures if not f.done()])
+        return rendered, True
+    meter.close()
+    return rendered, False

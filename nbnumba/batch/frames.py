@@ -1,0 +1,328 @@
+"""Frame descriptions: the complete `nbnumba run` argument list of every image a sweep or a batch
+job renders, with its output files and a hash of everything that decides its pixels.
+
+A frame's argv is exactly what `nbnumba run` would be given to produce the same files (paths made
+absolute, outputs named, seeds explicit), so any frame can be reproduced or checked on its own;
+the manifest records it.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+
+from .. import __version__
+from ..errors import UserError
+from ..options import FLAGS, RTD, parse_args, suggest
+from ..params import Params
+from ..sampling import phi_steps
+
+DEFAULT_SEED = 1  # base noise seed of a sweep given no -seed (frame i gets DEFAULT_SEED + i)
+
+# run flags whose value is an input file (made absolute, and their size and time hashed)
+INPUT_FLAGS = ("-mat", "-hkl", "-img", "-mask", "-sourcefile", "-stolout", "-stol", "-4stol", "-Q")
+INPUT_ATTRS = ("matfile", "hklfile", "imgfile", "maskfile", "sourcefile", "stolout_file", "stol_file")
+OUTPUT_FLAGS = ("-floatfile", "-intfile", "-pgmfile", "-noisefile", "-out")
+_FLAG_BY_NAME = {f.name: f for f in FLAGS}
+
+TRUE_WORDS = {"1", "y", "yes", "true", "on", "x"}
+FALSE_WORDS = {"0", "n", "no", "false", "off"}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One image to render: sent to a worker as is."""
+
+    key: str  # manifest key: the frame number of a sweep, the row number of a batch
+    label: str  # how messages name it: "frame 3", "row 3 (line 7)"
+    argv: tuple  # the complete `nbnumba run` argument list
+    files: tuple  # the output files it writes (all must exist for the frame to count as done)
+    digest: str  # hash of argv, input files (size, mtime) and nbnumba version
+    job: str  # hash of the job's base argv: the key of the per-worker state
+
+
+@dataclass
+class Job:
+    """Everything a sweep or batch run renders, and where it keeps its manifest."""
+
+    command: str  # "sweep" or "batch"
+    frames: list  # Frame, in order
+    manifest: str  # path of the manifest JSON
+    errors: list = field(default_factory=list)  # (key, label, message) of frames refused before rendering
+    total: int = 0  # frames + refused rows
+
+
+@dataclass
+class Outputs:
+    """What the sweep/batch options ask to be written besides the SMV int image."""
+
+    outdir: str = "."
+    prefix: str | None = None  # default: "image" for a sweep, the job file's name for a batch
+    floats: bool = False
+    noise: bool = False
+    pgm: bool = False
+
+
+def fmt(x: float) -> str:
+    """A number for an argument list: 12 significant digits, so 0.1 * 3 reads 0.3."""
+    text = f"{x:.12g}"
+    return "0" if text == "-0" else text
+
+
+def job_key(argv: list[str]) -> str:
+    return hashlib.sha256(json.dumps(list(argv)).encode()).hexdigest()[:16]
+
+
+def _file_stat(path: str):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return [st.st_size, st.st_mtime_ns]
+
+
+def digest(argv: list[str], params: Params | None) -> str:
+    """sha256 of what decides a frame's files: its argv, its input files' size and modification
+    time (a changed -hkl or -mat file makes the frame stale), and the nbnumba version."""
+    inputs = {}
+    if params is not None:
+        for attr in INPUT_ATTRS:
+            path = getattr(params, attr, None)
+            if path:
+                inputs[os.path.abspath(path)] = _file_stat(path)
+        if params.hklfile is None:  # run falls back to ./Fdump.bin
+            inputs[os.path.abspath("Fdump.bin")] = _file_stat("Fdump.bin")
+    blob = json.dumps({"argv": list(argv), "inputs": inputs, "version": __version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _matching(flags, arg: str) -> bool:
+    return any(_FLAG_BY_NAME[name].matches(arg) for name in flags)
+
+
+def absolute_paths(argv: list[str]) -> list[str]:
+    """The argv with the values of input and output file flags made absolute, so that workers
+    with another working directory (a remote cluster on a shared file system) find them."""
+    out = list(argv)
+    i = 0
+    while i < len(out):
+        arg = out[i]
+        if arg.startswith("-") and i + 1 < len(out) and _matching(INPUT_FLAGS + OUTPUT_FLAGS, arg):
+            value = out[i + 1]
+            if value != os.devnull and not os.path.isabs(value):
+                out[i + 1] = os.path.abspath(value)
+            i += 2
+            continue
+        i += 1
+    return out
+
+
+def named_outputs(argv: list[str]) -> Params:
+    """The argv parsed over a Params whose output names are None and whose PGM and noise images
+    are off: what is left set is what the flags themselves asked for."""
+    base = Params()
+    base.floatfile = base.intfile = base.pgmfile = base.noisefile = None
+    base.write_pgm = base.calculate_noise = False
+    return parse_args(list(argv), base=base)
+
+
+def output_flags(asked: Params, opts: Outputs, number: int, digits: int) -> tuple[list[str], list[str]]:
+    """Output flags to append to a frame's argv (explicit names win over the generated ones) and
+    the files they write.  Generated names: OUTDIR/PREFIX_00001.img (.bin, .pgm) and
+    OUTDIR/PREFIX_noise_00001.img.  The float image goes to os.devnull unless asked for."""
+    stem = os.path.join(opts.outdir, opts.prefix)
+    n = f"{number:0{digits}d}"
+    intfile = asked.intfile or f"{stem}_{n}.img"
+    floatfile = asked.floatfile or (f"{stem}_{n}.bin" if opts.floats else os.devnull)
+    pgmfile = (asked.pgmfile or f"{stem}_{n}.pgm") if (asked.write_pgm or opts.pgm) else None
+    noisefile = (asked.noisefile or f"{stem}_noise_{n}.img") if (asked.calculate_noise or opts.noise) else None
+    flags = ["-floatfile", floatfile, "-intfile", intfile]
+    flags += ["-pgmfile", pgmfile] if pgmfile else ["-nopgm"]
+    flags += ["-noisefile", noisefile] if noisefile else ["-nonoise"]
+    files = [f for f in (floatfile, intfile, pgmfile, noisefile) if f and f != os.devnull]
+    return flags, [os.path.abspath(f) for f in files]
+
+
+def _digits(last: int) -> int:
+    return max(5, len(str(last)))
+
+
+# ---------------------------------------------------------------- sweep
+
+def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -> Job:
+    """A rotation series: frame i (0-based) starts at phi0 + i*osc and covers osc, with the run's
+    phi steps inside it; its noise seed is S + i (S: the -seed given, else 1) and, with -misset
+    random, its misset seed stays S so that every frame shows the same crystal."""
+    from ..simulation import parse_command
+
+    if nframes < 1:
+        raise UserError(f"-nframes must be at least 1, got {nframes}")
+    asked = named_outputs(argv)
+    named = [flag for flag, attr in (("-floatfile/-out", "floatfile"), ("-intfile", "intfile"),
+                                     ("-pgmfile", "pgmfile"), ("-noisefile", "noisefile"))
+             if getattr(asked, attr) is not None]
+    if named:
+        raise UserError(f"sweep names its frames itself (-outdir DIR -prefix NAME, -floats, -noise, -pgm): "
+                        f"remove {', '.join(named)}")
+    p, _ = parse_command(argv)
+    steps, osc, _step = phi_steps(p.phisteps, p.osc, p.phistep, RTD)
+    if not osc > 0.0:
+        raise UserError("a sweep needs an oscillation range per frame: give -osc DEG (or -phistep/-phisteps)")
+    phi0_deg, osc_deg = p.phi0 * RTD, osc * RTD
+    seed = -p.seed if p.seed is not None else DEFAULT_SEED
+    pin_misset = p.misset == "random" and p.misset_seed is None
+    if opts.prefix is None:
+        opts.prefix = "image"
+    key = job_key(argv)
+    digits = _digits(first + nframes - 1)
+    frames = []
+    extra_steps: list[str] = []
+    params = None  # every frame reads the same input files: parse them once for the hashes
+    for i in range(nframes):
+        number = first + i
+        argv_i = list(argv) + ["-phi", fmt(phi0_deg + i * osc_deg), "-osc", fmt(osc_deg)]
+        if i == 0:
+            q = parse_args(argv_i)
+            if phi_steps(q.phisteps, q.osc, q.phistep, RTD)[0] != steps:
+                extra_steps = ["-phisteps", str(steps)]
+        argv_i += extra_steps + ["-seed", str(seed + i)]
+        if pin_misset:
+            argv_i += ["-misset_seed", str(seed)]
+        flags, files = output_flags(asked, opts, number, digits)
+        argv_i = absolute_paths(argv_i + flags)
+        if params is None:
+            params = parse_args(argv_i)
+        frames.append(Frame(str(number), f"frame {number}", tuple(argv_i), tuple(files),
+                            digest(argv_i, params), key))
+    manifest = os.path.abspath(os.path.join(opts.outdir, f"{opts.prefix}_manifest.json"))
+    return Job("sweep", frames, manifest, total=nframes)
+
+
+# ---------------------------------------------------------------- batch
+
+@dataclass
+class Column:
+    name: str  # the flag, with its dash
+    switch: bool  # takes no value: the cell says yes or no
+    whole: bool  # one value that may contain spaces (a file name)
+    raw: bool = False  # the `args` column: flags written out
+
+
+def _column(name: str, where: str) -> Column:
+    bare = name.strip().lstrip("-")
+    if not bare:
+        raise UserError(f"{where}: empty column name")
+    if bare in ("args", "flags"):
+        return Column(bare, False, False, raw=True)
+    flag = "-" + bare
+    for f in FLAGS:
+        if f.name == "-misset random" or not f.matches(flag):
+            continue
+        return Column(flag, f.nargs == 0, f.nargs == 1 and f.kinds == "s")
+    raise UserError(f"{where}: column {bare!r} is not a run flag{suggest(flag)}")
+
+
+def _cell_tokens(col: Column, cell: str, where: str) -> list[str]:
+    cell = cell.strip()
+    if not cell:
+        return []
+    if col.raw:
+        try:
+            return shlex.split(cell)
+        except ValueError as err:
+            raise UserError(f"{where}: args {cell!r}: {err}") from None
+    if col.switch:
+        word = cell.lower()
+        if word in TRUE_WORDS:
+            return [col.name]
+        if word in FALSE_WORDS:
+            return []
+        raise UserError(f"{where}: {col.name} is a switch: write 1 or 0 (yes/no), got {cell!r}")
+    return [col.name, cell] if col.whole else [col.name, *cell.split()]
+
+
+def read_jobfile(path: str) -> tuple[list[str], list[Column], list[tuple[int, int, list[str]]]]:
+    """(base argv, columns, [(row number, line number, cells)]) of a batch job file.
+
+    Format (CSV): lines starting with # are comments, except `# base: FLAGS`, whose flags (shell
+    quoting) form the base command line of every row (several such lines add up).  The first
+    other line is the header: run flag names, without or with the dash; a column `args` takes
+    extra flags written out.  Each further line is one image: a cell gives its flag's values
+    (several values separated by spaces: `10 20 30` for misset), an empty cell leaves the flag to
+    the base, a switch column (nonoise, interpolate...) takes 1/0 or yes/no.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read {path}: {getattr(err, 'strerror', None) or err}") from None
+    base: list[str] = []
+    header = None
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            body = stripped[1:].strip()
+            if body.lower().startswith("base:"):
+                try:
+                    base += shlex.split(body[5:])
+                except ValueError as err:
+                    raise UserError(f"{path} line {lineno}: base: {err}") from None
+            continue
+        cells = next(csv.reader([line], skipinitialspace=True))
+        if header is None:
+            header = [_column(name, f"{path} line {lineno}") for name in cells]
+            continue
+        rows.append((len(rows) + 1, lineno, cells))
+    if header is None:
+        raise UserError(f"{path}: no header line (flag names separated by commas)")
+    if not rows:
+        raise UserError(f"{path}: no rows after the header")
+    return base, header, rows
+
+
+def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
+    """One frame per row of the job file: base flags, command-line flags, then the row's cells.
+    A row without -seed (in the base or the row) gets -seed ROW, its 1-based row number."""
+    base, columns, rows = read_jobfile(path)
+    if opts.prefix is None:
+        opts.prefix = os.path.splitext(os.path.basename(path))[0]
+    base = base + list(extra)
+    key = job_key(base)
+    digits = _digits(len(rows))
+    frames, errors = [], []
+    for number, lineno, cells in rows:
+        label = f"row {number} (line {lineno})"
+        try:
+            if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns):]):
+                raise UserError(f"{len(cells)} cells but the header names {len(columns)} columns")
+            argv = list(base)
+            for col, cell in zip(columns, cells):
+                argv += _cell_tokens(col, cell, "cell")
+            asked = named_outputs(argv)
+            if asked.seed is None:
+                argv += ["-seed", str(number)]
+            flags, files = output_flags(asked, opts, number, digits)
+            argv = absolute_paths(argv + flags)
+            params = parse_args(argv)
+        except UserError as err:
+            errors.append((str(number), label, str(err)))
+            continue
+        frames.append(Frame(str(number), label, tuple(argv), tuple(files), digest(argv, params), key))
+    owners: dict = {}
+    for frame in frames:
+        for name in frame.files:
+            owners.setdefault(name, []).append(frame.key)
+    clash = {name: keys for name, keys in owners.items() if len(keys) > 1}
+    if clash:
+        name, keys = next(iter(clash.items()))
+        raise UserError(f"{path}: rows {', '.join(keys)} all write {name}: give each row its own output names")
+    manifest = os.path.abspath(os.path.join(opts.outdir, f"{opts.prefix}_manifest.json"))
+    return Job("batch", frames, manifest, errors=errors, total=len(rows))
+

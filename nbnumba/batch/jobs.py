@@ -1,0 +1,157 @@
+"""The worker side: render one frame from its description and write its files.
+
+A worker is a long-lived process that renders many frames, so what can be kept is kept: the
+compiled kernels (Numba compiles or loads them once per process), the structure factor tables
+(`-hkl` files are parsed once per worker, keyed by path, size and modification time) and a little
+state per job (frames rendered, time spent), keyed by the hash of the job's base argv.
+
+`render_frame` returns a result dict for a frame that rendered or failed for a user's mistake (a
+bad flag, a missing file: one line, no retry); anything else raises, so that Dask retries it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import socket
+import threading
+import time
+
+from ..errors import UserError
+
+_lock = threading.Lock()
+_jobs: dict = {}  # job key -> {"frames": n, "seconds": s, "first": seconds of the first frame}
+_installed = False
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_hkl(path: str, size: int, mtime_ns: int, default_F: float):
+    from ..io.hkl import read_hkl
+    return read_hkl(path, default_F)
+
+
+def read_hkl_cached(path, default_F: float):
+    """`nbnumba.io.hkl.read_hkl` with a per-process cache keyed by (path, size, mtime, default_F);
+    the table is shared read-only between the frames of this process."""
+    from ..io.hkl import read_hkl
+    try:
+        st = os.stat(path)
+    except OSError:
+        return read_hkl(path, default_F)  # its own one-line error
+    return _cached_hkl(os.path.abspath(path), st.st_size, st.st_mtime_ns, float(default_F))
+
+
+def install_hkl_cache() -> None:
+    """Make `simulation.build` read -hkl files through the cache in this process."""
+    global _installed
+    if _installed:
+        return
+    from .. import simulation
+    simulation.read_hkl = read_hkl_cached
+    _installed = True
+
+
+def dask_setup(worker) -> None:
+    """Dask preload of the embedded cluster's workers: Ctrl-C in the terminal reaches every
+    process of the foreground group, and only the client should act on it (it closes the
+    cluster); the workers ignore SIGINT instead of printing tracebacks."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: nothing to do
+        pass
+    install_hkl_cache()
+
+
+def _backend(sim):
+    from ..api import backend
+    p = sim.params
+    if p.precision not in ("double", "single"):
+        raise UserError(f"-precision expects double or single, got {p.precision!r}")
+    try:
+        return backend(p.device)
+    except UserError as err:
+        raise UserError(f"-device {p.device}: {err}") from None
+
+
+def _set_threads(n: int) -> None:
+    if n > 0:
+        import numba
+        if n > numba.config.NUMBA_NUM_THREADS:
+            n = numba.config.NUMBA_NUM_THREADS
+        numba.set_num_threads(n)
+
+
+def _hook_kill(frame, hooks: dict) -> None:
+    """Test hook: the first time frame `kill_key` starts, SIGKILL this worker process."""
+    marker = hooks.get("kill_marker")
+    if marker and frame.key == str(hooks.get("kill_key")):
+        try:
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _hook_log(frame, hooks: dict) -> None:
+    """Test hook: append 'key pid' to a log for every frame written (a render counter)."""
+    log = hooks.get("render_log")
+    if log:
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, f"{frame.key} {os.getpid()}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
+    """Build, render and write one frame (the work of `nbnumba run` without its printing, and
+    without writing Fdump.bin).  `threads`: Numba threads when the argv gives no -nthreads."""
+    from ..outputs import statistics, write_outputs
+    from ..render import render
+    from ..simulation import build
+
+    hooks = hooks or {}
+    _hook_kill(frame, hooks)
+    if hooks.get("delay"):
+        time.sleep(float(hooks["delay"]))
+    t0 = time.perf_counter()
+    result = {"key": frame.key, "digest": frame.digest, "pid": os.getpid(), "host": socket.gethostname(),
+              "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    try:
+        install_hkl_cache()
+        sim = build(list(frame.argv))
+        backend = _backend(sim)
+        _set_threads(sim.params.nthreads or threads)
+        done = render(sim, backend, sim.params.precision)
+        stats = statistics(sim, done.image)
+        write_outputs(sim, done.image, stats, lambda line: None)
+    except UserError as err:
+        result.update(ok=False, error=str(err), seconds=time.perf_counter() - t0)
+        return result
+    seconds = time.perf_counter() - t0
+    with _lock:
+        state = _jobs.setdefault(frame.job, {"frames": 0, "seconds": 0.0, "first": seconds})
+        state["frames"] += 1
+        state["seconds"] += seconds
+        result["worker_frames"] = state["frames"]
+    _hook_log(frame, hooks)
+    result.update(ok=True, error=None, seconds=seconds, device=backend.__name__.rsplit(".", 1)[-1],
+                  max_I=stats.max_I, mean=stats.mean, worker=_worker_address())
+    return result
+
+
+def _worker_address() -> str | None:
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except Exception:  # noqa: BLE001 - not in a Dask worker
+        return None
+
+
+def worker_state() -> dict:
+    """This process's per-job counters (for diagnostics: `client.run(worker_state)`)."""
+    with _lock:
+        return {key: dict(value) for key, value in _jobs.items()}
