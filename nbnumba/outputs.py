@@ -6,6 +6,7 @@ import math
 import os
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from . import rng
@@ -49,33 +50,73 @@ def check_writable(paths: list[str]) -> None:
             raise RuntimeFailure(f"cannot write {path}: permission denied")
 
 
-def roi_mask(sim: Simulation) -> np.ndarray:
-    xmin, xmax, ymin, ymax = sim.detector.roi
-    inside = np.zeros(sim.shape, dtype=bool)
-    inside[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1] = True
-    return inside
+@numba.njit(cache=True)
+def _moments(image, roi, mask, has_mask):
+    """One pass in scan order over the rendered pixels: sum, sum of squares, count, first max."""
+    xmin, xmax, ymin, ymax = roi
+    total = 0.0
+    squares = 0.0
+    n = 0
+    best = 0.0
+    best_index = -1
+    for s in range(max(ymin, 0), min(ymax, image.shape[0] - 1) + 1):
+        for f in range(max(xmin, 0), min(xmax, image.shape[1] - 1) + 1):
+            if has_mask and mask[s, f] == 0:
+                continue
+            v = np.float64(image[s, f])
+            total += v
+            squares += v * v
+            n += 1
+            if v > best:
+                best = v
+                best_index = s * image.shape[1] + f
+    return total, squares, n, best, best_index
+
+
+@numba.njit(cache=True)
+def _deviation(image, roi, mean):
+    """Sum of squared deviations from the mean over the whole ROI (masked pixels included)."""
+    xmin, xmax, ymin, ymax = roi
+    total = 0.0
+    n = 0
+    for s in range(max(ymin, 0), min(ymax, image.shape[0] - 1) + 1):
+        for f in range(max(xmin, 0), min(xmax, image.shape[1] - 1) + 1):
+            d = np.float64(image[s, f]) - mean
+            total += d * d
+            n += 1
+    return total, n
+
+
+@numba.njit(cache=True)
+def _counts(image, roi, scale, adc):
+    """The int image: floorf(clip(value*scale + adc, 0, 65535) + 0.5) inside the ROI, 0 outside."""
+    xmin, xmax, ymin, ymax = roi
+    out = np.zeros(image.shape, dtype=np.uint16)
+    for s in range(max(ymin, 0), min(ymax, image.shape[0] - 1) + 1):
+        for f in range(max(xmin, 0), min(xmax, image.shape[1] - 1) + 1):
+            test = np.float64(image[s, f]) * scale + adc
+            test = min(65535.0, max(0.0, test))
+            # floorf() narrows test + 0.5 to float first, as the reference's call does
+            out[s, f] = np.uint16(math.floor(np.float32(test + 0.5)))
+    return out
 
 
 def statistics(sim: Simulation, image: np.ndarray) -> Stats:
-    inside = roi_mask(sim)
-    rendered = inside & (sim.mask != 0) if sim.mask is not None else inside
-    values = image[rendered].astype(np.float64)
-    n = values.size
-    max_I, max_x, max_y = 0.0, 0.0, 0.0
-    if n and values.max() > 0.0:
-        flat = np.where(rendered, image, -np.inf).ravel()
-        idx = int(np.argmax(flat))
-        s, f = divmod(idx, sim.detector.fpixels)
-        max_I = float(image[s, f])
+    roi = np.array(sim.detector.roi, dtype=np.int64)
+    mask = sim.mask if sim.mask is not None else np.zeros((1, 1), dtype=np.uint16)
+    total, squares, n, best, best_index = _moments(image, roi, mask, sim.mask is not None)
+    max_x = max_y = 0.0
+    if best_index >= 0:
+        s, f = divmod(best_index, sim.detector.fpixels)
         sub = sim.detector.pixel_size / sim.oversample
         last = sim.oversample - 1
         max_x = sub * (f * sim.oversample + last) + sub / 2.0
         max_y = sub * (s * sim.oversample + last) + sub / 2.0
-    mean = float(values.sum()) / max(n, 1)
-    rms = math.sqrt(float((values * values).sum()) / (max(n, 2) - 1))
-    roi_values = image[inside].astype(np.float64) - mean
-    rmsd = math.sqrt(float((roi_values * roi_values).sum()) / (max(roi_values.size, 2) - 1))
-    return Stats(max_I, max_x, max_y, mean, rms, rmsd, n)
+    mean = total / max(n, 1)
+    rms = math.sqrt(squares / (max(n, 2) - 1))
+    deviation, m = _deviation(image, roi, mean)
+    rmsd = math.sqrt(deviation / (max(m, 2) - 1))
+    return Stats(best, max_x, max_y, mean, rms, rmsd, n)
 
 
 def header_fields(sim: Simulation) -> dict:
@@ -98,11 +139,7 @@ def int_image(sim: Simulation, image: np.ndarray, max_I: float) -> tuple[np.ndar
     scale = sim.params.intfile_scale
     if scale <= 0.0:
         scale = 55000.0 / max_I if max_I > 0.0 else 1.0
-    test = np.clip(image.astype(np.float64) * scale + sim.params.adc_offset, 0.0, 65535.0)
-    # the reference rounds with floorf(), which first narrows test + 0.5 to float
-    counts = np.floor((test + 0.5).astype(np.float32)).astype(np.uint16)
-    counts[~roi_mask(sim)] = 0
-    return counts, scale
+    return _counts(image, np.array(sim.detector.roi, dtype=np.int64), scale, sim.params.adc_offset), scale
 
 
 def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None:

@@ -101,6 +101,7 @@ def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
     failed: list[tuple[str, str, str]] = []  # key, label, message
     skipped = []
     interrupted = False
+    render_seconds = 0.0
     try:
         for key, label, message in job.errors:
             failed.append((key, label, message))
@@ -118,7 +119,8 @@ def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
                 f"{len(job.errors)} refused; {engine.description}")
             worker_hooks = {k: v for k, v in opts.hooks.items() if k in ("kill_marker", "kill_key",
                                                                           "render_log", "delay")}
-            rendered, interrupted = _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame)
+            rendered, interrupted, render_seconds = _render(engine, todo, opts, worker_hooks, manifest, failed,
+                                                            render_frame)
         manifest.flush()
     except KeyboardInterrupt:
         interrupted = True
@@ -130,7 +132,8 @@ def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
             if engine is not None:
                 engine.close()
     seconds = time.perf_counter() - t0
-    rate = f" ({len(rendered) / seconds:.2f} frames/s)" if rendered else ""
+    rate = (f" ({len(rendered) / seconds:.2f} frames/s; {len(rendered) / render_seconds:.2f} once the "
+            f"workers were up)" if rendered and render_seconds > 0 else "")
     settled = {f.key for f in skipped} | set(rendered) | {key for key, _, _ in failed}
     not_done = sum(1 for f in job.frames if f.key not in settled)
     say(f"{job.command} summary: {len(rendered)} rendered, {len(skipped)} skipped (already done), "
@@ -160,6 +163,7 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame):
     from distributed import as_completed
 
     client = engine.client
+    t0 = time.perf_counter()
     by_key = {}
     futures = []
     for frame in todo:
@@ -195,6 +199,6 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame):
     except KeyboardInterrupt:
         meter.close()
         client.cancel([f for f in futures if not f.done()])
-        return rendered, True
+        return rendered, True, time.perf_counter() - t0
     meter.close()
-    return rendered, False
+    return rendered, False, time.perf_counter() - t0

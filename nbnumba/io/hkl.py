@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import UserError
 from .atomic import atomic_open
+from .reading import read_bytes
 
 _NOT_DECIMAL = re.compile(rb"[^0-9eE+\-.\s]")
 _NUMBER = re.compile(rb"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan)", re.IGNORECASE)
@@ -44,14 +45,6 @@ class HKLTable:
     count: int
     grid: np.ndarray
     warnings: list[str] = field(default_factory=list)
-
-
-def _read_bytes(path) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def _scan(path, data: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -121,7 +114,7 @@ def _allocate(path, shape: tuple[int, int, int]) -> np.ndarray:
 
 def read_hkl(path, default_F: float) -> HKLTable:
     """Structure factors from an ``h k l F`` text file; grid points not listed get ``default_F``."""
-    values, lines = _numbers(path, _read_bytes(path))
+    values, lines = _numbers(path, read_bytes(path))
     records, record_lines = _records(path, values, lines)
     F = records[:, 3]
     if not np.isfinite(F).all():
@@ -159,7 +152,7 @@ def read_fdump(path) -> HKLTable:
     """A table cached by :func:`write_fdump` or by the reference."""
     # The reference's fscanf would also swallow data bytes that look like whitespace after
     # the form feed; reading from exactly after it is what the writer meant.
-    data = _read_bytes(path)
+    data = read_bytes(path)
     header = _FDUMP_HEADER.match(data)
     if header is None:
         raise UserError(f"{path}: not an Fdump file (expected a line of six integers then a form feed)")

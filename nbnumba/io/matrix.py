@@ -5,6 +5,7 @@ import re
 import numpy as np
 
 from ..errors import UserError
+from .reading import read_bytes
 
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
@@ -16,11 +17,7 @@ def read_mosflm_matrix(path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     (a*, b*, c*).  The rest of a MOSFLM file (missetting angles, cell, U matrix) is ignored,
     and line breaks do not matter, as with the reference's ``fscanf``.
     """
-    try:
-        with open(path, encoding="latin-1") as f:
-            tokens = f.read().split()[:9]
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    tokens = read_bytes(path).decode("latin-1").split()[:9]
     for position, token in enumerate(tokens):
         if not _DECIMAL.fullmatch(token):
             raise UserError(f"{path}: matrix element {position + 1} is {token!r}, not a number")

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import UserError
 from .atomic import atomic_write_bytes
+from .reading import read_bytes
 from .textcolumns import c_atof
 
 HEADER_BYTES = 512
@@ -84,14 +85,6 @@ def smv_value(header_text: str, key: str) -> float:
     return c_atof(header_text[equals + 1 :])
 
 
-def _read_bytes(path) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-
-
 def _positive_int(value: float) -> int | None:
     if not math.isfinite(value) or int(value) <= 0:
         return None
@@ -115,7 +108,7 @@ def _image_size(path, header: str) -> tuple[int, int]:
 
 
 def read_smv(path) -> SMVImage:
-    raw = _read_bytes(path)
+    raw = read_bytes(path)
     if len(raw) < HEADER_BYTES:
         raise UserError(f"{path}: not an SMV image: only {len(raw)} bytes, shorter than a 512-byte header")
     first = _header_text(raw, HEADER_BYTES)

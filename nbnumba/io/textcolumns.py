@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from ..errors import UserError
+from .reading import read_bytes
 
 DELIMITERS = " \t,;:!"
 # Characters the reference skips as "the rest of the number" before looking for a delimiter.
@@ -77,11 +78,7 @@ def read_columns(path, ncols: int) -> np.ndarray:
     Windows line endings and a missing final newline are normalised first: the reference
     would otherwise read the missing columns of such lines as 0 instead of NaN.
     """
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("latin-1")
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    text = read_bytes(path).decode("latin-1")
     text = text.replace("\r\n", "\n")
     if text and not text.endswith("\n"):
         text += "\n"
