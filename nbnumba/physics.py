@@ -23,9 +23,12 @@ import numpy as np
 from . import layout as L
 
 
-def make_physics(jit, real, inline_jit=None):
+def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
     """`inline_jit` compiles the small hot functions (default: `jit`); on the CPU it should inline
-    them into their callers, which lets LLVM keep the lattice sums in registers and vectorise."""
+    them into their callers, which lets LLVM keep the lattice sums in registers and vectorise.
+
+    `floor` and `ceil` round a real to an integral real of the same type: NumPy's on the CPU (they
+    vectorise), math's for CUDA (NumPy's ufuncs are not available there; math's return a real)."""
     R = real
     small = inline_jit if inline_jit is not None else jit
     PI = R(math.pi)
@@ -97,7 +100,7 @@ def make_physics(jit, real, inline_jit=None):
     @small
     def odd(x):
         """1.0 when the integer-valued x is odd, else 0.0 (in floating point, so loops vectorise)."""
-        return x - R(2.0) * np.floor(x * R(0.5))
+        return x - R(2.0) * floor(x * R(0.5))
 
     @small
     def sincg_peeled(h, h0, n):
@@ -113,7 +116,7 @@ def make_physics(jit, real, inline_jit=None):
             return -n if odd(flips) != R(0.0) else n
         x = PI * frac
         t = x * n
-        q = np.floor(t * INV_PI + R(0.5))
+        q = floor(t * INV_PI + R(0.5))
         r = (t - q * PI_A) - q * PI_B
         ratio = sin_halfpi(r) / sin_halfpi(x)
         return -ratio if odd(flips + q) != R(0.0) else ratio
@@ -267,9 +270,9 @@ def make_physics(jit, real, inline_jit=None):
             scratch[L.S_H, j] = h
             scratch[L.S_K, j] = k
             scratch[L.S_L, j] = l
-            scratch[L.S_H0, j] = np.ceil(h - R(0.5))
-            scratch[L.S_K0, j] = np.ceil(k - R(0.5))
-            scratch[L.S_L0, j] = np.ceil(l - R(0.5))
+            scratch[L.S_H0, j] = ceil(h - R(0.5))
+            scratch[L.S_K0, j] = ceil(k - R(0.5))
+            scratch[L.S_L0, j] = ceil(l - R(0.5))
         if shape == 0:
             for j in range(count):
                 f_a = lattice_sinc(scratch[L.S_H, j], scratch[L.S_H0, j], na) if na > R(1.0) else R(1.0)
@@ -434,8 +437,9 @@ def make_physics(jit, real, inline_jit=None):
                                     interpolate = False
                                     flags |= 1
                                 if interpolate:
-                                    F_cell = interpolate_F(Fhkl, h, k, l, math.floor(np.float64(h)),
-                                                           math.floor(np.float64(k)), math.floor(np.float64(l)),
+                                    F_cell = interpolate_F(Fhkl, h, k, l, int(math.floor(np.float64(h))),
+                                                           int(math.floor(np.float64(k))),
+                                                           int(math.floor(np.float64(l))),
                                                            ip[L.I_H_MIN], ip[L.I_K_MIN], ip[L.I_L_MIN])
                                 else:
                                     F_cell = nearest_F(Fhkl, int(scratch[L.S_H0, j]), int(scratch[L.S_K0, j]),

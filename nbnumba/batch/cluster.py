@@ -132,7 +132,8 @@ def _cpu_cluster(n: int, threads: int):
 
 def _gpu_cluster(gpus: list[str], threads: int):
     from distributed import Nanny, Scheduler, SpecCluster
-    scheduler = {"cls": Scheduler, "options": {"dashboard_address": None}}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "port": 0, "dashboard": False,
+                                               "dashboard_address": None}}
     workers = {f"gpu-{g}": {"cls": Nanny,
                             "options": {"nthreads": 1, "silence_logs": logging.ERROR, "preload": [PRELOAD],
                                         "env": _worker_env(threads, {"CUDA_VISIBLE_DEVICES": g})}}

@@ -1,0 +1,223 @@
+"""`nbnumba sweep` and `nbnumba batch` on Dask clusters of 2 CPU worker processes, with 32x32
+images: frames identical to single runs, bad rows, resuming, a worker killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nbnumba.batch.frames import fmt, read_jobfile
+from nbnumba.cli import main
+from nbnumba.errors import UserError
+from nbnumba.io.smv import read_smv, smv_value
+
+distributed = pytest.importorskip("distributed")
+
+BASE = ["-default_F", "100", "-cell", "50", "50", "50", "90", "90", "90", "-lambda", "1", "-distance", "50",
+        "-detpixels", "32", "-pixel", "0.4", "-N", "5", "-oversample", "1"]
+HOOKS = "NBNUMBA_BATCH_HOOKS"
+
+
+def invoke(args: list[str], cwd: Path):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def manifest(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def render_log(path: Path) -> list[tuple[str, int]]:
+    if not path.exists():
+        return []
+    return [(key, int(pid)) for key, pid in (line.split() for line in path.read_text().splitlines())]
+
+
+def drain(address: str, timeout: float = 30.0) -> None:
+    from distributed import Client
+
+    with Client(address) as client:
+        deadline = time.monotonic() + timeout
+        while any(client.run(lambda dask_worker: len(dask_worker.state.tasks)).values()):
+            assert time.monotonic() < deadline, "the cluster did not finish its tasks"
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two single-threaded worker processes with nannies (a killed worker is restarted)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR, preload=["nbnumba.batch.jobs"],
+                      env={"NUMBA_NUM_THREADS": "1"}) as c:
+        yield c.scheduler_address
+
+
+def test_sweep_frames_match_single_runs(tmp_path):
+    flags = BASE + ["-phi", "10", "-osc", "2", "-phisteps", "2", "-misset", "random", "-seed", "7"]
+    # the matching single runs first (in this process: they also refresh Numba's cache for the workers)
+    for i in range(8):
+        run = invoke(["run", *flags, "-phi", fmt(10 + 2 * i), "-osc", "2", "-seed", 7 + i, "-misset_seed", 7,
+                      "-intfile", f"run_{i}.img", "-floatfile", f"run_{i}.bin", "-noisefile", f"noise_{i}.img",
+                      "-nopgm", "-noprogress"], tmp_path)
+        assert run.exit_code == 0, run.output
+    result = invoke(["sweep", *flags, "-nframes", 8, "-outdir", "frames", "-prefix", "lyso", "-floats", "-noise",
+                     "--workers", 2, "-noprogress"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "8 rendered, 0 skipped" in result.output
+    out = tmp_path / "frames"
+    for i in range(8):
+        n = f"{i + 1:05d}"
+        assert (out / f"lyso_{n}.img").read_bytes() == (tmp_path / f"run_{i}.img").read_bytes()
+        assert (out / f"lyso_{n}.bin").read_bytes() == (tmp_path / f"run_{i}.bin").read_bytes()
+        assert (out / f"lyso_noise_{n}.img").read_bytes() == (tmp_path / f"noise_{i}.img").read_bytes()
+        header = read_smv(out / f"lyso_{n}.img").header
+        assert smv_value(header, "PHI") == pytest.approx(10 + 2 * i)
+        assert smv_value(header, "OSC_START") == pytest.approx(10 + 2 * i)
+        assert smv_value(header, "OSC_RANGE") == pytest.approx(2)
+    first = np.fromfile(out / "lyso_00001.bin", dtype="<f4")
+    assert first.max() > 0 and not np.array_equal(first, np.fromfile(out / "lyso_00008.bin", dtype="<f4"))
+    done = manifest(out / "lyso_manifest.json")
+    assert sorted(done["frames"], key=int) == [str(i) for i in range(1, 9)]
+    assert "-phi 14 -osc 2 -seed 9 -misset_seed 7 " in " ".join(done["frames"]["3"]["argv"])
+
+
+def test_batch_bad_rows_are_reported_and_the_others_render(tmp_path, cluster):
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("# a job file with two bad rows\n"
+                    f"# base: {' '.join(BASE)} -osc 1\n"
+                    "misset,N,hkl,seed\n"
+                    "0 0 0,,,\n"
+                    "0 0 0,abc,,\n"
+                    "10 20 30,,missing.hkl,\n"
+                    "10 20 30,7,,42\n")
+    result = invoke(["batch", jobs, "-outdir", "out", "--scheduler", cluster, "-noprogress"], tmp_path)
+    assert result.exit_code == 1, result.output
+    assert "row 2 (line 5): -N expects a number, got 'abc'" in result.output
+    assert "row 3 (line 6): cannot read" in result.output and "missing.hkl" in result.output
+    assert "2 rendered, 0 skipped (already done), 2 failed" in result.output
+    assert "error: 2 of 4 rows failed" in result.output
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("*.img")) == ["jobs_00001.img", "jobs_00004.img"]
+    done = manifest(out / "jobs_manifest.json")
+    assert sorted(done["frames"]) == ["1", "4"] and sorted(done["failed"]) == ["2", "3"]
+    # a good row is the image of the run with the same flags (and -seed ROW when it gives none)
+    run = invoke(["run", *BASE, "-osc", "1", "-misset", "10", "20", "30", "-N", "7", "-seed", "42",
+                  "-intfile", "row4.img", "-floatfile", os.devnull, "-nonoise", "-nopgm", "-noprogress"], tmp_path)
+    assert run.exit_code == 0, run.output
+    assert (tmp_path / "row4.img").read_bytes() == (out / "jobs_00004.img").read_bytes()
+    # again: the good rows are skipped, the bad ones fail again
+    again = invoke(["batch", jobs, "-outdir", "out", "--scheduler", cluster, "-noprogress"], tmp_path)
+    assert again.exit_code == 1
+    assert "0 rendered, 2 skipped (already done), 2 failed" in again.output
+
+
+def test_interrupted_run_resumes_without_rendering_a_frame_twice(tmp_path, cluster, monkeypatch):
+    log = tmp_path / "renders.log"
+    sweep = ["sweep", *BASE, "-osc", "1", "-nframes", 8, "-outdir", "out", "--scheduler", cluster, "-noprogress"]
+    monkeypatch.setenv(HOOKS, json.dumps({"render_log": str(log)}))
+    first = invoke([*sweep, "-max_frames", 2], tmp_path)  # stops on purpose after 2 frames
+    assert first.exit_code == 0, first.output
+    assert "6 frames left" in first.output
+    out = tmp_path / "out"
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("*.img")}
+    assert sorted(stamps) == ["image_00001.img", "image_00002.img"]
+
+    # Ctrl-C (the same KeyboardInterrupt) after two more frames: exit 130, the manifest holds what finished
+    monkeypatch.setenv(HOOKS, json.dumps({"render_log": str(log), "interrupt_after": 2, "delay": 0.3}))
+    second = invoke(sweep, tmp_path)
+    assert second.exit_code == 130, second.output
+    recorded = set(manifest(out / "image_manifest.json")["frames"])
+    assert {"1", "2"} < recorded and len(recorded) < 8
+    # On a cluster that outlives the client, frames already running when it stopped finish in the
+    # background (written, but not recorded: they count as not done).  Let them drain.
+    drain(cluster)
+    before_resume = len(render_log(log))
+
+    monkeypatch.setenv(HOOKS, json.dumps({"render_log": str(log)}))
+    third = invoke(sweep, tmp_path)
+    assert third.exit_code == 0, third.output
+    assert f"{8 - len(recorded)} rendered, {len(recorded)} skipped" in third.output
+    resumed = [key for key, _ in render_log(log)[before_resume:]]
+    assert sorted(resumed, key=int) == sorted(set(map(str, range(1, 9))) - recorded, key=int)
+    assert sorted(manifest(out / "image_manifest.json")["frames"], key=int) == [str(i) for i in range(1, 9)]
+    for name, stamp in stamps.items():  # frames done in the first run were never rewritten
+        assert (out / name).stat().st_mtime_ns == stamp
+    # every frame was rendered, and none that the manifest had recorded was rendered again
+    counts = {}
+    for key, _ in render_log(log):
+        counts[key] = counts.get(key, 0) + 1
+    assert set(counts) == set(map(str, range(1, 9)))
+    assert all(counts[key] == 1 for key in recorded)
+
+    # a frame whose file disappeared is rendered again, and only that one
+    (out / "image_00005.img").unlink()
+    fourth = invoke(sweep, tmp_path)
+    assert fourth.exit_code == 0 and "1 rendered, 7 skipped" in fourth.output
+    assert render_log(log)[-1][0] == "5"
+
+
+def test_frames_survive_a_killed_worker(tmp_path, cluster, monkeypatch):
+    log, marker = tmp_path / "renders.log", tmp_path / "killed"
+    monkeypatch.setenv(HOOKS, json.dumps({"render_log": str(log), "kill_marker": str(marker), "kill_key": 3}))
+    result = invoke(["sweep", *BASE, "-osc", "1", "-nframes", 6, "-outdir", "out", "--scheduler", cluster,
+                     "-noprogress"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "6 rendered, 0 skipped (already done), 0 failed" in result.output
+    killed = int(marker.read_text())  # the worker that started frame 3 died (SIGKILL) ...
+    renders = dict(render_log(log))
+    assert sorted(renders, key=int) == [str(i) for i in range(1, 7)]
+    assert renders["3"] != killed  # ... and another process rendered it
+    assert len(list((tmp_path / "out").glob("image_0000?.img"))) == 6
+
+
+def test_gpu_workers_are_pinned_one_per_device(tmp_path, monkeypatch):
+    # no GPU here: pretend there are two, to check the per-GPU worker pinning (frames render on CPU)
+    monkeypatch.setenv(HOOKS, json.dumps({"fake_gpus": 2, "delay": 0.5}))
+    result = invoke(["sweep", *BASE, "-osc", "1", "-nframes", 4, "-outdir", "out", "-noprogress"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "2 GPU workers (CUDA_VISIBLE_DEVICES 0,1)" in result.output
+    pins = {entry["cuda_visible_devices"] for entry in manifest(tmp_path / "out/image_manifest.json")["frames"].values()}
+    assert pins and pins <= {"0", "1"}
+
+
+def test_job_file_format(tmp_path):
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("# comment\n# base: -default_F 10 -hkl 'my file.hkl'\n# base: -N 3\n\n"
+                    "-misset, interpolate ,hkl,args\n"
+                    "10 20 30,1,a b.hkl,-phi 5 -osc 1\n"
+                    "random,no,,\n")
+    base, columns, rows = read_jobfile(str(jobs))
+    assert base == ["-default_F", "10", "-hkl", "my file.hkl", "-N", "3"]
+    assert [c.name for c in columns] == ["-misset", "-interpolate", "-hkl", "args"]
+    assert [(n, line) for n, line, _ in rows] == [(1, 6), (2, 7)]
+    from nbnumba.batch.frames import _cell_tokens
+    tokens = [t for c, cell in zip(columns, rows[0][2]) for t in _cell_tokens(c, cell, "cell")]
+    assert tokens == ["-misset", "10", "20", "30", "-interpolate", "-hkl", "a b.hkl", "-phi", "5", "-osc", "1"]
+    jobs.write_text("misset,bogus_flag\n0 0 0,1\n")
+    with pytest.raises(UserError, match="column 'bogus_flag' is not a run flag"):
+        read_jobfile(str(jobs))
+
+
+def test_usage_mistakes_stop_before_any_cluster(tmp_path):
+    no_count = invoke(["sweep", *BASE, "-osc", "1"], tmp_path)
+    assert no_count.exit_code == 2 and "-nframes" in no_count.output
+    named = invoke(["sweep", *BASE, "-osc", "1", "-nframes", 2, "-intfile", "x.img"], tmp_path)
+    assert named.exit_code == 2 and "remove -intfile" in named.output
+    no_osc = invoke(["sweep", *BASE, "-nframes", 2], tmp_path)
+    assert no_osc.exit_code == 2 and "-osc" in no_osc.output
+    missing = invoke(["sweep", *BASE, "-osc", "1", "-nframes", 2, "-hkl", "nothere.hkl"], tmp_path)
+    assert missing.exit_code == 2 and "nothere.hkl" in missing.output
+    assert not (tmp_path / "image_manifest.json").exists()
