@@ -150,6 +150,28 @@ def trace_diff(ref, ours, tolerance, json_path) -> None:
     _guarded(compare)
 
 
+@main.command("compare")
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.option("--roi", nargs=4, type=int, default=None, metavar="XMIN XMAX YMIN YMAX",
+              help="compare only this region (inclusive, x the fast index, as -roi)")
+@click.option("--shape", nargs=2, type=int, default=None, metavar="SLOW FAST",
+              help="size of raw float images (default: square)")
+@click.option("--threshold", type=float, default=0.999, show_default=True, help="lowest correlation that passes")
+@click.option("--peaks", type=int, default=20, show_default=True, help="local maxima to match in each image")
+@click.option("--json", "json_path", type=click.Path(), default=None, help="write the comparison as JSON")
+@click.option("--png-dir", type=click.Path(), default=None, help="write a.png, b.png and diff.png previews here")
+def compare_images(a, b, roi, shape, threshold, peaks, json_path, png_dir) -> None:
+    """Compare two images (float .bin/.bin.gz, TIFF or SMV); exit 1 when the correlation is below threshold."""
+    def run_compare():
+        from . import compare
+
+        sys.exit(compare.main(a, b, roi=roi, shape=shape, threshold=threshold, peaks=peaks,
+                              json_path=json_path, png_dir=png_dir, out=sys.stdout))
+
+    _guarded(run_compare)
+
+
 from .batch.commands import batch, sweep  # noqa: E402 - the commands import this module lazily
 
 main.add_command(sweep)

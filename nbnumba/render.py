@@ -103,8 +103,9 @@ def _pass(backend, arrays, spixels, fpixels, start, stop, progress, out=None):
     flag_rows = np.full((spixels, 2), -1, dtype=np.int64)
     ints = arrays["ints"]
     meter = Progress(progress, stop - start)
-    # blocks of at least 64 rows keep both threads busy; smaller ones leave one idle at each end
-    block = fpixels * max(64, spixels // 50)
+    # blocks of at least 64 rows keep both CPU threads busy; smaller ones leave one idle at each end
+    rows = spixels if getattr(backend, "WHOLE_IMAGE", False) else max(64, spixels // 50)
+    block = fpixels * rows
     trace = np.zeros((1, L.TRACE_WIDTH))
     for lo in range(start, stop, block):
         ints[L.I_RENDER_FROM] = lo

@@ -26,6 +26,8 @@ PROBE = ("from nbnumba.kernels import cuda\n"
          "print(n)\n")
 
 
+# No dashboard; the scheduler's small HTTP server (health, metrics) on any free port, not 8787.
+QUIET_SCHEDULER = {"dashboard": False, "dashboard_address": ":0"}
 PRELOAD = "nbnumba.batch.jobs"  # its dask_setup makes embedded workers ignore Ctrl-C (the client handles it)
 
 
@@ -101,13 +103,14 @@ def start(scheduler: str | None, workers: int | None, want_gpu: bool, frames: in
         gpus = gpus[:max(1, frames)]
         threads = max(1, total // len(gpus))
         cluster = _gpu_cluster(gpus, threads)
-        what = f"{len(gpus)} GPU workers (CUDA_VISIBLE_DEVICES {','.join(gpus)}), {threads} CPU threads each"
+        what = (f"{len(gpus)} GPU worker{'s' * (len(gpus) > 1)} (CUDA_VISIBLE_DEVICES {','.join(gpus)}), "
+                f"{threads} CPU thread{'s' * (threads > 1)} each")
     else:
         n = workers or min(total, 8)
         n = max(1, min(n, frames))
         threads = max(1, total // n)
         cluster = _cpu_cluster(n, threads)
-        what = f"{n} CPU workers x {threads} threads"
+        what = f"{n} CPU worker{'s' * (n > 1)} x {threads} thread{'s' * (threads > 1)}"
     try:
         client = Client(cluster)
     except BaseException:
@@ -127,13 +130,13 @@ def _worker_env(threads: int, extra: dict | None = None) -> dict:
 def _cpu_cluster(n: int, threads: int):
     from distributed import LocalCluster
     return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                        silence_logs=logging.ERROR, env=_worker_env(threads), preload=[PRELOAD])
+                        silence_logs=logging.ERROR, env=_worker_env(threads), preload=[PRELOAD],
+                        scheduler_kwargs=QUIET_SCHEDULER)
 
 
 def _gpu_cluster(gpus: list[str], threads: int):
     from distributed import Nanny, Scheduler, SpecCluster
-    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "port": 0, "dashboard": False,
-                                               "dashboard_address": None}}
+    scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "port": 0, **QUIET_SCHEDULER}}
     workers = {f"gpu-{g}": {"cls": Nanny,
                             "options": {"nthreads": 1, "silence_logs": logging.ERROR, "preload": [PRELOAD],
                                         "env": _worker_env(threads, {"CUDA_VISIBLE_DEVICES": g})}}

@@ -63,7 +63,8 @@ class Progress:
         text = (f"[{'#' * fill}{' ' * (width - fill)}] {done}/{self.total} frames  "
                 f"{done / elapsed:.2f} frames/s" + (f"  {failed} failed" if failed else ""))
         if self.tty:
-            print("\r" + text, end="", file=self.stream, flush=True)
+            self.width = max(getattr(self, "width", 0), len(text))
+            print("\r" + text.ljust(self.width), end="", file=self.stream, flush=True)
             self.drawn = True
         else:
             tenth = 10 * done // self.total
@@ -132,8 +133,8 @@ def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
             if engine is not None:
                 engine.close()
     seconds = time.perf_counter() - t0
-    rate = (f" ({len(rendered) / seconds:.2f} frames/s; {len(rendered) / render_seconds:.2f} once the "
-            f"workers were up)" if rendered and render_seconds > 0 else "")
+    rate = (f" ({len(rendered) / seconds:.2f} frames/s; {len(rendered) / render_seconds:.2f} after "
+            f"the cluster started)" if rendered and render_seconds > 0 else "")
     settled = {f.key for f in skipped} | set(rendered) | {key for key, _, _ in failed}
     not_done = sum(1 for f in job.frames if f.key not in settled)
     say(f"{job.command} summary: {len(rendered)} rendered, {len(skipped)} skipped (already done), "

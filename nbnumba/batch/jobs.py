@@ -21,6 +21,9 @@ import time
 from ..errors import UserError
 
 _lock = threading.Lock()
+# Numba's default (workqueue) threading layer aborts the process when two threads launch parallel
+# kernels at once; a worker with several threads (a cluster not started by nbnumba) must not.
+_render_lock = threading.Lock()
 _jobs: dict = {}  # job key -> {"frames": n, "seconds": s, "first": seconds of the first frame}
 _installed = False
 
@@ -124,8 +127,9 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
         install_hkl_cache()
         sim = build(list(frame.argv))
         backend = _backend(sim)
-        _set_threads(sim.params.nthreads or threads)
-        done = render(sim, backend, sim.params.precision)
+        with _render_lock:  # one render at a time per process, however many threads the worker has
+            _set_threads(sim.params.nthreads or threads)
+            done = render(sim, backend, sim.params.precision)
         stats = statistics(sim, done.image)
         write_outputs(sim, done.image, stats, lambda line: None)
     except UserError as err:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import inspect
 import math
 import os
 import threading
@@ -71,6 +70,12 @@ def _ignore_performance_warnings():
         except Exception:  # noqa: BLE001 - numba-cuda has its own class, the built-in target has not
             pass
     warnings.filterwarnings("ignore", message=r".*(Grid size|Host array used|under-utilization)")
+
+
+# the GPU takes the whole image in one launch; blocks of rows only add launches
+WHOLE_IMAGE = True
+# time of every render kernel launch (CUDA events), for benchmarks; callers may clear it
+kernel_seconds: list[float] = []
 
 
 def available() -> bool:
@@ -128,27 +133,18 @@ def _build(real):
     except Exception:  # noqa: BLE001 - Numba's built-in CUDA target reads numba.config
         pass
 
-    rounding = {}
-    if "floor" in inspect.signature(make_physics).parameters:
-        # NumPy's floor and ceil are not available on CUDA; math's return a real there
-        rounding = {"floor": math.floor, "ceil": math.ceil}
-    phys = make_physics(cuda.jit(device=True), real, **rounding)
+    # NumPy's floor and ceil are not available on CUDA; math's return a real there
+    phys = make_physics(cuda.jit(device=True), real, floor=math.floor, ceil=math.ceil)
     render_pixel = phys.render_pixel
     pixel_active = phys.pixel_active
     options = {} if _simulator() else {"cache": True}
+    scratch_shape = (L.N_SCRATCH, L.CHUNK)
 
-    if "scratch" in inspect.signature(render_pixel.py_func).parameters:
-        # a per-thread block of per-(phi step, mosaic domain) values, in local memory
-        scratch_shape = (L.N_SCRATCH, L.CHUNK)
-
-        @cuda.jit(device=True)
-        def evaluate(s, f, geo, ints, sources, lattice, recip, Fhkl, trace):
-            scratch = cuda.local.array(scratch_shape, real)
-            return render_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, scratch, trace, False)
-    else:
-        @cuda.jit(device=True)
-        def evaluate(s, f, geo, ints, sources, lattice, recip, Fhkl, trace):
-            return render_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, trace, False)
+    @cuda.jit(device=True)
+    def evaluate(s, f, geo, ints, sources, lattice, recip, Fhkl, trace):
+        # the per-(phi step, mosaic domain) block lives in each thread's local memory
+        scratch = cuda.local.array(scratch_shape, real)
+        return render_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, scratch, trace, False)
 
     @cuda.jit(**options)
     def render_window(geo, ints, sources, lattice, recip, Fhkl, mask, trace, row0, col0,
@@ -276,8 +272,13 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
             d_omega = cuda.device_array((nrows, cols), dtype=np.float64)
             d_flags = cuda.device_array((nrows, cols), dtype=np.int32)
             grid = ((cols + THREADS[0] - 1) // THREADS[0], (nrows + THREADS[1] - 1) // THREADS[1])
+            begin, end = cuda.event(), cuda.event()
+            begin.record()
             render_window[grid, THREADS](d_geo, d_ints, d_sources, d_lattice, d_recip, d_Fhkl, d_mask,
                                          d_trace, np.int64(lo), np.int64(col_lo), d_image, d_omega, d_flags)
+            end.record()
+            end.synchronize()
+            kernel_seconds.append(begin.elapsed_time(end) / 1000.0)
             d_omega_rows = cuda.device_array(nrows, dtype=np.float64)
             d_flag_rows = cuda.device_array((nrows, 2), dtype=np.int64)
             reduce_rows[(nrows + ROW_THREADS - 1) // ROW_THREADS, ROW_THREADS](

@@ -1,0 +1,5 @@
+"""`python -m nbnumba` is the `nbnumba` command."""
+
+from .cli import main
+
+main()
