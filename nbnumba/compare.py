@@ -103,11 +103,12 @@ def local_maxima(image: np.ndarray, count: int) -> np.ndarray:
     """(slow, fast) of the ``count`` brightest 3x3 local maxima, brightest first.
 
     A pixel qualifies when no neighbour is brighter and at least one is dimmer, so a flat
-    background does not count as a peak; the edge is padded with -inf."""
+    background does not count as a peak.  The border repeats the edge pixels: -inf there would
+    make every pixel of a flat edge a peak."""
     if count <= 0:
         return np.zeros((0, 2), dtype=np.int64)
     data = np.where(np.isfinite(image), image, -np.inf)
-    padded = np.pad(data, 1, constant_values=-np.inf)
+    padded = np.pad(data, 1, mode="edge")
     h, w = data.shape
     neighbours = [padded[1 + ds:1 + ds + h, 1 + df:1 + df + w]
                   for ds in (-1, 0, 1) for df in (-1, 0, 1) if ds or df]

@@ -61,7 +61,7 @@ def cluster():
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=logging.ERROR, preload=["nbnumba.batch.jobs"],
-                      env={"NUMBA_NUM_THREADS": "1"}) as c:
+                      env={"NUMBA_NUM_THREADS": "1"}, scheduler_kwargs={"dashboard_address": ":0"}) as c:
         yield c.scheduler_address
 
 
@@ -168,6 +168,33 @@ def test_interrupted_run_resumes_without_rendering_a_frame_twice(tmp_path, clust
     assert fourth.exit_code == 0 and "1 rendered, 7 skipped" in fourth.output
     assert render_log(log)[-1][0] == "5"
 
+    # -first: a part of the same sweep (same angles, seeds, names), here into another directory
+    part = invoke(["sweep", *BASE, "-osc", "1", "-nframes", 2, "-first", 7, "-outdir", "part",
+                   "--scheduler", cluster, "-noprogress"], tmp_path)
+    assert part.exit_code == 0, part.output
+    for name in ("image_00007.img", "image_00008.img"):
+        assert (tmp_path / "part" / name).read_bytes() == (out / name).read_bytes()
+    assert sorted(manifest(tmp_path / "part/image_manifest.json")["frames"]) == ["7", "8"]
+
+
+def test_manifest_keeps_the_records_of_commands_sharing_it(tmp_path):
+    from nbnumba.batch.frames import Frame
+    from nbnumba.batch.manifest import Manifest
+
+    path = str(tmp_path / "image_manifest.json")
+    frames = [Frame(str(k), f"frame {k}", ("-N", "1"), (), f"hash{k}", "job") for k in (1, 2, 3)]
+    one, two = Manifest(path, "sweep").open(), Manifest(path, "sweep").open()
+    one.record(frames[0], {"seconds": 1.0})
+    two.record(frames[1], {"seconds": 2.0})
+    two.record_failure("3", "frame 3", "boom")
+    one.flush()
+    two.flush()
+    again = Manifest(path, "sweep").open()
+    assert again.is_done(frames[0]) and again.is_done(frames[1]) and not again.is_done(frames[2])
+    assert again.data["failed"]["3"]["error"] == "boom"
+    stale = Frame("1", "frame 1", ("-N", "2"), (), "other", "job")
+    assert not again.is_done(stale)
+
 
 def test_frames_survive_a_killed_worker(tmp_path, cluster, monkeypatch):
     log, marker = tmp_path / "renders.log", tmp_path / "killed"
@@ -189,7 +216,8 @@ def test_gpu_workers_are_pinned_one_per_device(tmp_path, monkeypatch):
     result = invoke(["sweep", *BASE, "-osc", "1", "-nframes", 4, "-outdir", "out", "-noprogress"], tmp_path)
     assert result.exit_code == 0, result.output
     assert "2 GPU workers (CUDA_VISIBLE_DEVICES 0,1)" in result.output
-    pins = {entry["cuda_visible_devices"] for entry in manifest(tmp_path / "out/image_manifest.json")["frames"].values()}
+    frames = manifest(tmp_path / "out/image_manifest.json")["frames"].values()
+    pins = {entry["cuda_visible_devices"] for entry in frames}
     assert pins and pins <= {"0", "1"}
 
 

@@ -108,11 +108,11 @@ def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
             failed.append((key, label, message))
             manifest.record_failure(key, label, message)
             warn(f"nbnumba: {label}: {message}")
-        skipped = [f for f in job.frames if manifest.is_done(f)]
-        todo = [f for f in job.frames if not manifest.is_done(f)]
-        left_out = []
-        if opts.max_frames is not None and len(todo) > opts.max_frames:
-            todo, left_out = todo[:opts.max_frames], todo[opts.max_frames:]
+        done = {f.key for f in job.frames if manifest.is_done(f)}
+        skipped = [f for f in job.frames if f.key in done]
+        todo = [f for f in job.frames if f.key not in done]
+        if opts.max_frames is not None:
+            todo = todo[:opts.max_frames]
         if todo:
             want_gpu = any(_device(f) in ("cuda", "auto") for f in todo)
             engine = start(opts.scheduler, opts.workers, want_gpu, len(todo), int(opts.hooks.get("fake_gpus", 0)))

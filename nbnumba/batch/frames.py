@@ -154,13 +154,16 @@ def _digits(last: int) -> int:
 # ---------------------------------------------------------------- sweep
 
 def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -> Job:
-    """A rotation series: frame i (0-based) starts at phi0 + i*osc and covers osc, with the run's
-    phi steps inside it; its noise seed is S + i (S: the -seed given, else 1) and, with -misset
-    random, its misset seed stays S so that every frame shows the same crystal."""
+    """A rotation series: frame n (1-based; i = n - 1) starts at phi0 + i*osc and covers osc, with
+    the run's phi steps inside it; its noise seed is S + i (S: the -seed given, else 1) and, with
+    -misset random, its misset seed stays S so that every frame shows the same crystal.  Frames
+    first .. first + nframes - 1 are made: `-first` renders a part of the same sweep."""
     from ..simulation import parse_command
 
     if nframes < 1:
         raise UserError(f"-nframes must be at least 1, got {nframes}")
+    if first < 1:
+        raise UserError(f"-first must be at least 1, got {first}")
     asked = named_outputs(argv)
     named = [flag for flag, attr in (("-floatfile/-out", "floatfile"), ("-intfile", "intfile"),
                                      ("-pgmfile", "pgmfile"), ("-noisefile", "noisefile"))
@@ -182,10 +185,10 @@ def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -
     frames = []
     extra_steps: list[str] = []
     params = None  # every frame reads the same input files: parse them once for the hashes
-    for i in range(nframes):
-        number = first + i
+    for number in range(first, first + nframes):
+        i = number - 1
         argv_i = list(argv) + ["-phi", fmt(phi0_deg + i * osc_deg), "-osc", fmt(osc_deg)]
-        if i == 0:
+        if number == first:
             q = parse_args(argv_i)
             if phi_steps(q.phisteps, q.osc, q.phistep, RTD)[0] != steps:
                 extra_steps = ["-phisteps", str(steps)]
@@ -291,6 +294,10 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
     """One frame per row of the job file: base flags, command-line flags, then the row's cells.
     A row without -seed (in the base or the row) gets -seed ROW, its 1-based row number."""
     base, columns, rows = read_jobfile(path)
+    try:
+        parse_args(base + list(extra))
+    except UserError as err:
+        raise UserError(f"{path}: base flags: {err}") from None
     if opts.prefix is None:
         opts.prefix = os.path.splitext(os.path.basename(path))[0]
     base = base + list(extra)

@@ -8,12 +8,14 @@ written, so that running the same command again renders only what is missing or 
 
 A frame is done when its entry's hash equals the frame's hash now (its argv, its input files'
 size and modification time, the nbnumba version) and every file it names exists.  The file is
-only ever replaced whole (written to a temporary name, then renamed), and one process at a time
-may use a manifest (an flock on .MANIFEST.lock beside it, released by the system if the process dies).
+only ever replaced whole (written to a temporary name, then renamed), under a lock
+(.MANIFEST.lock beside it) held only while it is read and rewritten, so that commands rendering
+parts of one sweep into the same directory at the same time keep each other's records.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import fcntl
 import json
@@ -53,12 +55,21 @@ def dumps(data: dict) -> str:
 
 
 class Manifest:
+    """The manifest of one output directory and prefix.
+
+    Several commands may share it (parts of one sweep with `-first`, run at the same time): each
+    flush takes the lock, re-reads the file, applies this process's new records and writes it
+    back, so no process loses another's entries."""
+
     def __init__(self, path: str, command: str):
         self.path, self.command = path, command
-        self.data = {"format": FORMAT, "command": command, "created": now(), "frames": {}, "failed": {}}
-        self._lock_fd = None
-        self._dirty = False
+        self.lock_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
+        self.data = self._empty()
+        self._changes: dict = {}  # key -> ("frames" | "failed", entry)
         self._last_write = 0.0
+
+    def _empty(self) -> dict:
+        return {"format": FORMAT, "command": self.command, "created": now(), "frames": {}, "failed": {}}
 
     # -- life cycle
 
@@ -68,39 +79,38 @@ class Manifest:
             os.makedirs(folder, exist_ok=True)
         except OSError as err:
             raise RuntimeFailure(f"cannot create {folder}: {err.strerror or err}") from None
-        lock = os.path.join(folder, "." + os.path.basename(self.path) + ".lock")
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise RuntimeFailure(f"cannot write {lock}: {err.strerror or err}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise UserError(f"{self.path} is in use by another nbnumba sweep/batch (wait for it, "
-                            f"or give another -outdir/-prefix)") from None
-        self._lock_fd = fd
-        if os.path.exists(self.path):
-            try:
-                with open(self.path, encoding="utf-8") as f:
-                    data = json.load(f)
-                if not isinstance(data, dict) or data.get("format") != FORMAT:
-                    raise ValueError("not an nbnumba batch manifest")
-            except (OSError, ValueError) as err:
-                self.close()
-                raise UserError(f"cannot read {self.path}: {err} (move it away to start over)") from None
-            data.setdefault("frames", {})
-            data.setdefault("failed", {})
-            self.data = data
+        with self._locked():
+            self.data = self._read()
         return self
 
     def close(self) -> None:
-        if self._lock_fd is not None:
-            try:
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self._lock_fd)
-                self._lock_fd = None
+        """Nothing is held between flushes; kept for symmetry with open()."""
+
+    @contextlib.contextmanager
+    def _locked(self):
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise RuntimeFailure(f"cannot write {self.lock_path}: {err.strerror or err}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _read(self) -> dict:
+        if not os.path.exists(self.path):
+            return self._empty()
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+            if not isinstance(data, dict) or data.get("format") != FORMAT:
+                raise ValueError("not an nbnumba batch manifest")
+        except (OSError, ValueError) as err:
+            raise UserError(f"cannot read {self.path}: {err} (move it away to start over)") from None
+        data.setdefault("frames", {})
+        data.setdefault("failed", {})
+        return data
 
     # -- queries and updates
 
@@ -117,20 +127,31 @@ class Manifest:
                 entry[name] = result[name]
         if worker:
             entry["worker"] = worker
-        self.data["frames"][frame.key] = entry
-        self.data["failed"].pop(frame.key, None)
-        self._dirty = True
+        self._changes[frame.key] = ("frames", entry)
+        self._apply(self.data, frame.key, "frames", entry)
 
     def record_failure(self, key: str, label: str, error: str, digest: str | None = None) -> None:
-        self.data["failed"][key] = {"hash": digest, "label": label, "error": error, "finished": now()}
-        self._dirty = True
+        entry = {"hash": digest, "label": label, "error": error, "finished": now()}
+        self._changes[key] = ("failed", entry)
+        self._apply(self.data, key, "failed", entry)
+
+    @staticmethod
+    def _apply(data: dict, key: str, section: str, entry: dict) -> None:
+        data[section][key] = entry
+        if section == "frames":
+            data["failed"].pop(key, None)
 
     def flush(self, force: bool = True, every: float = 0.5) -> None:
-        """Write the manifest if it changed (at most every `every` seconds unless forced)."""
-        if not self._dirty or (not force and time.monotonic() - self._last_write < every):
+        """Write this process's new records (at most every `every` seconds unless forced)."""
+        if not self._changes or (not force and time.monotonic() - self._last_write < every):
             return
-        self.data["updated"] = now()
-        self.data["command"] = self.command
-        atomic_write_bytes(self.path, dumps(self.data).encode())
-        self._dirty = False
+        with self._locked():
+            data = self._read()
+            for key, (section, entry) in self._changes.items():
+                self._apply(data, key, section, entry)
+            data["updated"] = now()
+            data["command"] = self.command
+            atomic_write_bytes(self.path, dumps(data).encode())
+        self.data = data
+        self._changes = {}
         self._last_write = time.monotonic()
