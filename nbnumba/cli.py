@@ -7,6 +7,7 @@ import signal
 import sys
 
 import click
+import numpy as np
 
 from .errors import UserError
 
@@ -87,6 +88,10 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
         for line in trace_lines(sim, value, rows):
             click.echo(line)
     rendered = render(sim, backend, p.precision, progress=p.progress and not p.printout)
+    bad = int(rendered.image.size - np.isfinite(rendered.image).sum())
+    if bad:
+        click.echo(f"nbnumba: warning: {bad} pixels are not finite numbers (NaN or infinity); "
+                   "check the geometry and the structure factors", err=True)
     click.echo("")
     click.echo(solid_angle_line(sim, rendered.omega_sum))
     stats = statistics(sim, rendered.image)
