@@ -43,18 +43,19 @@ cpu64 = make_physics(jit, np.float64, inline_jit)
 cpu32 = make_physics(jit, np.float32, inline_jit)
 
 
-def _by_precision(name: str):
-    """One generic name for a physics function, resolved at compile time from the array dtype."""
-
-    def stub(*args):
-        raise NotImplementedError
-
-    @numba.extending.overload(stub, jit_options={"cache": True})
-    def _resolve(spixel, fpixel, g, *rest):
-        chosen = getattr(cpu32 if g.dtype == numba.types.float32 else cpu64, name)
-        return lambda spixel, fpixel, g, *rest: chosen(spixel, fpixel, g, *rest)
-
-    return stub
+def _render_pixel_stub(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing):
+    raise NotImplementedError
 
 
-render_pixel = _by_precision("render_pixel")
+@numba.extending.overload(_render_pixel_stub, jit_options={"cache": True})
+def _render_pixel_by_precision(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing):
+    """One generic `render_pixel`, resolved at compile time from the array dtype."""
+    chosen = (cpu32 if g.dtype == numba.types.float32 else cpu64).render_pixel
+
+    def impl(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing):
+        return chosen(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing)
+
+    return impl
+
+
+render_pixel = _render_pixel_stub

@@ -34,15 +34,15 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
     PI = R(math.pi)
     single = R(0.5).dtype.itemsize == 4
 
-    @small
+    @jit
     def dot3(ax, ay, az, bx, by, bz):
         return ax * bx + ay * by + az * bz
 
-    @small
+    @jit
     def cross3(ax, ay, az, bx, by, bz):
         return ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
 
-    @small
+    @jit
     def unitize3(x, y, z):
         """Magnitude and unit vector; a zero vector stays zero (as the reference)."""
         mag = math.sqrt(x * x + y * y + z * z)
@@ -50,7 +50,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
             return mag, x / mag, y / mag, z / mag
         return mag, R(0.0), R(0.0), R(0.0)
 
-    @small
+    @jit
     def rotate_axis3(vx, vy, vz, ax, ay, az, phi):
         """Rotate v by phi about the unit vector a (right-handed)."""
         sinphi = math.sin(phi)
@@ -60,7 +60,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                 ay * d + vy * cosphi + (az * vx - ax * vz) * sinphi,
                 az * d + vz * cosphi + (-ay * vx + ax * vy) * sinphi)
 
-    @small
+    @jit
     def rotate_xyz3(vx, vy, vz, phix, phiy, phiz):
         """Rotate about x, then y, then z; a zero angle is skipped, as in the reference."""
         if phix != 0:
@@ -125,33 +125,40 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
     def lattice_sinc(h, h0, n):
         return sincg_peeled(h, h0, n)
 
-    @small
+    @jit
     def sincg(x, n):
         """Lattice transform sin(N x)/sin(x) of a row of N cells (the reference's formula)."""
         if x == R(0.0):
             return n
         return math.sin(x * n) / math.sin(x)
 
-    @small
+    @jit
     def sinc3(x):
         """Transform of a sphere."""
         if x == R(0.0):
             return R(1.0)
         return R(3.0) * (math.sin(x) / x - math.cos(x)) / (x * x)
 
-    @small
-    def polarization_factor(kahn, ix, iy, iz, dx, dy, dz, axx, axy, axz):
-        """Kahn polarization correction for unit vectors incident i and diffracted d, E-vector axis."""
+    @jit
+    def polarization_basis(ix, iy, iz, axx, axy, axz):
+        """Unit vectors B = axis x incident and E = incident x B: the frame in which the Kahn
+        factor measures a diffracted ray's azimuth.  They depend on the source alone."""
         _, axx, axy, axz = unitize3(axx, axy, axz)
+        bx, by, bz = cross3(axx, axy, axz, ix, iy, iz)
+        _, bx, by, bz = unitize3(bx, by, bz)
+        ex, ey, ez = cross3(ix, iy, iz, bx, by, bz)
+        _, ex, ey, ez = unitize3(ex, ey, ez)
+        return bx, by, bz, ex, ey, ez
+
+    @jit
+    def polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez):
+        """Kahn polarization correction for unit vectors incident i and diffracted d, with the
+        source's polarization basis (B, E) from `polarization_basis`."""
         cos2theta = dot3(ix, iy, iz, dx, dy, dz)
         cos2theta_sqr = cos2theta * cos2theta
         sin2theta_sqr = R(1.0) - cos2theta_sqr
         cos2psi = R(1.0)
         if kahn != R(0.0):
-            bx, by, bz = cross3(axx, axy, axz, ix, iy, iz)
-            _, bx, by, bz = unitize3(bx, by, bz)
-            ex, ey, ez = cross3(ix, iy, iz, bx, by, bz)
-            _, ex, ey, ez = unitize3(ex, ey, ez)
             # psi = -atan2(B, E) is the azimuth of the diffracted ray around the beam; cos(2 psi)
             # follows from its projections without the two transcendental calls
             b_out = dot3(dx, dy, dz, bx, by, bz)
@@ -161,7 +168,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                 cos2psi = (e_out * e_out - b_out * b_out) / norm
         return R(0.5) * (R(1.0) + cos2theta_sqr - kahn * cos2psi * sin2theta_sqr)
 
-    @small
+    @jit
     def polint(x0, x1, x2, x3, y0, y1, y2, y3, x):
         """Cubic through four points (Lagrange form, the reference's term order)."""
         t0 = (x - x1) * (x - x2) * (x - x3) * y0 / ((x0 - x1) * (x0 - x2) * (x0 - x3))
@@ -170,13 +177,13 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         t3 = (x - x0) * (x - x1) * (x - x2) * y3 / ((x3 - x0) * (x3 - x1) * (x3 - x2))
         return t0 + t1 + t2 + t3
 
-    @small
+    @jit
     def interpolate_along_l(Fhkl, hi, kj, lbase, xl0, l):
         return polint(xl0, xl0 + R(1.0), xl0 + R(2.0), xl0 + R(3.0),
                       Fhkl[hi, kj, lbase], Fhkl[hi, kj, lbase + 1], Fhkl[hi, kj, lbase + 2],
                       Fhkl[hi, kj, lbase + 3], l)
 
-    @small
+    @jit
     def interpolate_along_kl(Fhkl, hi, kbase, lbase, xk0, xl0, k, l):
         return polint(xk0, xk0 + R(1.0), xk0 + R(2.0), xk0 + R(3.0),
                       interpolate_along_l(Fhkl, hi, kbase, lbase, xl0, l),
@@ -184,7 +191,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                       interpolate_along_l(Fhkl, hi, kbase + 2, lbase, xl0, l),
                       interpolate_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
 
-    @small
+    @jit
     def interpolate_F(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min):
         """Tricubic interpolation over the 4x4x4 structure factors from (floor(h)-1, ...)."""
         xh0 = R(hf - 1)
@@ -199,7 +206,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                       interpolate_along_kl(Fhkl, hb + 2, kb, lb, xk0, xl0, k, l),
                       interpolate_along_kl(Fhkl, hb + 3, kb, lb, xk0, xl0, k, l), h)
 
-    @small
+    @jit
     def interpolation_leaves_table(h, k, l, ip):
         """True when the 4x4x4 neighbourhood of (h, k, l) is not inside the table."""
         h_range = ip[L.I_H_MAX] - ip[L.I_H_MIN] + 1
@@ -209,14 +216,14 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                 or (k - ip[L.I_K_MIN] + 3) > k_range or (k - 2) < ip[L.I_K_MIN]
                 or (l - ip[L.I_L_MIN] + 3) > l_range or (l - 2) < ip[L.I_L_MIN])
 
-    @small
+    @jit
     def nearest_F(Fhkl, h0, k0, l0, ip, default_F):
         if (ip[L.I_HKLS] != 0 and ip[L.I_H_MIN] <= h0 <= ip[L.I_H_MAX]
                 and ip[L.I_K_MIN] <= k0 <= ip[L.I_K_MAX] and ip[L.I_L_MIN] <= l0 <= ip[L.I_L_MAX]):
             return Fhkl[h0 - ip[L.I_H_MIN], k0 - ip[L.I_K_MIN], l0 - ip[L.I_L_MIN]]
         return default_F
 
-    @small
+    @jit
     def shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip):
         """F_latt of a round, Gaussian or top-hat crystal (not the parallelepiped)."""
         dh = h - h0
@@ -236,7 +243,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
             return na * nb * nc
         return R(0.0)
 
-    @small
+    @jit
     def trace_row(trace, code, v0, v1, v2, v3, v4):
         n = int(trace[0, 0]) + 1
         if n < trace.shape[0]:
@@ -248,7 +255,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
             trace[n, 5] = v4
             trace[0, 0] = n
 
-    @small
+    @jit
     def pixel_active(spixel, fpixel, ip, mask):
         """Inside the (inclusive) ROI and not masked out."""
         if (fpixel < ip[L.I_ROI_XMIN] or fpixel > ip[L.I_ROI_XMAX]
@@ -288,7 +295,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                                                         scratch[L.S_L, j], scratch[L.S_H0, j], scratch[L.S_K0, j],
                                                         scratch[L.S_L0, j], na, nb, nc, fudge, recip)
 
-    @small
+    @jit
     def trace_evaluation(trace, lattice, variant, e, phi_tic, scratch, j, square):
         """The reference's trace lines for one phi step of mosaic domain 0 (source 0)."""
         if phi_tic == 0:
@@ -407,11 +414,9 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                             continue
 
                         if polar == R(0.0) or os_polar:
-                            # the reference re-normalises these vectors in place here
-                            _, ix, iy, iz = unitize3(ix, iy, iz)
-                            _, dx, dy, dz = unitize3(dx, dy, dz)
                             polar = polarization_factor(g[L.G_KAHN], ix, iy, iz, dx, dy, dz,
-                                                        g[L.G_POLAR], g[L.G_POLAR + 1], g[L.G_POLAR + 2])
+                                                        sources[source, 4], sources[source, 5], sources[source, 6],
+                                                        sources[source, 7], sources[source, 8], sources[source, 9])
 
                         evaluations = phisteps * mosaic
                         for start in range(0, evaluations, L.CHUNK):
@@ -470,7 +475,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
 
     return SimpleNamespace(
         dot3=dot3, cross3=cross3, unitize3=unitize3, rotate_axis3=rotate_axis3, rotate_xyz3=rotate_xyz3,
-        sin_halfpi=sin_halfpi, sincg=sincg, sincg_peeled=sincg_peeled, sinc3=sinc3, polarization_factor=polarization_factor,
+        sin_halfpi=sin_halfpi, sincg=sincg, sincg_peeled=sincg_peeled, sinc3=sinc3, polarization_basis=polarization_basis, polarization_factor=polarization_factor,
         polint=polint, interpolate_F=interpolate_F, nearest_F=nearest_F, shape_transform=shape_transform,
         lattice_factors=lattice_factors, render_pixel=render_pixel, pixel_active=pixel_active, real=real,
     )

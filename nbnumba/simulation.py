@@ -12,6 +12,7 @@ import numpy as np
 from . import layout as L
 from . import rng
 from .beam import Sources, build_sources
+from .compiled import cpu64
 from .crystal import Crystal, build_crystal, phi_lattices
 from .detector import Detector, build_detector
 from .errors import UserError
@@ -281,7 +282,15 @@ def _pack(sim: Simulation) -> None:
     ints[L.I_RENDER_TO] = det.fpixels * det.spixels
     sim.geo, sim.ints = geo, ints
     sim.recip = np.array(sim.crystal.a_star + sim.crystal.b_star + sim.crystal.c_star, dtype=np.float64)
-    table = np.empty((len(sim.sources.wavelengths), 4))
-    table[:, :3] = sim.sources.directions
-    table[:, 3] = sim.sources.wavelengths
-    sim.source_table = table
+    sim.source_table = source_table(sim.sources, det.polar_vector)
+
+
+def source_table(sources: Sources, polar_vector) -> np.ndarray:
+    """Per source: direction toward it, wavelength, and its polarization basis B and E."""
+    basis = cpu64.polarization_basis.py_func
+    table = np.empty((len(sources.wavelengths), 10))
+    table[:, :3] = sources.directions
+    table[:, 3] = sources.wavelengths
+    for row, (x, y, z) in zip(table, sources.directions):
+        row[4:] = basis(-x, -y, -z, *polar_vector)
+    return table

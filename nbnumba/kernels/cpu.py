@@ -14,7 +14,7 @@ pixel_active = cpu64.pixel_active
 numba.set_parallel_chunksize(2)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, error_model="numpy")
 def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace):
     """Render scan indices [ints[I_RENDER_FROM], ints[I_RENDER_TO]) into `image`.
 
