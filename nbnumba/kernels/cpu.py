@@ -14,6 +14,14 @@ pixel_active = cpu64.pixel_active
 numba.set_parallel_chunksize(2)
 
 
+@numba.njit(cache=True)
+def scratch_block(like):
+    """A block of per-(phi step, mosaic domain) values for one row.  Allocated through this call
+    because Numba hoists a plain np.empty out of a prange loop, and every thread would then
+    share one block."""
+    return np.empty((L.N_SCRATCH, L.CHUNK), dtype=like.dtype)
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace):
     """Render scan indices [ints[I_RENDER_FROM], ints[I_RENDER_TO]) into `image`.
@@ -28,7 +36,7 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     rows = (stop - 1) // fpixels - first_row + 1
     for r in prange(rows):
         s = first_row + r
-        scratch = np.empty((L.N_SCRATCH, L.CHUNK), dtype=geo.dtype)
+        scratch = scratch_block(geo)
         omega = 0.0
         left_table = -1
         ran_phi = -1
