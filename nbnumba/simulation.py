@@ -113,18 +113,20 @@ def parse_command(argv: list[str]) -> tuple[Params, np.ndarray | None]:
     return parse_args(argv, base=base), mask
 
 
-def _structure_factors(p: Params) -> tuple[HKLTable | None, str]:
+def _structure_factors(p: Params, fdump_path: str) -> tuple[HKLTable | None, str]:
     if p.hklfile is not None:
         return read_hkl(p.hklfile, p.default_F), "file"
-    if os.path.exists(FDUMP):
-        return read_fdump(FDUMP), "fdump"
+    if os.path.exists(fdump_path):
+        return read_fdump(fdump_path), "fdump"
     if p.default_F == 0.0:
         raise UserError("no structure factors: give -hkl FILE or -default_F F "
                         "(and no Fdump.bin cache is in this directory)")
     return None, "default"
 
 
-def build(argv: list[str]) -> Simulation:
+def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
+    """Everything a kernel needs.  Without -hkl the structure factors come from `fdump_path`
+    when it exists (the reference reads Fdump.bin from the current directory)."""
     p, mask = parse_command(argv)
     if not (p.lambda0 > 0):
         raise UserError(f"the wavelength must be positive, got {p.lambda0 * 1e10:g} A")
@@ -189,7 +191,7 @@ def build(argv: list[str]) -> Simulation:
     recommended = 1 if recommended <= 0 else recommended
     oversample = recommended if p.oversample <= 0 else p.oversample
 
-    hkl, hkl_source = _structure_factors(p)
+    hkl, hkl_source = _structure_factors(p, fdump_path)
     if hkl is None or hkl.count == 0:
         interpolate = 0
     if p.stol_file is not None:

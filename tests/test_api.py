@@ -134,3 +134,20 @@ def test_bad_render_choice_is_a_user_error():
         api.render(sim, device="tpu")
     with pytest.raises(UserError):
         api.render(sim, precision="half")
+
+
+@needs_golden
+def test_structure_factor_cache_location_is_explicit(tmp_path):
+    # batch workers run elsewhere than the command that started them: the Fdump.bin a run
+    # without -hkl reads is named explicitly, and none in the worker's directory is consulted
+    from nbnumba.io.hkl import read_hkl, write_fdump
+    from nbnumba.simulation import build
+
+    table = read_hkl(str(GOLDEN / "inputs" / "test_pattern.hkl"), 0.0)
+    write_fdump(tmp_path / "Fdump.bin", table)
+    argv = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "7", "-detpixels", "8"]
+    cached = build(argv, fdump_path=str(tmp_path / "Fdump.bin"))
+    assert cached.hkl_source == "fdump"
+    assert np.array_equal(cached.hkl.grid, table.grid)
+    plain = build(argv, fdump_path=str(tmp_path / "absent" / "Fdump.bin"))
+    assert plain.hkl_source == "default"

@@ -43,6 +43,9 @@ class Frame:
     files: tuple  # the output files it writes (all must exist for the frame to count as done)
     digest: str  # hash of argv, input files (size, mtime) and nbnumba version
     job: str  # hash of the job's base argv: the key of the per-worker state
+    # the Fdump.bin a run without -hkl would read: the one in the directory the job was started
+    # from, wherever the worker runs
+    fdump: str = field(default_factory=lambda: os.path.abspath("Fdump.bin"))
 
 
 @dataclass

@@ -125,7 +125,7 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
     try:
         install_hkl_cache()
-        sim = build(list(frame.argv))
+        sim = build(list(frame.argv), fdump_path=frame.fdump)
         backend = _backend(sim)
         with _render_lock:  # one render at a time per process, however many threads the worker has
             _set_threads(sim.params.nthreads or threads)
