@@ -14,17 +14,22 @@ from .errors import UserError
 PASSTHROUGH = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=["--help"])
 
 
+class _Terminated(SystemExit):
+    """SIGTERM: reported like an interruption; a plain exit with code 143 outside _guarded."""
+
+
 def _terminate(signum, frame):
-    raise SystemExit(143)
+    raise _Terminated(143)
 
 
 def _guarded(action, *args) -> None:
     """Run an action; a user's mistake or an interruption ends in one line on stderr, no traceback."""
     signal.signal(signal.SIGTERM, _terminate)
     try:
-        action(*args)
+        with np.errstate(all="ignore"):  # host-side float warnings on extreme inputs are noise, not output
+            action(*args)
     except UserError as err:
-        click.echo(f"nbnumba: error: {err}", err=True)
+        click.echo("nbnumba: error: " + " ".join(str(err).splitlines()), err=True)  # one line, always
         sys.exit(err.exit_code)
     except BrokenPipeError:
         sys.stderr.close()
@@ -32,6 +37,9 @@ def _guarded(action, *args) -> None:
     except KeyboardInterrupt:
         click.echo("nbnumba: interrupted", err=True)
         sys.exit(130)
+    except _Terminated:
+        click.echo("nbnumba: terminated", err=True)
+        sys.exit(143)
     except MemoryError:
         click.echo("nbnumba: error: out of memory (try a smaller detector or -roi)", err=True)
         sys.exit(1)

@@ -141,7 +141,8 @@ def build_crystal(p: Params, lambda0: float, misset_seed: int) -> Crystal:
         a_x_b = _rescale(a_x_b, user_lengths[2] / v_user)
         v_star = 1.0 / v_user
     if not (v_star != 0.0 and math.isfinite(v_star)):
-        raise UserError(f"{p.matfile}: degenerate orientation matrix (zero volume)")
+        source = p.matfile if p.matfile is not None else "-cell"
+        raise UserError(f"{source}: degenerate crystal (zero or unrepresentable cell volume)")
     v_cell = 1.0 / v_star
     a = _scale(b_x_c, v_cell)
     b = _scale(c_x_a, v_cell)

@@ -130,6 +130,8 @@ def _detector_abs(p: Params, values: list) -> None:
         p.detector_thick, p.detector_mu = 0.0, 0.0
         return
     depth = _number("-detector_abs", word)
+    if depth != 0.0 and depth * 1e-6 == 0.0:
+        raise UserError(f"-detector_abs {word} is too small (use 0 or inf for no absorption)")
     if depth == 0.0:
         p.detector_thick, p.detector_mu = 0.0, 0.0
     else:
@@ -349,6 +351,8 @@ def _integer(flag: str, token: str) -> int:
     value = _number(flag, token)
     if value != int(value):
         raise UserError(f"{flag} expects an integer, got {token!r}")
+    if not -2**63 < value < 2**63:
+        raise UserError(f"{flag} expects a 64-bit integer, got {token!r}")
     return int(value)
 
 

@@ -107,11 +107,13 @@ def _pass(backend, arrays, spixels, fpixels, start, stop, progress, out=None):
     rows = spixels if getattr(backend, "WHOLE_IMAGE", False) else max(64, spixels // 50)
     block = fpixels * rows
     trace = np.zeros((1, L.TRACE_WIDTH))
-    for lo in range(start, stop, block):
-        ints[L.I_RENDER_FROM] = lo
-        ints[L.I_RENDER_TO] = min(stop, lo + block)
-        backend.render_rows(arrays["geo"], ints, arrays["sources"], arrays["lattice"], arrays["recip"],
-                            arrays["Fhkl"], arrays["mask"], image, omega_rows, flag_rows, trace)
-        meter.update(min(stop, lo + block) - start)
-    meter.close()
+    try:
+        for lo in range(start, stop, block):
+            ints[L.I_RENDER_FROM] = lo
+            ints[L.I_RENDER_TO] = min(stop, lo + block)
+            backend.render_rows(arrays["geo"], ints, arrays["sources"], arrays["lattice"], arrays["recip"],
+                                arrays["Fhkl"], arrays["mask"], image, omega_rows, flag_rows, trace)
+            meter.update(min(stop, lo + block) - start)
+    finally:  # an interruption's message must start on a line of its own
+        meter.close()
     return image, omega_rows, flag_rows

@@ -175,19 +175,30 @@ def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
 
     seed = p.seed if p.seed is not None else -int(time.time())
     misset_seed = p.misset_seed if p.misset_seed is not None else seed
-    crystal = build_crystal(p, p.lambda0, misset_seed)
+    try:
+        with np.errstate(all="ignore"):
+            crystal = build_crystal(p, p.lambda0, misset_seed)
+    except (ZeroDivisionError, OverflowError):  # edges or matrix elements too extreme for float64
+        crystal = None
+    if crystal is None or not (np.isfinite(crystal.cell + crystal.recip_cell).all() and min(crystal.cell[:3]) > 0):
+        raise UserError(f"{p.matfile or '-cell'}: the unit cell is degenerate or too extreme to compute with")
 
     Na, Nb, Nc = float(p.Na), float(p.Nb), float(p.Nc)
     if p.sample_x > 0:
-        Na = math.ceil(p.sample_x / _len(crystal.a))
+        Na = _cells(p.sample_x / _len(crystal.a), "a")
     if p.sample_y > 0:
-        Nb = math.ceil(p.sample_y / _len(crystal.b))
+        Nb = _cells(p.sample_y / _len(crystal.b), "b")
     if p.sample_z > 0:
-        Nc = math.ceil(p.sample_z / _len(crystal.c))
+        Nc = _cells(p.sample_z / _len(crystal.c), "c")
     Na, Nb, Nc = max(Na, 1.0), max(Nb, 1.0), max(Nc, 1.0)
     xtal = (_len(crystal.a) * Na, _len(crystal.b) * Nb, _len(crystal.c) * Nc)
     reciprocal_pixel = p.lambda0 * det.distance / det.pixel_size
-    recommended = math.ceil(3.0 * max(xtal) / reciprocal_pixel)
+    wanted = 3.0 * max(xtal) / reciprocal_pixel if reciprocal_pixel > 0 else math.inf
+    if not wanted < 2**31:  # the reference's int overflows (to INT_MIN, then 1)
+        if p.oversample <= 0:
+            raise UserError(f"the automatic oversample would be {wanted:g} sub-pixels a side; give -oversample")
+        wanted = 0.0
+    recommended = math.ceil(wanted)
     recommended = 1 if recommended <= 0 else recommended
     oversample = recommended if p.oversample <= 0 else p.oversample
 
@@ -208,6 +219,12 @@ def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
     sim.lattice = phi_lattices(crystal, det.spindle, p.phi0, phistep, phisteps, umats, spread, p.fix_phi0)
     _pack(sim)
     return sim
+
+
+def _cells(cells: float, axis: str) -> int:
+    if not math.isfinite(cells):
+        raise UserError(f"the crystal size along {axis} (-samplesize/-xtalsize) holds too many unit cells")
+    return math.ceil(cells)
 
 
 def _len(v) -> float:
