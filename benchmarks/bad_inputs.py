@@ -29,6 +29,8 @@ sys.path[:0] = [str(ROOT / "tests")]
 
 from test_bad_input import BASE, replace  # noqa: E402 - the catalogue's good command
 
+from nbnumba.options import looks_numeric  # noqa: E402
+
 REF_TIMEOUT_S = 20
 REF_MEMORY = 4 << 30
 IMAGE_NAMES = {"out.bin", "out.img", "floatimage.bin", "intimage.img", "image.pgm", "noiseimage.img", "x.bin",
@@ -221,19 +223,11 @@ def _groups(args: list[str]) -> list[tuple[str, ...]]:
     """Flags with their values (a token that starts with '-' and is not a number starts a group)."""
     groups: list[list[str]] = []
     for token in args:
-        if not groups or (token.startswith("-") and not _numeric(token)):
+        if not groups or (token.startswith("-") and not looks_numeric(token)):
             groups.append([token])
         else:
             groups[-1].append(token)
     return [tuple(g) for g in groups]
-
-
-def _numeric(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def shown_args(case: Case) -> str:

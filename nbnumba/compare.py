@@ -8,7 +8,6 @@ a square), float TIFFs or SMV (``.img``) files, in any combination of the same s
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import sys
 import zlib
@@ -20,6 +19,7 @@ import numpy as np
 
 from .errors import UserError
 from .io.images import read_float_image
+from .io.jsonreport import write_json_report
 from .io.smv import read_smv
 from .png import colorize, write_png
 
@@ -292,10 +292,5 @@ def main(a_path, b_path, roi=None, shape=None, threshold: float = 0.999, peaks: 
         summary["previews"] = write_previews(a, b, png_dir, roi)
     print(format_table(_clean(summary)), file=out)
     if json_path is not None:
-        try:
-            with open(json_path, "w", encoding="utf-8") as fh:
-                json.dump(_clean(summary), fh, indent=1, allow_nan=False)
-                fh.write("\n")
-        except OSError as e:
-            raise UserError(f"cannot write JSON report {json_path}: {e.strerror or e}") from None
+        write_json_report(json_path, _clean(summary))
     return 0 if passed else 1

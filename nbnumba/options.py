@@ -329,7 +329,7 @@ FLAGS: list[Flag] = [
 CANONICAL = sorted({f.name.split()[0] for f in FLAGS})
 
 
-def _looks_numeric(token: str) -> bool:
+def looks_numeric(token: str) -> bool:
     try:
         float(token)
     except ValueError:
@@ -370,7 +370,7 @@ def _convert(flag: Flag, arg: str, tokens: list[str]) -> list:
 
 def _take(argv: list[str], i: int, n: int, arg: str) -> list[str]:
     tokens = argv[i + 1:i + 1 + n]
-    if len(tokens) < n or any(t.startswith("-") and not _looks_numeric(t) for t in tokens):
+    if len(tokens) < n or any(t.startswith("-") and not looks_numeric(t) for t in tokens):
         what = "a value" if n == 1 else f"{n} values"
         raise UserError(f"{arg} needs {what}")
     return tokens
@@ -395,7 +395,7 @@ def parse_args(argv: list[str], base: Params | None = None) -> Params:
         if i in consumed:
             i += 1
             continue
-        if not arg.startswith("-") or _looks_numeric(arg):
+        if not arg.startswith("-") or looks_numeric(arg):
             raise UserError(f"unexpected argument {arg!r} (flags start with '-')")
         matched = False
         for flag in FLAGS:

@@ -9,7 +9,6 @@ disagrees points at the stage where the port goes wrong.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from nbnumba.errors import UserError
+from nbnumba.io.jsonreport import write_json_report
 
 __all__ = [
     "TraceEntry",
@@ -333,10 +333,5 @@ def main(
     result = diff_traces(_load(ref_path), _load(ours_path), tolerance=tolerance)
     print(format_table(result), file=out)
     if json_path is not None:
-        try:
-            with open(json_path, "w", encoding="utf-8") as fh:
-                json.dump(to_json(result), fh, indent=1, allow_nan=False)
-                fh.write("\n")
-        except OSError as exc:
-            raise UserError(f"cannot write JSON report {json_path}: {exc.strerror or exc}") from None
+        write_json_report(json_path, to_json(result))
     return 0 if result.ok else 1

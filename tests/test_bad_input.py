@@ -14,6 +14,8 @@ import pytest
 
 from golden import GOLDEN, invoke, needs_golden
 
+from nbnumba.options import looks_numeric
+
 BASE = ("-cell 100 100 100 90 90 90 -default_F 100 -lambda 6.2 -N 3 -distance 100 -detpixels 16 "
         "-pixel 0.1 -floatfile out.bin -intfile out.img -nonoise -nopgm -noprogress").split()
 
@@ -22,17 +24,9 @@ def replace(flag: str, *values: str, args: list[str] = BASE) -> list[str]:
     """BASE with `flag`'s values replaced (no values: the flag removed)."""
     i = args.index(flag)
     end = i + 1
-    while end < len(args) and not (args[end].startswith("-") and not _numeric(args[end])):
+    while end < len(args) and not (args[end].startswith("-") and not looks_numeric(args[end])):
         end += 1
     return args[:i] + ([flag, *values] if values else []) + args[end:]
-
-
-def _numeric(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def error_lines(result) -> list[str]:
