@@ -328,3 +328,25 @@ if __name__ == "__main__":
         _child_lower()
     else:
         _child(Path(sys.argv[1]))
+
+
+def test_tiles_of_rows_when_the_gpu_is_small():
+    # a detector larger than the GPU's free memory is rendered in tiles of rows: with room for
+    # 3 rows a launch, the image must still be whole and equal to the CPU's
+    result = subprocess.run([sys.executable, "-c", TILE_CHECK], env={**os.environ, "NUMBA_ENABLE_CUDASIM": "1"},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "equal 3"
+
+
+TILE_CHECK = """
+import numpy as np
+from nbnumba import api
+from nbnumba.kernels import cuda as backend
+backend._rows_that_fit = lambda cols: 3
+sim = api.simulation(["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "6.2",
+                      "-N", "3", "-distance", "100", "-detpixels", "8", "-pixel", "0.1"])
+gpu = api.render(sim, "cuda").image
+cpu = api.render(sim, "cpu").image
+print("equal" if np.array_equal(gpu, cpu) else "differ", len(backend.kernel_seconds))
+"""

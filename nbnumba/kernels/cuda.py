@@ -215,6 +215,18 @@ def _device_table(name, array):
     return device
 
 
+def _rows_that_fit(cols: int) -> int:
+    """Rows per launch whose image, solid-angle and flag buffers (16 bytes a pixel) fit in half
+    the GPU memory now free: a detector larger than the GPU is rendered in tiles of rows."""
+    try:
+        free = cuda.current_context().get_memory_info().free
+    except Exception:  # noqa: BLE001 - no figure: assume the launch fits
+        return MAX_GRID_Y * THREADS[1]
+    if not math.isfinite(free):
+        return MAX_GRID_Y * THREADS[1]
+    return max(1, int(free // 2 // (16 * max(cols, 1))))
+
+
 def clear_cache() -> None:
     """Forget the device copies of the tables (frees their GPU memory)."""
     with _lock:
@@ -263,7 +275,7 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
         d_trace = _device_table("trace", trace)
         d_ints = cuda.to_device(np.ascontiguousarray(ints))  # changes between calls
         cols = col_hi - col_lo + 1
-        chunk = MAX_GRID_Y * THREADS[1]
+        chunk = min(MAX_GRID_Y * THREADS[1], _rows_that_fit(cols))
         for lo in range(row_lo, last_row + 1, chunk):
             hi = min(last_row, lo + chunk - 1)
             nrows = hi - lo + 1
