@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nbnumba.compiled import source_hash
+
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT_ARGS = ["-floatfile", "out.bin", "-intfile", "out.img", "-nonoise", "-nopgm", "-noprogress"]
 PRECISIONS = ("double", "single")
@@ -214,19 +216,6 @@ def nbnumba_cmd() -> list[str]:
     if found:
         return [found]
     return [sys.executable, "-c", "import sys; from nbnumba.cli import main; sys.argv[0]='nbnumba'; main()"]
-
-
-COMPILED_SOURCES = ["physics.py", "layout.py", "rng.py", "kernels/cpu.py", "kernels/trace.py", "kernels/cuda.py"]
-
-
-def source_hash(package: Path) -> str:
-    """The hash nbnumba.compiled names its cache folder after (a change means a recompile)."""
-    digest = hashlib.sha256()
-    for name in COMPILED_SOURCES:
-        path = package / name
-        if path.exists():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 def tree_hash(package: Path) -> str:

@@ -18,10 +18,11 @@ _PACKAGE = Path(__file__).resolve().parent
 _SOURCES = ["physics.py", "layout.py", "rng.py", "kernels/cpu.py", "kernels/trace.py", "kernels/cuda.py"]
 
 
-def _source_hash() -> str:
+def source_hash(package: Path = _PACKAGE) -> str:
+    """The name of the cache folder: a hash of the sources that generate compiled code."""
     digest = hashlib.sha256()
     for name in _SOURCES:
-        path = _PACKAGE / name
+        path = Path(package) / name
         if path.exists():
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -30,7 +31,7 @@ def _source_hash() -> str:
 def _configure_cache() -> None:
     base = os.environ.get("NBNUMBA_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "nbnumba")
-    numba.config.CACHE_DIR = os.path.join(base, _source_hash())
+    numba.config.CACHE_DIR = os.path.join(base, source_hash())
 
 
 _configure_cache()
