@@ -18,7 +18,7 @@ GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 GOLDEN_TRACES = sorted((GOLDEN / "cases").glob("*/trace.txt")) if GOLDEN.is_dir() else []
 
 REF = """\
-nanoBragg nanocrystal diffraction simulator - James Holton and Ken Frankel 5-17-17
+a program's own output line, not part of the trace
 TRACE_C: pix0_vector_meters 0.1 0.0129 -0.0129
 TRACE_C: lambda_meters 6.2e-10
 TRACE_C: hkl_rounded 0 0 0
@@ -26,7 +26,7 @@ TRACE_C: F_latt 124.359406127515
 TRACE_C_PHI phi_tic=0 phi_deg=0 k_frac=0.00806451411290393 F_latt_b=4.9871716675354 F_latt=124.359406127515
 TRACE_C: steps 1
 TRACE_C: I_pixel_final 154.652464271383
-writing floatimage.bin as 4-byte floats
+another line of ordinary output: 42 values written
 """
 
 
