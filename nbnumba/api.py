@@ -61,6 +61,25 @@ def backend(device: str = "cpu"):
     return cpu
 
 
+def backend_for(params):
+    """The backend a run's -device asks for, after checking -precision (messages name the flags)."""
+    if params.precision not in ("double", "single"):
+        raise UserError(f"-precision expects double or single, got {params.precision!r}")
+    try:
+        return backend(params.device)
+    except UserError as err:
+        raise UserError(f"-device {params.device}: {err}") from None
+
+
+def set_threads(n: int) -> None:
+    """Numba's CPU threads for the renders that follow (0 leaves the current setting)."""
+    if n:
+        import numba
+        if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+            raise UserError(f"-nthreads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
+        numba.set_num_threads(n)
+
+
 @dataclass
 class Result:
     image: np.ndarray  # float32, (slow, fast)

@@ -51,25 +51,6 @@ def _guarded(action, *args) -> None:
         sys.exit(1)
 
 
-def _backend(sim):
-    from .api import backend
-
-    if sim.params.precision not in ("double", "single"):
-        raise UserError(f"-precision expects double or single, got {sim.params.precision!r}")
-    try:
-        return backend(sim.params.device)
-    except UserError as err:
-        raise UserError(f"-device {sim.params.device}: {err}") from None
-
-
-def _set_threads(n: int) -> None:
-    if n:
-        import numba
-        if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
-            raise UserError(f"-nthreads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
-        numba.set_num_threads(n)
-
-
 def _skip_scipy_blas() -> None:
     """Numba's first compiled call imports SciPy's BLAS only to offer np.dot, which nbnumba never
     uses; a one-shot command saves that 0.1-0.2 s (the library API leaves SciPy alone)."""
@@ -77,6 +58,7 @@ def _skip_scipy_blas() -> None:
 
 
 def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> None:
+    from .api import backend_for, set_threads
     from .io.hkl import write_fdump
     from .outputs import check_writable, output_paths, statistics, write_outputs
     from .render import render
@@ -85,8 +67,8 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     from .trace_report import trace_lines, trace_pixel
 
     sim = build(argv)
-    backend = _backend(sim)
-    _set_threads(sim.params.nthreads)
+    backend = backend_for(sim.params)
+    set_threads(sim.params.nthreads)
     check_writable(output_paths(sim.params))
     for line in setup_lines(sim):
         click.echo(line)
@@ -166,7 +148,7 @@ def trace_diff(ref, ours, tolerance, json_path) -> None:
     from . import tracediff
 
     def compare():
-        sys.exit(tracediff.main(ref, ours, tolerance=tolerance, json_path=json_path, out=sys.stdout))
+        sys.exit(tracediff.main(ref, ours, tolerance=tolerance, json_path=json_path))
 
     _guarded(compare)
 
@@ -188,7 +170,7 @@ def compare_images(a, b, roi, shape, threshold, peaks, json_path, png_dir) -> No
         from . import compare
 
         sys.exit(compare.main(a, b, roi=roi, shape=shape, threshold=threshold, peaks=peaks,
-                              json_path=json_path, png_dir=png_dir, out=sys.stdout))
+                              json_path=json_path, png_dir=png_dir))
 
     _guarded(run_compare)
 

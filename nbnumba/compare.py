@@ -271,8 +271,9 @@ def _clean(obj):
 
 
 def main(a_path, b_path, roi=None, shape=None, threshold: float = 0.999, peaks: int = 20,
-         json_path=None, png_dir=None, out: TextIO = sys.stdout) -> int:
+         json_path=None, png_dir=None, out: TextIO | None = None) -> int:
     """Print the comparison; 0 when the correlation reaches ``threshold``, 1 otherwise."""
+    out = out if out is not None else sys.stdout
     if not math.isfinite(threshold):
         raise UserError(f"--threshold must be a number, got {threshold}")
     if peaks < 0:

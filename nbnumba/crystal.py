@@ -17,7 +17,7 @@ from .params import Params
 DBL_MIN = sys.float_info.min
 
 
-def _mag(v) -> float:
+def length(v) -> float:
     return math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
 
 
@@ -26,7 +26,7 @@ def _scale(v, s: float):
 
 
 def _rescale(v, new_mag: float):
-    old = _mag(v)
+    old = length(v)
     if old <= 0.0:
         old = 1.0
     return (new_mag / old * v[0], new_mag / old * v[1], new_mag / old * v[2])
@@ -151,8 +151,8 @@ def build_crystal(p: Params, lambda0: float, misset_seed: int) -> Crystal:
     b_star = _scale(cross(c, a), v_star)
     c_star = _scale(cross(a, b), v_star)
 
-    la, lb, lc = _mag(a), _mag(b), _mag(c)
-    lsa, lsb, lsc = _mag(a_star), _mag(b_star), _mag(c_star)
+    la, lb, lc = length(a), length(b), length(c)
+    lsa, lsb, lsc = length(a_star), length(b_star), length(c_star)
     rtd = 180.0 * (1.0 / math.pi)
     cell = (la, lb, lc,
             _angle(lsa * v_cell / lb / lc, dot(b, c) / lb / lc) * rtd,

@@ -155,10 +155,6 @@ def _stol(mult: float):
     return apply
 
 
-def _output(attr: str, **also):
-    return _value(attr, **also)
-
-
 def _seed(attr: str):
     return lambda p, values: setattr(p, attr, -values[0])
 
@@ -283,10 +279,10 @@ FLAGS: list[Flag] = [
     Flag("-4stol", sub("-4stol", length=6), 1, _stol(1e10 / 4), "s", help="accepted: as -stol with 4 sin(theta)/lambda"),
     Flag("-Q", sub("-Q", length=2), 1, _stol(1e10 / math.pi / 4), "s", help="accepted: as -stol with Q"),
     Flag("-sourcefile", sub("-sourcefile"), 1, _value("sourcefile"), "s", help="sources: X Y Z weight lambda per line"),
-    Flag("-floatfile", sub("-floatfile", "-floatimage"), 1, _output("floatfile"), "s", help="float image output (.bin raw float32, .tif TIFF)"),
-    Flag("-intfile", sub("-intfile", "-intimage"), 1, _output("intfile"), "s", help="SMV image output (scaled, noiseless)"),
-    Flag("-pgmfile", sub("-pgmfile", "-pgmimage"), 1, _output("pgmfile", write_pgm=True), "s", help="8-bit PGM preview output"),
-    Flag("-noisefile", sub("-noisefile", "-noiseimage"), 1, _output("noisefile", calculate_noise=True), "s", help="SMV image output with Poisson noise"),
+    Flag("-floatfile", sub("-floatfile", "-floatimage"), 1, _value("floatfile"), "s", help="float image output (.bin raw float32, .tif TIFF)"),
+    Flag("-intfile", sub("-intfile", "-intimage"), 1, _value("intfile"), "s", help="SMV image output (scaled, noiseless)"),
+    Flag("-pgmfile", sub("-pgmfile", "-pgmimage"), 1, _value("pgmfile", write_pgm=True), "s", help="8-bit PGM preview output"),
+    Flag("-noisefile", sub("-noisefile", "-noiseimage"), 1, _value("noisefile", calculate_noise=True), "s", help="SMV image output with Poisson noise"),
     Flag("-nonoise", sub("-nonoise"), 0, _set(calculate_noise=False), help="do not write the noise image"),
     Flag("-nopgm", sub("-nopgm"), 0, _set(write_pgm=False), help="do not write the PGM image"),
     Flag("-scale", sub("-scale"), 1, _value("intfile_scale"), "f", help="int image scale (default 55000/max)"),
@@ -310,7 +306,7 @@ FLAGS: list[Flag] = [
     Flag("-misset_seed", sub("-misset_seed"), 1, _seed("misset_seed"), "i", help="seed of -misset random"),
     Flag("-water", sub("-water"), 1, _value("water_size", div=1e6), "f", help="water droplet size (um)"),
     # nbnumba's own flags: matched exactly so they can never shadow a reference abbreviation.
-    Flag("-out", exact("-out"), 1, _output("floatfile"), "s", help="same as -floatfile"),
+    Flag("-out", exact("-out"), 1, _value("floatfile"), "s", help="same as -floatfile"),
     Flag("-precision", exact("-precision"), 1, _value("precision"), "s", help="double or single"),
     Flag("-device", exact("-device"), 1, _value("device"), "s", help="cpu, cuda or auto"),
     Flag("-nthreads", exact("-nthreads"), 1, _value("nthreads"), "i", help="CPU threads"),

@@ -126,13 +126,6 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         return sincg_peeled(h, h0, n)
 
     @jit
-    def sincg(x, n):
-        """Lattice transform sin(N x)/sin(x) of a row of N cells (the reference's formula)."""
-        if x == R(0.0):
-            return n
-        return math.sin(x * n) / math.sin(x)
-
-    @jit
     def sinc3(x):
         """Transform of a sphere."""
         if x == R(0.0):
@@ -475,7 +468,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
 
     return SimpleNamespace(
         dot3=dot3, cross3=cross3, unitize3=unitize3, rotate_axis3=rotate_axis3, rotate_xyz3=rotate_xyz3,
-        sin_halfpi=sin_halfpi, sincg=sincg, sincg_peeled=sincg_peeled, sinc3=sinc3, polarization_basis=polarization_basis, polarization_factor=polarization_factor,
+        sin_halfpi=sin_halfpi, sincg_peeled=sincg_peeled, sinc3=sinc3, polarization_basis=polarization_basis, polarization_factor=polarization_factor,
         polint=polint, interpolate_F=interpolate_F, nearest_F=nearest_F, shape_transform=shape_transform,
         lattice_factors=lattice_factors, render_pixel=render_pixel, pixel_active=pixel_active, real=real,
     )

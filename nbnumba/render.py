@@ -40,13 +40,12 @@ def _component_major(lattice: np.ndarray, real) -> np.ndarray:
 def first_active_pixel(sim: Simulation) -> int:
     """Scan index of the first pixel the reference renders (ROI and mask), -1 if none."""
     xmin, xmax, ymin, ymax = sim.detector.roi
-    fp, sp = sim.detector.fpixels, sim.detector.spixels
-    active = np.zeros((sp, fp), dtype=bool)
-    active[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1] = True
-    if sim.mask is not None:
-        active &= sim.mask != 0
-    hits = np.flatnonzero(active)
-    return int(hits[0]) if hits.size else -1
+    x0, y0 = max(xmin, 0), max(ymin, 0)
+    window = np.ones((1, 1), dtype=bool) if sim.mask is None else sim.mask[y0:ymax + 1, x0:xmax + 1] != 0
+    if y0 >= sim.detector.spixels or x0 >= sim.detector.fpixels or x0 > xmax or y0 > ymax or not window.any():
+        return -1
+    s, f = np.unravel_index(int(np.argmax(window)), window.shape)
+    return int((y0 + s) * sim.detector.fpixels + x0 + f)
 
 
 def _first_flagged(flag_rows: np.ndarray, column: int, fpixels: int) -> int:

@@ -13,7 +13,7 @@ from . import layout as L
 from . import rng
 from .beam import Sources, build_sources
 from .compiled import cpu64
-from .crystal import Crystal, build_crystal, phi_lattices
+from .crystal import Crystal, build_crystal, length, phi_lattices
 from .detector import Detector, build_detector
 from .errors import UserError
 from .io.hkl import HKLTable, read_fdump, read_hkl
@@ -185,13 +185,13 @@ def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
 
     Na, Nb, Nc = float(p.Na), float(p.Nb), float(p.Nc)
     if p.sample_x > 0:
-        Na = _cells(p.sample_x / _len(crystal.a), "a")
+        Na = _cells(p.sample_x / length(crystal.a), "a")
     if p.sample_y > 0:
-        Nb = _cells(p.sample_y / _len(crystal.b), "b")
+        Nb = _cells(p.sample_y / length(crystal.b), "b")
     if p.sample_z > 0:
-        Nc = _cells(p.sample_z / _len(crystal.c), "c")
+        Nc = _cells(p.sample_z / length(crystal.c), "c")
     Na, Nb, Nc = max(Na, 1.0), max(Nb, 1.0), max(Nc, 1.0)
-    xtal = (_len(crystal.a) * Na, _len(crystal.b) * Nb, _len(crystal.c) * Nc)
+    xtal = (length(crystal.a) * Na, length(crystal.b) * Nb, length(crystal.c) * Nc)
     reciprocal_pixel = p.lambda0 * det.distance / det.pixel_size
     wanted = 3.0 * max(xtal) / reciprocal_pixel if reciprocal_pixel > 0 else math.inf
     if not wanted < 2**31:  # the reference's int overflows (to INT_MIN, then 1)
@@ -225,10 +225,6 @@ def _cells(cells: float, axis: str) -> int:
     if not math.isfinite(cells):
         raise UserError(f"the crystal size along {axis} (-samplesize/-xtalsize) holds too many unit cells")
     return math.ceil(cells)
-
-
-def _len(v) -> float:
-    return math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
 
 
 def _check_memory(det: Detector) -> None:

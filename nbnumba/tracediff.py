@@ -325,9 +325,10 @@ def main(
     ours_path: str | Path,
     tolerance: float = 1e-6,
     json_path: str | Path | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
     """Print the comparison table; 0 when every quantity agrees, 1 otherwise."""
+    out = out if out is not None else sys.stdout
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UserError(f"tolerance must be a non-negative number, got {tolerance}")
     result = diff_traces(_load(ref_path), _load(ours_path), tolerance=tolerance)

@@ -66,25 +66,6 @@ def dask_setup(worker) -> None:
     install_hkl_cache()
 
 
-def _backend(sim):
-    from ..api import backend
-    p = sim.params
-    if p.precision not in ("double", "single"):
-        raise UserError(f"-precision expects double or single, got {p.precision!r}")
-    try:
-        return backend(p.device)
-    except UserError as err:
-        raise UserError(f"-device {p.device}: {err}") from None
-
-
-def _set_threads(n: int) -> None:
-    if n > 0:
-        import numba
-        if n > numba.config.NUMBA_NUM_THREADS:
-            n = numba.config.NUMBA_NUM_THREADS
-        numba.set_num_threads(n)
-
-
 def _hook_kill(frame, hooks: dict) -> None:
     """Test hook: the first time frame `kill_key` starts, SIGKILL this worker process."""
     marker = hooks.get("kill_marker")
@@ -112,6 +93,9 @@ def _hook_log(frame, hooks: dict) -> None:
 def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
     """Build, render and write one frame (the work of `nbnumba run` without its printing, and
     without writing Fdump.bin).  `threads`: Numba threads when the argv gives no -nthreads."""
+    import numba
+
+    from ..api import backend_for, set_threads
     from ..outputs import statistics, write_outputs
     from ..render import render
     from ..simulation import build
@@ -126,9 +110,9 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
     try:
         install_hkl_cache()
         sim = build(list(frame.argv), fdump_path=frame.fdump)
-        backend = _backend(sim)
+        backend = backend_for(sim.params)
         with _render_lock:  # one render at a time per process, however many threads the worker has
-            _set_threads(sim.params.nthreads or threads)
+            set_threads(sim.params.nthreads or min(threads, numba.config.NUMBA_NUM_THREADS))
             done = render(sim, backend, sim.params.precision)
         stats = statistics(sim, done.image)
         write_outputs(sim, done.image, stats, lambda line: None)
