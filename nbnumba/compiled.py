@@ -44,19 +44,21 @@ cpu64 = make_physics(jit, np.float64, inline_jit)
 cpu32 = make_physics(jit, np.float32, inline_jit)
 
 
-def _render_pixel_stub(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing):
+def _render_strip_stub(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch,
+                       trace, tracing):
     raise NotImplementedError
 
 
-@numba.extending.overload(_render_pixel_stub, jit_options={"cache": True})
-def _render_pixel_by_precision(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing):
-    """One generic `render_pixel`, resolved at compile time from the array dtype."""
-    chosen = (cpu32 if g.dtype == numba.types.float32 else cpu64).render_pixel
+@numba.extending.overload(_render_strip_stub, jit_options={"cache": True})
+def _render_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally,
+                               scratch, trace, tracing):
+    """One generic `render_strip`, resolved at compile time from the array dtype."""
+    chosen = (cpu32 if g.dtype == numba.types.float32 else cpu64).render_strip
 
-    def impl(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing):
-        return chosen(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing)
+    def impl(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing):
+        chosen(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing)
 
     return impl
 
 
-render_pixel = _render_pixel_stub
+render_strip = _render_strip_stub

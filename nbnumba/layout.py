@@ -83,7 +83,26 @@ TR_PHI = 11  # phi_tic, phi (rad), k, F_latt_b, F_latt
 TR_FCELL = 12
 TR_FINAL = 13  # I before scaling, capture fraction, polarization, solid angle, cos 2theta
 
-# the scratch block of per-(phi step, mosaic domain) values handed to render_pixel
-CHUNK = 16  # pairs evaluated per block
+# a strip is a run of up to STRIP neighbouring pixels of one row rendered together: the loops over
+# its pixels have no dependence between iterations, so the CPU runs several pixels per instruction
+STRIP = 64
+
+# rows of the per-pixel state of a strip (one column per pixel, in the render precision)
+P_DX, P_DY, P_DZ = 0, 1, 2  # diffracted unit vector of the current sub-pixel
+P_QX, P_QY, P_QZ = 3, 4, 5  # scattering vector of the current sub-pixel and source (1/m)
+P_KEEP = 6  # 1 when the current source is inside the resolution limit
+P_I = 7  # the sum of intensities
+P_OMEGA, P_CAPTURE, P_POLAR = 8, 9, 10  # latest solid angle, capture fraction and polarization
+P_INTERPOLATE = 11  # 1 while this pixel interpolates structure factors
+P_VALUE = 12  # the pixel's value once rendered
+N_STATE = 13
+
+# rows of the per-pixel tallies of a strip (float64 in every precision)
+T_OMEGA_SUM = 0  # sum of the solid angles of the sub-pixels
+T_LEFT_TABLE = 1  # 1 when an interpolation left the table (it used default_F; later pixels must not interpolate)
+T_RAN_PHI = 2  # 1 when some phi pass ran (the lattice carried to the next pixel is rotated)
+N_TALLY = 3
+
+# rows of the lattice scratch of a strip: per pixel, one (phi step, mosaic domain) pair
 S_H, S_K, S_L, S_H0, S_K0, S_L0, S_FLATT, S_FA, S_FB, S_FC = range(10)
 N_SCRATCH = 10

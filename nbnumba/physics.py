@@ -210,10 +210,11 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                 or (l - ip[L.I_L_MIN] + 3) > l_range or (l - 2) < ip[L.I_L_MIN])
 
     @jit
-    def nearest_F(Fhkl, h0, k0, l0, ip, default_F):
-        if (ip[L.I_HKLS] != 0 and ip[L.I_H_MIN] <= h0 <= ip[L.I_H_MAX]
-                and ip[L.I_K_MIN] <= k0 <= ip[L.I_K_MAX] and ip[L.I_L_MIN] <= l0 <= ip[L.I_L_MAX]):
-            return Fhkl[h0 - ip[L.I_H_MIN], k0 - ip[L.I_K_MIN], l0 - ip[L.I_L_MIN]]
+    def nearest_F(Fhkl, hi, ki, li, h_span, k_span, l_span, default_F):
+        """F of the reflection hi, ki, li steps from the table's first corner; default_F outside
+        the spans (a negative span: no table)."""
+        if 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span:
+            return Fhkl[hi, ki, li]
         return default_F
 
     @jit
@@ -257,76 +258,139 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         return ip[L.I_HAS_MASK] == 0 or mask[spixel, fpixel] != 0
 
     @small
-    def lattice_factors(lattice, variant, start, count, qx, qy, qz, shape, na, nb, nc, fudge, recip, scratch):
-        """Miller indices and lattice transforms of `count` (phi step, mosaic domain) pairs from
-        `start`, into `scratch`.  Nothing here depends on an earlier pair and the loops have no
-        branches, so on the CPU they run several pairs per instruction; the order-dependent sum
-        stays in the caller."""
-        for j in range(count):
-            e = start + j
-            h = lattice[variant, 0, e] * qx + lattice[variant, 1, e] * qy + lattice[variant, 2, e] * qz
-            k = lattice[variant, 3, e] * qx + lattice[variant, 4, e] * qy + lattice[variant, 5, e] * qz
-            l = lattice[variant, 6, e] * qx + lattice[variant, 7, e] * qy + lattice[variant, 8, e] * qz
-            scratch[L.S_H, j] = h
-            scratch[L.S_K, j] = k
-            scratch[L.S_L, j] = l
-            scratch[L.S_H0, j] = ceil(h - R(0.5))
-            scratch[L.S_K0, j] = ceil(k - R(0.5))
-            scratch[L.S_L0, j] = ceil(l - R(0.5))
+    def miller_indices(axes, state, p):
+        """Fractional and nearest h, k, l of pixel p's scattering vector, for the rotated
+        real-space axes `axes` (a, b, c: nine reals)."""
+        qx = state[L.P_QX, p]
+        qy = state[L.P_QY, p]
+        qz = state[L.P_QZ, p]
+        h = axes[0] * qx + axes[1] * qy + axes[2] * qz
+        k = axes[3] * qx + axes[4] * qy + axes[5] * qz
+        l = axes[6] * qx + axes[7] * qy + axes[8] * qz
+        return h, k, l, ceil(h - R(0.5)), ceil(k - R(0.5)), ceil(l - R(0.5))
+
+    @small
+    def lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip, scratch):
+        """Miller indices and lattice transform of (phi step, mosaic domain) pair `e` for each pixel
+        of a strip, into `scratch`.  No pixel depends on another and the parallelepiped's loop has
+        no branch, so on the CPU it runs several pixels per instruction."""
+        axes = (lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2],
+                lattice[variant, e, 3], lattice[variant, e, 4], lattice[variant, e, 5],
+                lattice[variant, e, 6], lattice[variant, e, 7], lattice[variant, e, 8])
         if shape == 0:
-            for j in range(count):
-                f_a = lattice_sinc(scratch[L.S_H, j], scratch[L.S_H0, j], na) if na > R(1.0) else R(1.0)
-                f_b = lattice_sinc(scratch[L.S_K, j], scratch[L.S_K0, j], nb) if nb > R(1.0) else R(1.0)
-                f_c = lattice_sinc(scratch[L.S_L, j], scratch[L.S_L0, j], nc) if nc > R(1.0) else R(1.0)
-                scratch[L.S_FA, j] = f_a
-                scratch[L.S_FB, j] = f_b
-                scratch[L.S_FC, j] = f_c
-                scratch[L.S_FLATT, j] = f_a * f_b * f_c
+            for p in range(width):
+                h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
+                f_a = lattice_sinc(h, h0, na) if na > R(1.0) else R(1.0)
+                f_b = lattice_sinc(k, k0, nb) if nb > R(1.0) else R(1.0)
+                f_c = lattice_sinc(l, l0, nc) if nc > R(1.0) else R(1.0)
+                scratch[L.S_H, p] = h
+                scratch[L.S_K, p] = k
+                scratch[L.S_L, p] = l
+                scratch[L.S_H0, p] = h0
+                scratch[L.S_K0, p] = k0
+                scratch[L.S_L0, p] = l0
+                scratch[L.S_FA, p] = f_a
+                scratch[L.S_FB, p] = f_b
+                scratch[L.S_FC, p] = f_c
+                scratch[L.S_FLATT, p] = f_a * f_b * f_c
         else:
-            for j in range(count):
-                scratch[L.S_FLATT, j] = shape_transform(shape, scratch[L.S_H, j], scratch[L.S_K, j],
-                                                        scratch[L.S_L, j], scratch[L.S_H0, j], scratch[L.S_K0, j],
-                                                        scratch[L.S_L0, j], na, nb, nc, fudge, recip)
+            for p in range(width):
+                h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
+                scratch[L.S_H, p] = h
+                scratch[L.S_K, p] = k
+                scratch[L.S_L, p] = l
+                scratch[L.S_H0, p] = h0
+                scratch[L.S_K0, p] = k0
+                scratch[L.S_L0, p] = l0
+                scratch[L.S_FLATT, p] = shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip)
 
     @jit
-    def trace_evaluation(trace, lattice, variant, e, phi_tic, scratch, j, square):
+    def trace_evaluation(trace, lattice, variant, e, phi_tic, scratch, square):
         """The reference's trace lines for one phi step of mosaic domain 0 (source 0)."""
         if phi_tic == 0:
-            trace_row(trace, L.TR_A, lattice[variant, 0, e], lattice[variant, 1, e], lattice[variant, 2, e],
+            trace_row(trace, L.TR_A, lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2],
                       0.0, 0.0)
-            trace_row(trace, L.TR_B, lattice[variant, 3, e], lattice[variant, 4, e], lattice[variant, 5, e],
+            trace_row(trace, L.TR_B, lattice[variant, e, 3], lattice[variant, e, 4], lattice[variant, e, 5],
                       0.0, 0.0)
-            trace_row(trace, L.TR_C, lattice[variant, 6, e], lattice[variant, 7, e], lattice[variant, 8, e],
+            trace_row(trace, L.TR_C, lattice[variant, e, 6], lattice[variant, e, 7], lattice[variant, e, 8],
                       0.0, 0.0)
-            trace_row(trace, L.TR_HKL, scratch[L.S_H, j], scratch[L.S_K, j], scratch[L.S_L, j], 0.0, 0.0)
-            trace_row(trace, L.TR_HKL0, scratch[L.S_H0, j], scratch[L.S_K0, j], scratch[L.S_L0, j], 0.0, 0.0)
+            trace_row(trace, L.TR_HKL, scratch[L.S_H, 0], scratch[L.S_K, 0], scratch[L.S_L, 0], 0.0, 0.0)
+            trace_row(trace, L.TR_HKL0, scratch[L.S_H0, 0], scratch[L.S_K0, 0], scratch[L.S_L0, 0], 0.0, 0.0)
             if square:
-                trace_row(trace, L.TR_FLATT, scratch[L.S_FA, j], scratch[L.S_FB, j], scratch[L.S_FC, j],
-                          scratch[L.S_FLATT, j], 0.0)
+                trace_row(trace, L.TR_FLATT, scratch[L.S_FA, 0], scratch[L.S_FB, 0], scratch[L.S_FC, 0],
+                          scratch[L.S_FLATT, 0], 0.0)
         if square:
-            trace_row(trace, L.TR_PHI, phi_tic, 0.0, scratch[L.S_K, j], scratch[L.S_FB, j], scratch[L.S_FLATT, j])
+            trace_row(trace, L.TR_PHI, phi_tic, 0.0, scratch[L.S_K, 0], scratch[L.S_FB, 0], scratch[L.S_FLATT, 0])
+
+    @small
+    def add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip, h_min, k_min, l_min,
+                  h_span, k_span, l_span, default_F, water, shape, os_thick, os_polar, os_omega, trace, general):
+        """Add pair `e`'s term to each kept pixel's sum.  `general` is a constant at each call: the
+        plain case (no interpolation, no trace, no per-sub-step factors) compiles to a lean loop."""
+        for p in range(width):
+            if state[L.P_KEEP, p] == R(0.0):
+                continue
+            if general and phi_tic >= 0:
+                trace_evaluation(trace, lattice, variant, e, phi_tic, scratch, shape == 0)
+            F_latt = scratch[L.S_FLATT, p]
+            if F_latt == R(0.0) and water == R(0.0):
+                continue
+            interpolate = general and state[L.P_INTERPOLATE, p] != R(0.0)
+            if interpolate:
+                h = scratch[L.S_H, p]
+                k = scratch[L.S_K, p]
+                l = scratch[L.S_L, p]
+                if interpolation_leaves_table(h, k, l, ip):
+                    # switched off for good; this very evaluation already falls back to the
+                    # nearest structure factor, as in the reference
+                    interpolate = False
+                    state[L.P_INTERPOLATE, p] = R(0.0)
+                    tally[L.T_LEFT_TABLE, p] = 1.0
+            if interpolate:
+                F_cell = interpolate_F(Fhkl, scratch[L.S_H, p], scratch[L.S_K, p], scratch[L.S_L, p],
+                                       int(math.floor(np.float64(scratch[L.S_H, p]))),
+                                       int(math.floor(np.float64(scratch[L.S_K, p]))),
+                                       int(math.floor(np.float64(scratch[L.S_L, p]))), h_min, k_min, l_min)
+            else:
+                F_cell = nearest_F(Fhkl, int(scratch[L.S_H0, p]) - h_min, int(scratch[L.S_K0, p]) - k_min,
+                                   int(scratch[L.S_L0, p]) - l_min, h_span, k_span, l_span, default_F)
+            if general and phi_tic == 0:
+                trace_row(trace, L.TR_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
+            I = state[L.P_I, p] + F_cell * F_cell * F_latt * F_latt
+            if general:
+                if os_thick:
+                    I *= state[L.P_CAPTURE, p]
+                if os_polar:
+                    I *= state[L.P_POLAR, p]
+                if os_omega:
+                    I *= state[L.P_OMEGA, p]
+            state[L.P_I, p] = I
 
     @jit
-    def render_pixel(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, scratch, trace, tracing):
-        """The reference's per-pixel loop: layer, sub-pixel, source, phi step, mosaic domain.
+    def render_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch,
+                     trace, tracing):
+        """The reference's per-pixel loop (layer, sub-pixel, source, phi step, mosaic domain) for the
+        `width` pixels of row `spixel` from column `fpixel0`, side by side: each loop level runs
+        over the strip's pixels, so every pixel sums its terms in the reference's order.
 
-        Returns (pixel value, sum of solid angles, flags) where flags bit 0 says an
-        interpolation left the table (it used default_F, and later pixels must not interpolate)
-        and bit 1 says some phi pass ran (the lattice carried to the next pixel is rotated).
+        The values land in state[P_VALUE], the tallies in `tally`.  A strip holding the first
+        rendered pixel (ip[I_FIRST_PIXEL]) must hold it alone: that pixel's first phi pass
+        starts from the unrotated lattice.  Tracing records the story of the strip's one pixel.
         """
         fpixels = ip[L.I_FPIXELS]
         oversample = ip[L.I_OVERSAMPLE]
         thicksteps = ip[L.I_THICKSTEPS]
         nsources = ip[L.I_SOURCES]
-        phisteps = ip[L.I_PHISTEPS]
+        evaluations = ip[L.I_PHISTEPS] * ip[L.I_MOSAIC]
         mosaic = ip[L.I_MOSAIC]
         shape = ip[L.I_SHAPE]
         os_thick = ip[L.I_OVERSAMPLE_THICK] != 0
         os_polar = ip[L.I_OVERSAMPLE_POLAR] != 0
         os_omega = ip[L.I_OVERSAMPLE_OMEGA] != 0
-        scan = spixel * fpixels + fpixel
-        interpolate = ip[L.I_INTERPOLATE] != 0 and scan <= ip[L.I_INTERP_UNTIL]
-        variant = 0 if scan == ip[L.I_FIRST_PIXEL] else 1
+        curved = ip[L.I_CURVED] != 0
+        point_pixel = ip[L.I_POINT_PIXEL] != 0
+        scan0 = spixel * fpixels + fpixel0
+        variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
 
         pixel_size = g[L.G_PIXEL]
         subpixel = g[L.G_SUBPIXEL]
@@ -345,130 +409,136 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         sx, sy, sz = g[L.G_SDET], g[L.G_SDET + 1], g[L.G_SDET + 2]
         ox, oy, oz = g[L.G_ODET], g[L.G_ODET + 1], g[L.G_ODET + 2]
         px, py, pz = g[L.G_PIX0], g[L.G_PIX0 + 1], g[L.G_PIX0 + 2]
+        h_min = ip[L.I_H_MIN]
+        k_min = ip[L.I_K_MIN]
+        l_min = ip[L.I_L_MIN]
+        table = ip[L.I_HKLS] != 0
+        plain = not (tracing or os_thick or os_polar or os_omega or ip[L.I_INTERPOLATE] != 0)
+        h_span = ip[L.I_H_MAX] - h_min if table else -1
+        k_span = ip[L.I_K_MAX] - k_min if table else -1
+        l_span = ip[L.I_L_MAX] - l_min if table else -1
 
-        I = g[L.G_I_BG]
-        polar = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
-        omega = R(0.0)
-        capture = R(0.0)
-        omega_sum = 0.0
-        flags = 0
-        dx = R(0.0)
-        dy = R(0.0)
-        dz = R(0.0)
+        for p in range(width):
+            state[L.P_I, p] = g[L.G_I_BG]
+            state[L.P_POLAR, p] = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
+            state[L.P_OMEGA, p] = R(0.0)
+            state[L.P_CAPTURE, p] = R(0.0)
+            interpolate = ip[L.I_INTERPOLATE] != 0 and scan0 + p <= ip[L.I_INTERP_UNTIL]
+            state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
+            tally[L.T_OMEGA_SUM, p] = 0.0
+            tally[L.T_LEFT_TABLE, p] = 0.0
+            tally[L.T_RAN_PHI, p] = 0.0
         ix = R(0.0)
         iy = R(0.0)
         iz = R(0.0)
 
         for thick_tic in range(thicksteps):
             odet = R(thick_tic) * thickstep
-            capture = R(1.0) if g[L.G_THICK] == R(0.0) else R(0.0)
+            for p in range(width):
+                state[L.P_CAPTURE, p] = R(1.0) if g[L.G_THICK] == R(0.0) else R(0.0)
             for sub_s in range(oversample):
                 for sub_f in range(oversample):
-                    fdet = subpixel * R(fpixel * oversample + sub_f) + subpixel / R(2.0)
                     sdet = subpixel * R(spixel * oversample + sub_s) + subpixel / R(2.0)
-                    posx = fdet * fx + sdet * sx + odet * ox + px
-                    posy = fdet * fy + sdet * sy + odet * oy + py
-                    posz = fdet * fz + sdet * sz + odet * oz + pz
-                    if ip[L.I_CURVED] != 0:
-                        bx = distance * g[L.G_BEAM]
-                        by = distance * g[L.G_BEAM + 1]
-                        bz = distance * g[L.G_BEAM + 2]
-                        nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, posy / distance)
-                        posx, posy, posz = rotate_axis3(nx, ny, nz, fx, fy, fz, posz / distance)
-                    airpath, dx, dy, dz = unitize3(posx, posy, posz)
+                    for p in range(width):
+                        fdet = subpixel * R((fpixel0 + p) * oversample + sub_f) + subpixel / R(2.0)
+                        posx = fdet * fx + sdet * sx + odet * ox + px
+                        posy = fdet * fy + sdet * sy + odet * oy + py
+                        posz = fdet * fz + sdet * sz + odet * oz + pz
+                        if curved:
+                            bx = distance * g[L.G_BEAM]
+                            by = distance * g[L.G_BEAM + 1]
+                            bz = distance * g[L.G_BEAM + 2]
+                            nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, posy / distance)
+                            posx, posy, posz = rotate_axis3(nx, ny, nz, fx, fy, fz, posz / distance)
+                        airpath, dx, dy, dz = unitize3(posx, posy, posz)
+                        state[L.P_DX, p] = dx
+                        state[L.P_DY, p] = dy
+                        state[L.P_DZ, p] = dz
 
-                    if omega == R(0.0) or os_omega:
-                        omega = pixel_size * pixel_size / airpath / airpath * close_distance / airpath
-                        if ip[L.I_POINT_PIXEL] != 0:
-                            omega = R(1.0) / airpath / airpath
-                    omega_sum += omega
+                        omega = state[L.P_OMEGA, p]
+                        if omega == R(0.0) or os_omega:
+                            omega = pixel_size * pixel_size / airpath / airpath * close_distance / airpath
+                            if point_pixel:
+                                omega = R(1.0) / airpath / airpath
+                            state[L.P_OMEGA, p] = omega
+                        tally[L.T_OMEGA_SUM, p] += omega
+                        if tracing:
+                            trace_row(trace, L.TR_POS, posx, posy, posz, airpath, omega)
+                            trace_row(trace, L.TR_DIFFRACTED, dx, dy, dz, 0.0, 0.0)
 
-                    if capture == R(0.0) or os_thick:
-                        parallax = dot3(dx, dy, dz, ox, oy, oz)
-                        capture = (math.exp(R(-thick_tic) * thickstep * mu / parallax)
-                                   - math.exp(R(-(thick_tic + 1)) * thickstep * mu / parallax))
+                    for p in range(width):
+                        if state[L.P_CAPTURE, p] == R(0.0) or os_thick:
+                            parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
+                            state[L.P_CAPTURE, p] = (
+                                math.exp(R(-thick_tic) * thickstep * mu / parallax)
+                                - math.exp(R(-(thick_tic + 1)) * thickstep * mu / parallax))
 
                     for source in range(nsources):
                         ix = -sources[source, 0]
                         iy = -sources[source, 1]
                         iz = -sources[source, 2]
                         lam = sources[source, 3]
-                        qx = (dx - ix) / lam
-                        qy = (dy - iy) / lam
-                        qz = (dz - iz) / lam
                         first = tracing and source == 0
-                        if first:
-                            trace_row(trace, L.TR_POS, posx, posy, posz, airpath, omega)
-                            trace_row(trace, L.TR_DIFFRACTED, dx, dy, dz, 0.0, 0.0)
-                            trace_row(trace, L.TR_INCIDENT, ix, iy, iz, lam, 0.0)
-                            trace_row(trace, L.TR_SCATTERING, qx, qy, qz, 0.0, 0.0)
-                        stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
-                        if dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol:
+                        kept = 0
+                        for p in range(width):
+                            dx = state[L.P_DX, p]
+                            dy = state[L.P_DY, p]
+                            dz = state[L.P_DZ, p]
+                            qx = (dx - ix) / lam
+                            qy = (dy - iy) / lam
+                            qz = (dz - iz) / lam
+                            state[L.P_QX, p] = qx
+                            state[L.P_QY, p] = qy
+                            state[L.P_QZ, p] = qz
+                            if first:
+                                trace_row(trace, L.TR_INCIDENT, ix, iy, iz, lam, 0.0)
+                                trace_row(trace, L.TR_SCATTERING, qx, qy, qz, 0.0, 0.0)
+                            stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
+                            keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
+                            state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
+                            if keep:
+                                kept += 1
+                                if state[L.P_POLAR, p] == R(0.0) or os_polar:
+                                    state[L.P_POLAR, p] = polarization_factor(
+                                        g[L.G_KAHN], ix, iy, iz, dx, dy, dz, sources[source, 4], sources[source, 5],
+                                        sources[source, 6], sources[source, 7], sources[source, 8],
+                                        sources[source, 9])
+                        if kept == 0:
                             continue
 
-                        if polar == R(0.0) or os_polar:
-                            polar = polarization_factor(g[L.G_KAHN], ix, iy, iz, dx, dy, dz,
-                                                        sources[source, 4], sources[source, 5], sources[source, 6],
-                                                        sources[source, 7], sources[source, 8], sources[source, 9])
-
-                        evaluations = phisteps * mosaic
-                        for start in range(0, evaluations, L.CHUNK):
-                            count = min(L.CHUNK, evaluations - start)
-                            lattice_factors(lattice, variant, start, count, qx, qy, qz, shape, na, nb, nc,
-                                            fudge, recip, scratch)
-                            for j in range(count):
-                                h = scratch[L.S_H, j]
-                                k = scratch[L.S_K, j]
-                                l = scratch[L.S_L, j]
-                                F_latt = scratch[L.S_FLATT, j]
-                                phi_tic = -1
-                                if first and (start + j) % mosaic == 0:
-                                    phi_tic = (start + j) // mosaic
-                                    trace_evaluation(trace, lattice, variant, start + j, phi_tic, scratch, j,
-                                                     shape == 0)
-                                if F_latt == R(0.0) and water == R(0.0):
-                                    continue
-
-                                if interpolate and interpolation_leaves_table(h, k, l, ip):
-                                    # switched off for good; this very evaluation already falls
-                                    # back to the nearest structure factor, as in the reference
-                                    interpolate = False
-                                    flags |= 1
-                                if interpolate:
-                                    F_cell = interpolate_F(Fhkl, h, k, l, int(math.floor(np.float64(h))),
-                                                           int(math.floor(np.float64(k))),
-                                                           int(math.floor(np.float64(l))),
-                                                           ip[L.I_H_MIN], ip[L.I_K_MIN], ip[L.I_L_MIN])
-                                else:
-                                    F_cell = nearest_F(Fhkl, int(scratch[L.S_H0, j]), int(scratch[L.S_K0, j]),
-                                                       int(scratch[L.S_L0, j]), ip, default_F)
-                                if phi_tic == 0:
-                                    trace_row(trace, L.TR_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
-
-                                I += F_cell * F_cell * F_latt * F_latt
-                                if os_thick:
-                                    I *= capture
-                                if os_polar:
-                                    I *= polar
-                                if os_omega:
-                                    I *= omega
-                        flags |= 2
+                        for e in range(evaluations):
+                            lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
+                                          scratch)
+                            phi_tic = e // mosaic if first and e % mosaic == 0 else -1
+                            if plain:
+                                add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,
+                                          h_min, k_min, l_min, h_span, k_span, l_span, default_F, water, shape,
+                                          os_thick, os_polar, os_omega, trace, False)
+                            else:
+                                add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,
+                                          h_min, k_min, l_min, h_span, k_span, l_span, default_F, water, shape,
+                                          os_thick, os_polar, os_omega, trace, True)
+                        for p in range(width):
+                            if state[L.P_KEEP, p] != R(0.0):
+                                tally[L.T_RAN_PHI, p] = 1.0
                         variant = 1
 
-        value = g[L.G_RE2_FLUENCE] * I / g[L.G_STEPS]
-        if not os_thick:
-            value *= capture
-        if not os_polar:
-            value *= polar
-        if not os_omega:
-            value *= omega
+        for p in range(width):
+            value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
+            if not os_thick:
+                value *= state[L.P_CAPTURE, p]
+            if not os_polar:
+                value *= state[L.P_POLAR, p]
+            if not os_omega:
+                value *= state[L.P_OMEGA, p]
+            state[L.P_VALUE, p] = value
         if tracing:
-            trace_row(trace, L.TR_FINAL, I, capture, polar, omega, dot3(ix, iy, iz, dx, dy, dz))
-        return value, omega_sum, flags
+            trace_row(trace, L.TR_FINAL, state[L.P_I, 0], state[L.P_CAPTURE, 0], state[L.P_POLAR, 0],
+                      state[L.P_OMEGA, 0], dot3(ix, iy, iz, state[L.P_DX, 0], state[L.P_DY, 0], state[L.P_DZ, 0]))
 
     return SimpleNamespace(
         dot3=dot3, cross3=cross3, unitize3=unitize3, rotate_axis3=rotate_axis3, rotate_xyz3=rotate_xyz3,
         sin_halfpi=sin_halfpi, sincg_peeled=sincg_peeled, sinc3=sinc3, polarization_basis=polarization_basis, polarization_factor=polarization_factor,
         polint=polint, interpolate_F=interpolate_F, nearest_F=nearest_F, shape_transform=shape_transform,
-        lattice_factors=lattice_factors, render_pixel=render_pixel, pixel_active=pixel_active, real=real,
+        lattice_strip=lattice_strip, render_strip=render_strip, pixel_active=pixel_active, real=real,
     )

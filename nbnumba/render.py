@@ -26,15 +26,14 @@ def kernel_arrays(sim: Simulation, precision: str) -> dict:
     real = np.float32 if precision == "single" else np.float64
     mask = sim.mask if sim.mask is not None else np.zeros((1, 1), dtype=np.uint16)
     return dict(geo=sim.geo.astype(real), ints=sim.ints.copy(), sources=sim.source_table.astype(real),
-                lattice=_component_major(sim.lattice, real), recip=sim.recip.astype(real),
+                lattice=_pair_major(sim.lattice, real), recip=sim.recip.astype(real),
                 Fhkl=sim.Fgrid.astype(real), mask=np.ascontiguousarray(mask))
 
 
-def _component_major(lattice: np.ndarray, real) -> np.ndarray:
-    """(variant, phi, mosaic, 9) -> (variant, 9, phi*mosaic): consecutive (phi, mosaic) pairs
-    adjacent in memory, which lets the CPU evaluate several pairs per instruction."""
-    pairs = lattice.reshape(lattice.shape[0], -1, 9)
-    return np.ascontiguousarray(pairs.transpose(0, 2, 1), dtype=real)
+def _pair_major(lattice: np.ndarray, real) -> np.ndarray:
+    """(variant, phi, mosaic, 9) -> (variant, phi*mosaic, 9): the nine components of one
+    (phi step, mosaic domain) pair side by side, as the kernels read them."""
+    return np.ascontiguousarray(lattice.reshape(lattice.shape[0], -1, 9), dtype=real)
 
 
 def first_active_pixel(sim: Simulation) -> int:

@@ -1,4 +1,5 @@
-"""The CPU backend: a parallel loop over detector rows calling the shared per-pixel physics."""
+"""The CPU backend: a parallel loop over detector rows, each cut into strips of neighbouring
+pixels rendered together by the shared physics."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 from numba import prange
 
 from .. import layout as L
-from ..compiled import cpu64, render_pixel
+from ..compiled import cpu64, render_strip
 
 pixel_active = cpu64.pixel_active
 # rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time
@@ -15,11 +16,33 @@ numba.set_parallel_chunksize(2)
 
 
 @numba.njit(cache=True)
-def scratch_block(like):
-    """A block of per-(phi step, mosaic domain) values for one row.  Allocated through this call
+def strip_buffers(like):
+    """One thread's state, tallies and lattice scratch for a strip.  Allocated through this call
     because Numba hoists a plain np.empty out of a prange loop, and every thread would then
-    share one block."""
-    return np.empty((L.N_SCRATCH, L.CHUNK), dtype=like.dtype)
+    share one buffer."""
+    return (np.empty((L.N_STATE, L.STRIP), dtype=like.dtype), np.empty((L.N_TALLY, L.STRIP)),
+            np.empty((L.N_SCRATCH, L.STRIP), dtype=like.dtype))
+
+
+@numba.njit(cache=True)
+def renders(s, f, start, stop, ints, mask):
+    scan = s * ints[L.I_FPIXELS] + f
+    return start <= scan < stop and pixel_active(s, f, ints, mask)
+
+
+@numba.njit(cache=True)
+def strip_width(s, f, start, stop, ints, mask):
+    """Neighbouring rendered pixels from (s, f), at most STRIP; the first pixel of the render
+    (whose lattice starts unrotated) stays alone."""
+    fpixels = ints[L.I_FPIXELS]
+    first = ints[L.I_FIRST_PIXEL]
+    if s * fpixels + f == first:
+        return 1
+    width = 1
+    while (width < L.STRIP and f + width < fpixels and s * fpixels + f + width != first
+           and renders(s, f + width, start, stop, ints, mask)):
+        width += 1
+    return width
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
@@ -36,21 +59,25 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     rows = (stop - 1) // fpixels - first_row + 1
     for r in prange(rows):
         s = first_row + r
-        scratch = scratch_block(geo)
+        state, tally, scratch = strip_buffers(geo)
         omega = 0.0
         left_table = -1
         ran_phi = -1
-        for f in range(fpixels):
-            scan = s * fpixels + f
-            if scan < start or scan >= stop or not pixel_active(s, f, ints, mask):
+        f = 0
+        while f < fpixels:
+            if not renders(s, f, start, stop, ints, mask):
+                f += 1
                 continue
-            value, om, flags = render_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, scratch, trace, False)
-            image[s, f] = value
-            omega += om
-            if flags & 1 and left_table < 0:
-                left_table = f
-            if flags & 2 and ran_phi < 0:
-                ran_phi = f
+            width = strip_width(s, f, start, stop, ints, mask)
+            render_strip(s, f, width, geo, ints, sources, lattice, recip, Fhkl, state, tally, scratch, trace, False)
+            for p in range(width):
+                image[s, f + p] = state[L.P_VALUE, p]
+                omega += tally[L.T_OMEGA_SUM, p]
+                if tally[L.T_LEFT_TABLE, p] != 0.0 and left_table < 0:
+                    left_table = f + p
+                if tally[L.T_RAN_PHI, p] != 0.0 and ran_phi < 0:
+                    ran_phi = f + p
+            f += width
         omega_rows[s] = omega
         flag_rows[s, 0] = left_table
         flag_rows[s, 1] = ran_phi

@@ -135,16 +135,22 @@ def _build(real):
 
     # NumPy's floor and ceil are not available on CUDA; math's return a real there
     phys = make_physics(cuda.jit(device=True), real, floor=math.floor, ceil=math.ceil)
-    render_pixel = phys.render_pixel
+    render_strip = phys.render_strip
     pixel_active = phys.pixel_active
     options = {} if _simulator() else {"cache": True}
-    scratch_shape = (L.N_SCRATCH, L.CHUNK)
+
+    # local array shapes must be compile-time constants: tuples closed over, not module lookups
+    state_shape, tally_shape, scratch_shape = (L.N_STATE, 1), (L.N_TALLY, 1), (L.N_SCRATCH, 1)
 
     @cuda.jit(device=True)
     def evaluate(s, f, geo, ints, sources, lattice, recip, Fhkl, trace):
-        # the per-(phi step, mosaic domain) block lives in each thread's local memory
+        """One pixel as a strip of its own; its state lives in the thread's local memory."""
+        state = cuda.local.array(state_shape, real)
+        tally = cuda.local.array(tally_shape, np.float64)
         scratch = cuda.local.array(scratch_shape, real)
-        return render_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, scratch, trace, False)
+        render_strip(s, f, 1, geo, ints, sources, lattice, recip, Fhkl, state, tally, scratch, trace, False)
+        flags = (1 if tally[L.T_LEFT_TABLE, 0] != 0.0 else 0) | (2 if tally[L.T_RAN_PHI, 0] != 0.0 else 0)
+        return state[L.P_VALUE, 0], tally[L.T_OMEGA_SUM, 0], flags
 
     @cuda.jit(**options)
     def render_window(geo, ints, sources, lattice, recip, Fhkl, mask, trace, row0, col0,
