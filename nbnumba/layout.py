@@ -95,7 +95,9 @@ P_I = 7  # the sum of intensities
 P_OMEGA, P_CAPTURE, P_POLAR = 8, 9, 10  # latest solid angle, capture fraction and polarization
 P_INTERPOLATE = 11  # 1 while this pixel interpolates structure factors
 P_VALUE = 12  # the pixel's value once rendered
-N_STATE = 13
+P_X, P_Y, P_Z = 13, 14, 15  # position of the current sub-pixel (m)
+P_R = 16  # its distance from the sample (m)
+N_STATE = 17
 
 # rows of the per-pixel tallies of a strip (float64 in every precision)
 T_OMEGA_SUM = 0  # sum of the solid angles of the sub-pixels

@@ -161,6 +161,14 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                 cos2psi = (e_out * e_out - b_out * b_out) / norm
         return R(0.5) * (R(1.0) + cos2theta_sqr - kahn * cos2psi * sin2theta_sqr)
 
+    @small
+    def solid_angle(pixel_size, close_distance, airpath, point_pixel):
+        """Solid angle of a pixel (or sub-pixel) at distance `airpath`, with the obliquity of a
+        flat detector; a point pixel is 1/R^2."""
+        if point_pixel:
+            return R(1.0) / airpath / airpath
+        return pixel_size * pixel_size / airpath / airpath * close_distance / airpath
+
     @jit
     def polint(x0, x1, x2, x3, y0, y1, y2, y3, x):
         """Cubic through four points (Lagrange form, the reference's term order)."""
@@ -405,6 +413,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         default_F = g[L.G_DEFAULT_F]
         dmin = g[L.G_DMIN]
         water = g[L.G_WATER]
+        kahn = g[L.G_KAHN]
         fx, fy, fz = g[L.G_FDET], g[L.G_FDET + 1], g[L.G_FDET + 2]
         sx, sy, sz = g[L.G_SDET], g[L.G_SDET + 1], g[L.G_SDET + 2]
         ox, oy, oz = g[L.G_ODET], g[L.G_ODET + 1], g[L.G_ODET + 2]
@@ -441,30 +450,35 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                     sdet = subpixel * R(spixel * oversample + sub_s) + subpixel / R(2.0)
                     for p in range(width):
                         fdet = subpixel * R((fpixel0 + p) * oversample + sub_f) + subpixel / R(2.0)
-                        posx = fdet * fx + sdet * sx + odet * ox + px
-                        posy = fdet * fy + sdet * sy + odet * oy + py
-                        posz = fdet * fz + sdet * sz + odet * oz + pz
-                        if curved:
-                            bx = distance * g[L.G_BEAM]
-                            by = distance * g[L.G_BEAM + 1]
-                            bz = distance * g[L.G_BEAM + 2]
-                            nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, posy / distance)
-                            posx, posy, posz = rotate_axis3(nx, ny, nz, fx, fy, fz, posz / distance)
-                        airpath, dx, dy, dz = unitize3(posx, posy, posz)
+                        state[L.P_X, p] = fdet * fx + sdet * sx + odet * ox + px
+                        state[L.P_Y, p] = fdet * fy + sdet * sy + odet * oy + py
+                        state[L.P_Z, p] = fdet * fz + sdet * sz + odet * oz + pz
+                    if curved:
+                        bx = distance * g[L.G_BEAM]
+                        by = distance * g[L.G_BEAM + 1]
+                        bz = distance * g[L.G_BEAM + 2]
+                        for p in range(width):
+                            nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, state[L.P_Y, p] / distance)
+                            state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p] = rotate_axis3(
+                                nx, ny, nz, fx, fy, fz, state[L.P_Z, p] / distance)
+                    # the loops below hold no branch that stops the CPU running pixels side by
+                    # side: what the reference computes once per pixel is kept by a select
+                    for p in range(width):
+                        airpath, dx, dy, dz = unitize3(state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p])
+                        state[L.P_R, p] = airpath
                         state[L.P_DX, p] = dx
                         state[L.P_DY, p] = dy
                         state[L.P_DZ, p] = dz
-
                         omega = state[L.P_OMEGA, p]
-                        if omega == R(0.0) or os_omega:
-                            omega = pixel_size * pixel_size / airpath / airpath * close_distance / airpath
-                            if point_pixel:
-                                omega = R(1.0) / airpath / airpath
-                            state[L.P_OMEGA, p] = omega
+                        fresh = solid_angle(pixel_size, close_distance, airpath, point_pixel)
+                        omega = fresh if omega == R(0.0) or os_omega else omega
+                        state[L.P_OMEGA, p] = omega
                         tally[L.T_OMEGA_SUM, p] += omega
-                        if tracing:
-                            trace_row(trace, L.TR_POS, posx, posy, posz, airpath, omega)
-                            trace_row(trace, L.TR_DIFFRACTED, dx, dy, dz, 0.0, 0.0)
+                    if tracing:
+                        trace_row(trace, L.TR_POS, state[L.P_X, 0], state[L.P_Y, 0], state[L.P_Z, 0],
+                                  state[L.P_R, 0], state[L.P_OMEGA, 0])
+                        trace_row(trace, L.TR_DIFFRACTED, state[L.P_DX, 0], state[L.P_DY, 0], state[L.P_DZ, 0],
+                                  0.0, 0.0)
 
                     for p in range(width):
                         if state[L.P_CAPTURE, p] == R(0.0) or os_thick:
@@ -478,6 +492,8 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                         iy = -sources[source, 1]
                         iz = -sources[source, 2]
                         lam = sources[source, 3]
+                        bx, by, bz = sources[source, 4], sources[source, 5], sources[source, 6]
+                        ex, ey, ez = sources[source, 7], sources[source, 8], sources[source, 9]
                         first = tracing and source == 0
                         kept = 0
                         for p in range(width):
@@ -490,19 +506,17 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                             state[L.P_QX, p] = qx
                             state[L.P_QY, p] = qy
                             state[L.P_QZ, p] = qz
-                            if first:
-                                trace_row(trace, L.TR_INCIDENT, ix, iy, iz, lam, 0.0)
-                                trace_row(trace, L.TR_SCATTERING, qx, qy, qz, 0.0, 0.0)
                             stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
                             keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
                             state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
-                            if keep:
-                                kept += 1
-                                if state[L.P_POLAR, p] == R(0.0) or os_polar:
-                                    state[L.P_POLAR, p] = polarization_factor(
-                                        g[L.G_KAHN], ix, iy, iz, dx, dy, dz, sources[source, 4], sources[source, 5],
-                                        sources[source, 6], sources[source, 7], sources[source, 8],
-                                        sources[source, 9])
+                            kept += 1 if keep else 0
+                            polar = state[L.P_POLAR, p]
+                            fresh = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
+                            state[L.P_POLAR, p] = fresh if keep and (polar == R(0.0) or os_polar) else polar
+                        if first:
+                            trace_row(trace, L.TR_INCIDENT, ix, iy, iz, lam, 0.0)
+                            trace_row(trace, L.TR_SCATTERING, state[L.P_QX, 0], state[L.P_QY, 0], state[L.P_QZ, 0],
+                                      0.0, 0.0)
                         if kept == 0:
                             continue
 
