@@ -335,6 +335,10 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                   h_span, k_span, l_span, default_F, water, shape, os_thick, os_polar, os_omega, trace, general):
         """Add pair `e`'s term to each kept pixel's sum.  `general` is a constant at each call: the
         plain case (no interpolation, no trace, no per-sub-step factors) compiles to a lean loop."""
+        last_h0 = R(math.nan)  # never equal: the first lookup is always made
+        last_k0 = R(0.0)
+        last_l0 = R(0.0)
+        last_F = default_F
         for p in range(width):
             if state[L.P_KEEP, p] == R(0.0):
                 continue
@@ -359,9 +363,16 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                                        int(math.floor(np.float64(scratch[L.S_H, p]))),
                                        int(math.floor(np.float64(scratch[L.S_K, p]))),
                                        int(math.floor(np.float64(scratch[L.S_L, p]))), h_min, k_min, l_min)
+            elif (scratch[L.S_H0, p] == last_h0 and scratch[L.S_K0, p] == last_k0
+                  and scratch[L.S_L0, p] == last_l0):
+                F_cell = last_F  # neighbouring pixels mostly share their nearest reflection
             else:
-                F_cell = nearest_F(Fhkl, int(scratch[L.S_H0, p]) - h_min, int(scratch[L.S_K0, p]) - k_min,
-                                   int(scratch[L.S_L0, p]) - l_min, h_span, k_span, l_span, default_F)
+                last_h0 = scratch[L.S_H0, p]
+                last_k0 = scratch[L.S_K0, p]
+                last_l0 = scratch[L.S_L0, p]
+                F_cell = nearest_F(Fhkl, int(last_h0) - h_min, int(last_k0) - k_min, int(last_l0) - l_min,
+                                   h_span, k_span, l_span, default_F)
+                last_F = F_cell
             if general and phi_tic == 0:
                 trace_row(trace, L.TR_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
             I = state[L.P_I, p] + F_cell * F_cell * F_latt * F_latt
