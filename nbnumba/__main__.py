@@ -1,5 +1,5 @@
 """`python -m nbnumba` is the `nbnumba` command."""
 
-from .cli import main
+from .cli import console
 
-main()
+console()

@@ -179,3 +179,25 @@ from .batch.commands import batch, sweep  # noqa: E402 - the commands import thi
 
 main.add_command(sweep)
 main.add_command(batch)
+
+
+def console() -> None:
+    """The `nbnumba` command.  It leaves without the interpreter's teardown, which would spend
+    about 0.2 s unloading Numba, its thread pool and LLVM: by then every output file is closed
+    and synced, and the streams are flushed here."""
+    try:
+        main()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing left to deliver
+            pass
+    os._exit(code)
