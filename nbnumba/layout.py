@@ -85,7 +85,7 @@ TR_FINAL = 13  # I before scaling, capture fraction, polarization, solid angle, 
 
 # a strip is a run of up to STRIP neighbouring pixels of one row rendered together: the loops over
 # its pixels have no dependence between iterations, so the CPU runs several pixels per instruction
-STRIP = 64
+STRIP = 128
 
 # rows of the per-pixel state of a strip (one column per pixel, in the render precision)
 P_DX, P_DY, P_DZ = 0, 1, 2  # diffracted unit vector of the current sub-pixel

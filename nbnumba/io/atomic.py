@@ -55,6 +55,9 @@ def atomic_open(path):
         raise
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
+def atomic_write_bytes(path, *chunks) -> None:
+    """Write the bytes-like chunks (bytes, contiguous arrays) one after another, without
+    joining them first."""
     with atomic_open(path) as f:
-        f.write(data)
+        for chunk in chunks:
+            f.write(chunk)

@@ -31,7 +31,7 @@ def write_float_image(path, image: np.ndarray) -> None:
         tifffile.imwrite(buffer, pixels)
         atomic_write_bytes(path, buffer.getvalue())
     else:
-        atomic_write_bytes(path, pixels.tobytes())
+        atomic_write_bytes(path, pixels)
 
 
 def read_float_image(path, shape: tuple[int, int]) -> np.ndarray:
@@ -82,4 +82,4 @@ def write_pgm(path, image: np.ndarray, pgm_scale: float) -> None:
         raise TypeError(f"PGM image must be a 2-D uint8 array, got {image.ndim}-D {image.dtype}")
     height, width = image.shape
     header = f"P5\n{width} {height}\n# pixels scaled by {cfmt_g(pgm_scale)}\n255\n".encode("ascii")
-    atomic_write_bytes(path, header + np.ascontiguousarray(image).tobytes())
+    atomic_write_bytes(path, header, np.ascontiguousarray(image))

@@ -177,5 +177,4 @@ def write_smv(path, image: np.ndarray, fields: SMVFields | Mapping) -> None:
         if sizes != (width, height):
             raise ValueError(f"SIZE1, SIZE2 = {sizes} but the image is {width}x{height}")
         fields = SMVFields(**values)
-    body = np.ascontiguousarray(image, dtype="<u2").tobytes()
-    atomic_write_bytes(path, smv_header(width, height, fields, path) + body)
+    atomic_write_bytes(path, smv_header(width, height, fields, path), np.ascontiguousarray(image, dtype="<u2"))
