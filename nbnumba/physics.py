@@ -11,6 +11,11 @@ The arithmetic follows the reference's order of operations, except for the latti
 which is computed from the fractional Miller index (more accurate than the reference's, and
 several times faster): in float64 the image agrees with the reference to the last bit in almost
 every pixel, which keeps its Poisson noise draws identical.
+
+`render_strip` runs the reference's per-pixel loop for a strip of neighbouring pixels at once:
+the CPU kernel hands it up to `layout.STRIP` pixels, so the innermost loops run across pixels and
+vectorise; the GPU kernel and the trace hand it one pixel.  Each pixel still adds up its terms in
+the reference's order, so the strip width never changes an image.
 """
 
 from __future__ import annotations
