@@ -283,6 +283,15 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         return h, k, l, ceil(h - R(0.5)), ceil(k - R(0.5)), ceil(l - R(0.5))
 
     @small
+    def store_indices(scratch, p, h, k, l, h0, k0, l0):
+        scratch[L.S_H, p] = h
+        scratch[L.S_K, p] = k
+        scratch[L.S_L, p] = l
+        scratch[L.S_H0, p] = h0
+        scratch[L.S_K0, p] = k0
+        scratch[L.S_L0, p] = l0
+
+    @small
     def lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip, scratch):
         """Miller indices and lattice transform of (phi step, mosaic domain) pair `e` for each pixel
         of a strip, into `scratch`.  No pixel depends on another and the parallelepiped's loop has
@@ -296,12 +305,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
                 f_a = lattice_sinc(h, h0, na) if na > R(1.0) else R(1.0)
                 f_b = lattice_sinc(k, k0, nb) if nb > R(1.0) else R(1.0)
                 f_c = lattice_sinc(l, l0, nc) if nc > R(1.0) else R(1.0)
-                scratch[L.S_H, p] = h
-                scratch[L.S_K, p] = k
-                scratch[L.S_L, p] = l
-                scratch[L.S_H0, p] = h0
-                scratch[L.S_K0, p] = k0
-                scratch[L.S_L0, p] = l0
+                store_indices(scratch, p, h, k, l, h0, k0, l0)
                 scratch[L.S_FA, p] = f_a
                 scratch[L.S_FB, p] = f_b
                 scratch[L.S_FC, p] = f_c
@@ -309,12 +313,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         else:
             for p in range(width):
                 h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
-                scratch[L.S_H, p] = h
-                scratch[L.S_K, p] = k
-                scratch[L.S_L, p] = l
-                scratch[L.S_H0, p] = h0
-                scratch[L.S_K0, p] = k0
-                scratch[L.S_L0, p] = l0
+                store_indices(scratch, p, h, k, l, h0, k0, l0)
                 scratch[L.S_FLATT, p] = shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip)
 
     @jit
