@@ -182,9 +182,10 @@ main.add_command(batch)
 
 
 def console() -> None:
-    """The `nbnumba` command.  It leaves without the interpreter's teardown, which would spend
-    about 0.2 s unloading Numba, its thread pool and LLVM: by then every output file is closed
-    and synced, and the streams are flushed here."""
+    """The `nbnumba` command.  When nothing is left running it leaves without the interpreter's
+    teardown, which would spend about 0.2 s unloading Numba, its thread pool and LLVM: by then
+    every output file is closed and synced, and the streams are flushed here.  Worker processes
+    or threads still alive (a Dask cluster) get the ordinary exit, which shuts them down."""
     try:
         main()
         code = 0
@@ -195,6 +196,11 @@ def console() -> None:
     elif not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
+    import multiprocessing
+    import threading
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others or multiprocessing.active_children():
+        sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
