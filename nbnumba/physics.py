@@ -126,10 +126,6 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         ratio = sin_halfpi(r) / sin_halfpi(x)
         return -ratio if odd(flips + q) != R(0.0) else ratio
 
-    @small
-    def lattice_sinc(h, h0, n):
-        return sincg_peeled(h, h0, n)
-
     @jit
     def sinc3(x):
         """Transform of a sphere."""
@@ -302,9 +298,9 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         if shape == 0:
             for p in range(width):
                 h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
-                f_a = lattice_sinc(h, h0, na) if na > R(1.0) else R(1.0)
-                f_b = lattice_sinc(k, k0, nb) if nb > R(1.0) else R(1.0)
-                f_c = lattice_sinc(l, l0, nc) if nc > R(1.0) else R(1.0)
+                f_a = sincg_peeled(h, h0, na) if na > R(1.0) else R(1.0)
+                f_b = sincg_peeled(k, k0, nb) if nb > R(1.0) else R(1.0)
+                f_c = sincg_peeled(l, l0, nc) if nc > R(1.0) else R(1.0)
                 store_indices(scratch, p, h, k, l, h0, k0, l0)
                 scratch[L.S_FA, p] = f_a
                 scratch[L.S_FB, p] = f_b
