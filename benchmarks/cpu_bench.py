@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nbnumba.compiled import source_hash
+from nbnumba.jitcache import source_hash
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT_ARGS = ["-floatfile", "out.bin", "-intfile", "out.img", "-nonoise", "-nopgm", "-noprogress"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import rng
+from . import jitcache, rng  # noqa: F401  (jitcache: the cache folder, set before the functions below)
 from .io.images import pgm_bytes, write_float_image, write_pgm
 from .io.smv import write_smv
 from .errors import RuntimeFailure

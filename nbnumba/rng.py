@@ -21,6 +21,8 @@ import math
 import numpy as np
 from numba import njit
 
+from . import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
+
 # ran1's constants (Park & Miller's minimal standard with Schrage's method).
 _IA = 16807
 _IM = 2147483647

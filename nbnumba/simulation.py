@@ -209,7 +209,8 @@ def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
         read_columns(p.stol_file, 2)
 
     sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
-    umats = rng.mosaic_umats(spread, domains, p.mosaic_seed)
+    # one domain is the identity whatever the stream draws: no random numbers (nor their compile)
+    umats = rng.mosaic_umats(spread, domains, p.mosaic_seed) if domains != 1 else np.eye(3).reshape(1, 9)
     steps = len(sources.wavelengths) * domains * phisteps * oversample * oversample
     _check_memory(det)
 

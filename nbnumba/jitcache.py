@@ -1,0 +1,38 @@
+"""Where Numba caches nbnumba's compiled code: a folder per version of the sources.
+
+Numba keys its cache on the calling function's file only, so a kernel cached before a change to
+physics.py would be reused stale.  The cache folder is therefore named after a hash of the
+sources that generate compiled code.  A dispatcher picks its cache folder when it is defined, so
+every module that defines cached functions imports this one first; otherwise those functions
+would cache beside their source and a "fresh" cache folder would not be fresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numba
+
+_PACKAGE = Path(__file__).resolve().parent
+_SOURCES = ["physics.py", "layout.py", "rng.py", "kernels/cpu.py", "kernels/trace.py", "kernels/cuda.py"]
+
+
+def source_hash(package: Path = _PACKAGE) -> str:
+    """The name of the cache folder: a hash of the sources that generate compiled code."""
+    digest = hashlib.sha256()
+    for name in _SOURCES:
+        path = Path(package) / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _configure_cache() -> None:
+    base = os.environ.get("NBNUMBA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "nbnumba")
+    numba.config.CACHE_DIR = os.path.join(base, source_hash())
+
+
+_configure_cache()

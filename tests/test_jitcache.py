@@ -1,0 +1,34 @@
+"""Every cached kernel must cache in nbnumba's own folder (named after the source hash): a function
+that caches beside its source instead would survive a change to the physics, and would make a
+"fresh" cache folder, such as the benchmark's first runs use, not fresh."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# a fresh interpreter, importing in the command's own order (a dispatcher picks its cache folder
+# when it is defined, so the order matters)
+CHECK = """
+import json, os
+import nbnumba.api, nbnumba.outputs
+from numba.core.dispatcher import Dispatcher
+import numba
+from nbnumba import jitcache, outputs, rng
+from nbnumba.compiled import cpu32, cpu64
+from nbnumba.kernels import cpu, trace
+found = [obj for space in (vars(rng), vars(outputs), vars(cpu), vars(trace), vars(cpu64), vars(cpu32))
+         for obj in space.values() if isinstance(obj, Dispatcher) and getattr(obj._cache, "_cache_path", None)]
+folder = numba.config.CACHE_DIR
+print(json.dumps({"folder": os.path.basename(folder), "hash": jitcache.source_hash(), "count": len(found),
+                  "misplaced": [d.py_func.__qualname__ for d in found if not d._cache._cache_path.startswith(folder)]}))
+"""
+
+
+def test_every_cached_function_uses_the_source_hash_folder():
+    done = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout)
+    assert report["folder"] == report["hash"]
+    assert report["count"] > 20
+    assert report["misplaced"] == []
