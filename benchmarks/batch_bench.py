@@ -113,7 +113,8 @@ def main() -> None:
         f"- {n} frames: frame i at phi = 0 + i*0.1 deg, osc 0.1 deg; each writes its SMV int image only "
         "(the float image goes to /dev/null, no noise or PGM image).  All variants write byte-identical frames "
         "(checked).",
-        f"- Machine: {os.cpu_count()} cores ({cpu_model()}), shared with other engineers; "
+        f"- Machine: {os.cpu_count()} cores ({cpu_model()})"
+        f"{', shared with other work while this ran' if max(load_before[0], load_after[0]) > 1.0 else ''}; "
         f"load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load_before)}; "
         f"after: {', '.join(f'{x:.2f}' for x in load_after)}.  Single measurement of each variant.",
         f"- Numba's cache was warm (an untimed first run took {warm:.1f} s); "
