@@ -205,6 +205,14 @@ def poidev(xm, state):
 
 
 @njit(cache=True)
+def _set_row(matrix, row, values):
+    # element by element: a slice assignment checks shapes, and compiling its error message
+    # (string formatting) costs more than a second on a fresh cache
+    for k in range(values.shape[0]):
+        matrix[row, k] = values[k]
+
+
+@njit(cache=True)
 def mosaic_rotation_umat(mosaicity, state):
     """Random rotation (row-major 3x3 as 9 float64) within a spherical cap.
 
@@ -314,11 +322,11 @@ def umat2misset(umat):
         ycz = _unit_cross(u, 1, 2)
         zcx = _unit_cross(u, 2, 0)
         if mx <= 0:
-            u[0, :] = ycz
+            _set_row(u, 0, ycz)
         if my <= 0:
-            u[1, :] = zcx
+            _set_row(u, 1, zcx)
         if mz <= 0:
-            u[2, :] = xcy
+            _set_row(u, 2, xcy)
 
     _normalize_rows(u)
 
@@ -356,7 +364,7 @@ def mosaic_umats(mosaic_spread_rad, domains, seed, state=None):
     rng = _stream(seed, state)
     umats = np.empty((domains, 9))
     for d in range(domains):
-        umats[d, :] = mosaic_rotation_umat(mosaic_spread_rad, rng)
+        _set_row(umats, d, mosaic_rotation_umat(mosaic_spread_rad, rng))
     if domains > 0:
         umats[0, :] = 0.0
         umats[0, 0] = 1.0

@@ -63,7 +63,8 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
         omega = 0.0
         left_table = -1
         ran_phi = -1
-        f = 0
+        # from the ROI's first column (not a literal 0, which would compile the calls twice)
+        f = max(ints[L.I_ROI_XMIN], 0)
         while f < fpixels:
             if not renders(s, f, start, stop, ints, mask):
                 f += 1
