@@ -297,21 +297,24 @@ class Bench:
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {msg}", flush=True)
 
+    def first_and_warm(self, cmd: list[str], d: Path, env: dict, repeat: int, label: str):
+        """A first run (on the fresh cache `env` names), then `repeat` warm ones: (first, warm, ok)."""
+        first = run_child(cmd, d, env)
+        self.log(f"  {label} first {first['wall_s']:.2f} s rc={first['rc']}")
+        warm = []
+        for _ in range(repeat):
+            warm.append(run_child(cmd, d, env))
+            self.log(f"  {label} warm  {warm[-1]['wall_s']:.2f} s rc={warm[-1]['rc']}")
+        return first, warm, first["rc"] == 0 and all(r["rc"] == 0 for r in warm)
+
     # ---- one configuration of nbnumba: a fresh-cache first run, then warm runs --------------
     def nbnumba_config(self, wl: dict, prec: str, threads: int, repeat: int) -> dict:
         args = wl["args"]() + OUTPUT_ARGS + ["-precision", prec, "-nthreads", str(threads)]
         cache = Path(tempfile.mkdtemp(prefix="cache_", dir=self.scratch))
         env = self.env(threads, cache)
         d = self.workdir(wl["needs_inputs"])
-        cmd = self.nb + ["run"] + args
-        first = run_child(cmd, d, env)
-        self.log(f"  nbnumba {prec:6s} {threads}T first {first['wall_s']:.2f} s rc={first['rc']}")
-        warm = []
-        for _ in range(repeat):
-            r = run_child(cmd, d, env)
-            warm.append(r)
-            self.log(f"  nbnumba {prec:6s} {threads}T warm  {r['wall_s']:.2f} s rc={r['rc']}")
-        ok = first["rc"] == 0 and all(r["rc"] == 0 for r in warm)
+        first, warm, ok = self.first_and_warm(self.nb + ["run"] + args, d, env, repeat,
+                                              f"nbnumba {prec:6s} {threads}T")
         if self.recompiled(cache):
             self.log("  WARNING: nbnumba's compiled sources changed during these runs (a second cache folder)")
         image = read_float_image(d / "out.bin") if ok else None
@@ -366,14 +369,7 @@ class Bench:
         env = self.env(threads, cache)
         d = self.workdir(True)
         cmd = self.nb + ["trace", "--pixel", str(TRACE_PIXEL[0]), str(TRACE_PIXEL[1])] + supervisor_args(keep_roi)
-        first = run_child(cmd, d, env)
-        self.log(f"  trace first {first['wall_s']:.2f} s rc={first['rc']}")
-        warm = []
-        for _ in range(repeat):
-            r = run_child(cmd, d, env)
-            warm.append(r)
-            self.log(f"  trace warm  {r['wall_s']:.2f} s rc={r['rc']}")
-        ok = first["rc"] == 0 and all(r["rc"] == 0 for r in warm)
+        first, warm, ok = self.first_and_warm(cmd, d, env, repeat, "trace")
         lines = (d / "stdout.txt").read_text(errors="replace").splitlines() if ok else []
         return {
             "ok": ok, "threads": threads, "pixel_slow_fast": list(TRACE_PIXEL),

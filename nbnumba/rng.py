@@ -373,6 +373,14 @@ def mosaic_umats(mosaic_spread_rad, domains, seed, state=None):
     return umats
 
 
+def domain_rotations(mosaic_spread_rad, domains, seed):
+    """`mosaic_umats` on a fresh stream.  A single domain is the identity whatever the stream
+    draws, and a fresh stream is seen by nothing else, so then nothing is drawn (nor compiled)."""
+    if domains == 1:
+        return np.eye(3).reshape(1, 9)
+    return mosaic_umats(mosaic_spread_rad, domains, seed)
+
+
 @njit(cache=True)
 def random_misset(seed, cap_rad=90.0, state=None):
     """The reference's ``-misset random``: angles (rotx, roty, rotz), radians.

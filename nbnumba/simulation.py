@@ -209,8 +209,7 @@ def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
         read_columns(p.stol_file, 2)
 
     sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
-    # one domain is the identity whatever the stream draws: no random numbers (nor their compile)
-    umats = rng.mosaic_umats(spread, domains, p.mosaic_seed) if domains != 1 else np.eye(3).reshape(1, 9)
+    umats = rng.domain_rotations(spread, domains, p.mosaic_seed)
     steps = len(sources.wavelengths) * domains * phisteps * oversample * oversample
     _check_memory(det)
 

@@ -30,7 +30,7 @@ def trace_pixel(sim: Simulation, spixel: int, fpixel: int, precision: str = "dou
     arrays["ints"][L.I_FIRST_PIXEL] = first_active_pixel(sim)
     rows = np.zeros((CAPACITY, L.TRACE_WIDTH))
     value = kernel(spixel, fpixel, arrays["geo"], arrays["ints"], arrays["sources"], arrays["lattice"],
-                         arrays["recip"], arrays["Fhkl"], rows)
+                   arrays["recip"], arrays["Fhkl"], rows)
     return float(value), rows[1:int(rows[0, 0]) + 1]
 
 

@@ -4,24 +4,14 @@ pixels rendered together by the shared physics."""
 from __future__ import annotations
 
 import numba
-import numpy as np
 from numba import prange
 
 from .. import layout as L
-from ..compiled import cpu64, render_strip
+from ..compiled import cpu64, render_strip, strip_buffers
 
 pixel_active = cpu64.pixel_active
 # rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time
 numba.set_parallel_chunksize(2)
-
-
-@numba.njit(cache=True)
-def strip_buffers(like):
-    """One thread's state, tallies and lattice scratch for a strip.  Allocated through this call
-    because Numba hoists a plain np.empty out of a prange loop, and every thread would then
-    share one buffer."""
-    return (np.empty((L.N_STATE, L.STRIP), dtype=like.dtype), np.empty((L.N_TALLY, L.STRIP)),
-            np.empty((L.N_SCRATCH, L.STRIP), dtype=like.dtype))
 
 
 @numba.njit(cache=True)
@@ -59,7 +49,7 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     rows = (stop - 1) // fpixels - first_row + 1
     for r in prange(rows):
         s = first_row + r
-        state, tally, scratch = strip_buffers(geo)
+        state, tally, scratch = strip_buffers(geo, L.STRIP)
         omega = 0.0
         left_table = -1
         ran_phi = -1
