@@ -57,9 +57,14 @@ def _skip_scipy_blas() -> None:
     sys.modules.setdefault("scipy.linalg.cython_blas", None)
 
 
+def _note(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> None:
     from .api import backend_for, set_threads
     from .io.hkl import write_fdump
+    from .jitcache import compile_notice
     from .outputs import check_writable, output_paths, statistics, write_outputs
     from .render import render
     from .report import setup_lines, solid_angle_line
@@ -80,10 +85,12 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
         trace = (p.trace_spixel, p.trace_fpixel)
     if trace is not None:
         click.echo(f"TRACE_CONFIG: tracing pixel (spixel={trace[0]}, fpixel={trace[1]})")
-        value, rows = trace_pixel(sim, trace[0], trace[1])
+        with compile_notice(f"trace {p.precision}", _note):
+            value, rows = trace_pixel(sim, trace[0], trace[1])
         for line in trace_lines(sim, value, rows):
             click.echo(line)
-    rendered = render(sim, backend, p.precision, progress=p.progress and not p.printout)
+    with compile_notice(f"{backend.__name__.rsplit('.', 1)[-1]} {p.precision}", _note):
+        rendered = render(sim, backend, p.precision, progress=p.progress and not p.printout)
     bad = int(rendered.image.size - np.isfinite(rendered.image).sum())
     if bad:
         click.echo(f"nbnumba: warning: {bad} pixels are not finite numbers (NaN or infinity); "
@@ -95,25 +102,52 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
 
 
 def trace_only(argv: list[str], pixel: tuple[int, int]) -> None:
+    from .jitcache import compile_notice
     from .simulation import build
     from .trace_report import trace_lines, trace_pixel
 
     sim = build(argv)
-    value, rows = trace_pixel(sim, pixel[0], pixel[1], "double")
+    with compile_notice("trace double", _note):
+        value, rows = trace_pixel(sim, pixel[0], pixel[1], "double")
     for line in trace_lines(sim, value, rows):
         click.echo(line)
 
 
-@click.group()
+HELP_WORDS = ("-h", "-help", "--help")
+
+
+class NanoBraggGroup(click.Group):
+    """nanoBragg's habits on top of Click: `nbnumba -hkl F.hkl ...` (a flag straight after the
+    program name) is `nbnumba run -hkl F.hkl ...`, and `-h` or `-help` asks for help anywhere.
+    The help words are rewritten here rather than registered as Click options, because a short
+    option `-h` would make Click split nanoBragg's `-hkl` into `-h -k -l`."""
+
+    def parse_args(self, ctx, args):
+        args = ["--help" if a in HELP_WORDS else a for a in args]
+        if args and args[0].startswith("-") and args[0] not in ("--help", "--version"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=NanoBraggGroup)
 @click.version_option(package_name="nbnumba")
 def main() -> None:
-    """nbnumba: nanoBragg's diffraction simulator, same command line, on CPU and GPU."""
+    """nbnumba: nanoBragg's diffraction simulator, same command line, on CPU and GPU.
+
+    `nbnumba -hkl F.hkl -mat A.mat ...` (nanoBragg's flags straight after the program name) is
+    the same as `nbnumba run ...`. `nbnumba flags [WORD]` lists every flag with its default and
+    unit; `nbnumba COMMAND -h` describes one command."""
 
 
 @main.command(context_settings=PASSTHROUGH)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(args) -> None:
-    """Render an image: every nanoBragg flag works (e.g. -hkl F.hkl -mat A.mat -out img.bin)."""
+    """Render an image from nanoBragg's flags, e.g. `nbnumba run -hkl F.hkl -mat A.mat -out img.bin`.
+
+    Every nanoBragg flag works with its meaning, units, defaults, synonyms and abbreviations:
+    `nbnumba flags` lists them all, `nbnumba flags WORD` those that mention WORD. nbnumba adds
+    -out FILE (= -floatfile), -precision double|single, -device cpu|cuda|auto, -nthreads N and the
+    -fix_* switches that correct the reference's defects (see the README)."""
     _skip_scipy_blas()
     _guarded(run_simulation, list(args))
 
@@ -122,7 +156,9 @@ def run(args) -> None:
 @click.option("--pixel", nargs=2, type=int, required=True, metavar="SLOW FAST", help="the pixel to follow")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def trace(pixel, args) -> None:
-    """Print the TRACE_PY lines of one pixel without rendering the image."""
+    """Print the TRACE_PY lines of one pixel without rendering the image.
+
+    ARGS are `run`'s nanoBragg flags (`nbnumba flags` lists them)."""
     _skip_scipy_blas()
     _guarded(trace_only, list(args), tuple(pixel))
 

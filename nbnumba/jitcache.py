@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numba
@@ -36,3 +37,20 @@ def _configure_cache() -> None:
 
 
 _configure_cache()
+
+
+@contextmanager
+def compile_notice(what: str, echo):
+    """Say on stderr, once per cache folder, that `what` is being compiled: the first run (or the
+    first after an upgrade) otherwise sits silent for 10-20 s.  A marker file written after the
+    first successful call remembers that the kernels are in the cache."""
+    marker = Path(numba.config.CACHE_DIR) / f"compiled-{what.replace(' ', '-')}"
+    if not marker.exists():
+        echo(f"nbnumba: compiling the {what} kernels (first run only); cached in {numba.config.CACHE_DIR}")
+    yield
+    if not marker.exists():
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:  # a read-only cache only means the notice comes again next time
+            pass

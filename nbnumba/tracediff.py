@@ -5,6 +5,12 @@ Both programs print one line per intermediate quantity of the traced pixel
 (``TRACE_C_PHI phi_tic=0 key=value ...``).  Walking the reference trace in its
 printed order follows the simulation pipeline, so the first quantity that
 disagrees points at the stage where the port goes wrong.
+
+Whole program logs are read as they are printed: every line that is not a
+quantity (a banner, ``TRACE_C: detector_convention=MOSFLM``, ``TRACE_CONFIG:
+tracing pixel ...``) is skipped and counted.  A quantity printed by one
+program only is reported apart from the values that differ; only the latter
+make the comparison fail.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ from typing import TextIO
 
 from nbnumba.errors import UserError
 from nbnumba.io.jsonreport import write_json_report
+from nbnumba.io.reading import read_text
 
 __all__ = [
     "TraceEntry",
-    "TraceFormatError",
+    "parse_log",
     "DiffRow",
     "DiffResult",
     "parse_trace",
@@ -42,15 +49,7 @@ DIFF = "DIFF"
 MISSING_IN_OURS = "missing-in-ours"
 MISSING_IN_REF = "missing-in-ref"
 SHAPE = "shape"
-
-
-class TraceFormatError(ValueError):
-    """A line carries a trace prefix but is not ``key value...`` / ``key=value...``."""
-
-    def __init__(self, line_number: int, problem: str):
-        super().__init__(f"line {line_number}: {problem}")
-        self.line_number = line_number
-        self.problem = problem
+DIFFERS = (DIFF, SHAPE)  # a quantity printed on one side only is reported, not a failure
 
 
 @dataclass(frozen=True)
@@ -100,68 +99,73 @@ class DiffResult:
 
     @property
     def first_divergence(self) -> DiffRow | None:
-        return next((row for row in self.rows if row.status != OK), None)
+        return next((row for row in self.rows if row.status in DIFFERS), None)
 
     @property
     def n_beyond(self) -> int:
-        return len(self.rows) - self.counts[OK]
+        return sum(self.counts[s] for s in DIFFERS)
+
+    @property
+    def n_one_side(self) -> int:
+        return self.counts[MISSING_IN_OURS] + self.counts[MISSING_IN_REF]
 
 
-def _number(token: str, line_number: int, what: str) -> float:
+def _numbers(tokens) -> tuple[float, ...] | None:
     try:
-        return float(token)
+        return tuple(float(t) for t in tokens)
     except ValueError:
-        raise TraceFormatError(line_number, f"non-numeric value {token!r} for {what}") from None
+        return None
 
 
-def _parse_phi(rest: str, line_number: int) -> list[tuple[str, tuple[float, ...]]]:
-    fields: list[tuple[str, str]] = []
-    for token in rest.split():
-        name, sep, value = token.partition("=")
-        if not sep or not _KEY.match(name):
-            raise TraceFormatError(line_number, f"expected name=value in PHI line, got {token!r}")
-        fields.append((name, value))
-    tics = [value for name, value in fields if name == "phi_tic"]
-    if len(tics) != 1:
-        raise TraceFormatError(line_number, "PHI line needs exactly one phi_tic=N field")
-    tic = _number(tics[0], line_number, "phi_tic")
-    if not tic.is_integer():
-        raise TraceFormatError(line_number, f"phi_tic must be an integer, got {tics[0]!r}")
-    quantities = [
-        (f"phi[{int(tic)}].{name}", (_number(value, line_number, name),))
-        for name, value in fields
-        if name != "phi_tic"
-    ]
-    if not quantities:
-        raise TraceFormatError(line_number, "PHI line has no fields besides phi_tic")
-    return quantities
+def _parse_phi(rest: str) -> list[tuple[str, tuple[float, ...]]] | None:
+    fields = [token.partition("=") for token in rest.split()]
+    if not fields or any(not sep or not _KEY.match(name) for name, sep, _ in fields):
+        return None
+    tics = [value for name, _, value in fields if name == "phi_tic"]
+    tic = _numbers(tics) if len(tics) == 1 else None
+    if tic is None or not tic[0].is_integer():
+        return None
+    quantities = []
+    for name, _, value in fields:
+        if name != "phi_tic":
+            number = _numbers([value])
+            if number is None:
+                return None
+            quantities.append((f"phi[{int(tic[0])}].{name}", number))
+    return quantities or None
 
 
-def _parse_scalar(rest: str, line_number: int) -> tuple[str, tuple[float, ...]]:
+def _parse_scalar(rest: str) -> tuple[str, tuple[float, ...]] | None:
     tokens = rest.split()
-    if not tokens:
-        raise TraceFormatError(line_number, "trace line has no key")
-    key, values = tokens[0], tokens[1:]
-    if not _KEY.match(key):
-        raise TraceFormatError(line_number, f"invalid key {key!r}")
-    if not values:
-        raise TraceFormatError(line_number, f"no value for {key}")
-    return key, tuple(_number(v, line_number, key) for v in values)
+    if len(tokens) < 2 or not _KEY.match(tokens[0]):
+        return None
+    values = _numbers(tokens[1:])
+    return None if values is None else (tokens[0], values)
 
 
-def parse_trace(text: str) -> list[TraceEntry]:
-    """Every trace quantity of ``text`` in printed order; other lines are skipped."""
+def parse_log(text: str) -> tuple[list[TraceEntry], list[tuple[int, str]]]:
+    """(every trace quantity of ``text`` in printed order, the TRACE lines that hold none).
+
+    Lines without a trace prefix are not counted at all."""
     raw: list[tuple[str, tuple[float, ...], int]] = []
+    skipped: list[tuple[int, str]] = []
     for line_number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         phi = _PHI_LINE.match(line)
+        scalar = None if phi else _SCALAR_LINE.match(line)
         if phi:
-            raw.extend((k, v, line_number) for k, v in _parse_phi(phi["rest"] or "", line_number))
+            quantities = _parse_phi(phi["rest"] or "")
+            if quantities is not None:
+                raw.extend((k, v, line_number) for k, v in quantities)
+                continue
+        elif scalar:
+            quantity = _parse_scalar(scalar["rest"])
+            if quantity is not None:
+                raw.append((*quantity, line_number))
+                continue
+        else:
             continue
-        scalar = _SCALAR_LINE.match(line)
-        if scalar:
-            key, values = _parse_scalar(scalar["rest"], line_number)
-            raw.append((key, values, line_number))
+        skipped.append((line_number, line))
 
     totals: dict[str, int] = {}
     for key, _, _ in raw:
@@ -173,7 +177,12 @@ def parse_trace(text: str) -> list[TraceEntry]:
         seen[key] = occurrence + 1
         label = f"{key}#{occurrence}" if totals[key] > 1 else key
         entries.append(TraceEntry(label, values, key, occurrence, line_number))
-    return entries
+    return entries, skipped
+
+
+def parse_trace(text: str) -> list[TraceEntry]:
+    """Every trace quantity of ``text`` in printed order; other lines are skipped."""
+    return parse_log(text)[0]
 
 
 def _component_delta(a: float, b: float) -> tuple[float, float]:
@@ -248,26 +257,38 @@ def _fmt_delta(delta: float | None) -> str:
 def _summary(result: DiffResult) -> str:
     first = result.first_divergence
     tail = f"first divergence: {first.key}" if first else "no divergence"
-    return (f"{len(result.rows)} quantities, {result.n_beyond} beyond tolerance "
-            f"{result.tolerance:g}; {tail}")
+    compared = len(result.rows) - result.n_one_side
+    return (f"{compared} quantities compared, {result.n_beyond} beyond tolerance {result.tolerance:g}; "
+            f"{result.counts[MISSING_IN_OURS]} only in the reference, {result.counts[MISSING_IN_REF]} only in ours; "
+            f"{tail}")
 
 
-def format_table(result: DiffResult) -> str:
+def _aligned(rows: list[DiffRow], first: DiffRow | None) -> list[str]:
     header = ("key", "ref", "ours", "abs delta", "rel delta", "status")
     cells = [header] + [
         (row.key, _fmt_values(row.ref), _fmt_values(row.ours),
          _fmt_delta(row.abs_delta), _fmt_delta(row.rel_delta), row.status)
-        for row in result.rows
+        for row in rows
     ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
-    first = result.first_divergence
     lines = []
     for i, row_cells in enumerate(cells):
         text = "  ".join(c.ljust(w) for c, w in zip(row_cells, widths))
-        if first is not None and i > 0 and result.rows[i - 1] is first:
+        if first is not None and i > 0 and rows[i - 1] is first:
             text += "  <-- first divergence"
         lines.append(text.rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def format_table(result: DiffResult) -> str:
+    """The quantities both logs print, then those printed by one program only, then a summary."""
+    one_side = (MISSING_IN_OURS, MISSING_IN_REF)
+    both = [row for row in result.rows if row.status not in one_side]
+    lines = _aligned(both, result.first_divergence)
+    only = [row for row in result.rows if row.status in one_side]
+    if only:
+        lines += ["", "printed by one program only (not a difference):", *_aligned(only, None)]
     lines.append(_summary(result))
     return "\n".join(lines)
 
@@ -304,20 +325,17 @@ def to_json(result: DiffResult) -> dict:
     }
 
 
-def _load(path: str | Path) -> list[TraceEntry]:
+def _load(path: str | Path) -> tuple[list[TraceEntry], int]:
+    """(the quantities of a log file, how many TRACE lines held none)."""
     try:
-        # Whole program logs may hold stray non-UTF-8 bytes outside trace lines.
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise UserError(f"cannot read trace file {path}: {exc.strerror or exc}") from None
-    try:
-        entries = parse_trace(text)
-    except TraceFormatError as exc:
-        raise UserError(f"malformed trace file {path}: {exc}") from None
+        text = read_text(path)
+    except UserError as exc:
+        raise UserError(f"cannot read trace file {path}: {str(exc).split(': ', 1)[-1]}") from None
+    entries, skipped = parse_log(text)
     if not entries:
         # Almost always the wrong file; an empty-vs-empty diff would pass silently.
         raise UserError(f"no TRACE_ lines in {path}")
-    return entries
+    return entries, len(skipped)
 
 
 def main(
@@ -327,12 +345,16 @@ def main(
     json_path: str | Path | None = None,
     out: TextIO | None = None,
 ) -> int:
-    """Print the comparison table; 0 when every quantity agrees, 1 otherwise."""
+    """Print the comparison table; 1 when a value printed by both differs, else 0."""
     out = out if out is not None else sys.stdout
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UserError(f"tolerance must be a non-negative number, got {tolerance}")
-    result = diff_traces(_load(ref_path), _load(ours_path), tolerance=tolerance)
+    (ref, ref_skipped), (ours, ours_skipped) = _load(ref_path), _load(ours_path)
+    result = diff_traces(ref, ours, tolerance=tolerance)
     print(format_table(result), file=out)
+    if ref_skipped or ours_skipped:
+        print(f"skipped TRACE lines that hold no quantity: {ref_skipped} in {ref_path}, "
+              f"{ours_skipped} in {ours_path}", file=out)
     if json_path is not None:
         write_json_report(json_path, to_json(result))
     return 0 if result.ok else 1

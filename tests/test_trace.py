@@ -116,6 +116,26 @@ def test_run_trace_pixel_prints_the_same_trace(name, tmp_path):
 
 
 @needs_golden
+@pytest.mark.parametrize("name", ["simple_cubic", "phi_from_zero"])
+def test_trace_diff_reads_raw_logs_of_both_programs(name, tmp_path):
+    """The logs as the programs print them: nanoBragg's whole output (its TRACE: banner lines, its
+    TRACE_C lines) and `nbnumba run -trace_pixel`'s whole output (TRACE_CONFIG, summary)."""
+    cwd = case_dir(tmp_path)
+    stdout = (GOLDEN / "cases" / name / "stdout.txt").read_text()
+    slow, fast = traced_pixel(name)
+    config = f"TRACE_C: detector_convention=MOSFLM\nTRACE_CONFIG: tracing pixel (spixel={slow}, fpixel={fast})\n"
+    (cwd / "nanoBragg.log").write_text(stdout + config + reference_trace(name))
+    run = invoke("run", [*CASES[name]["args"], *output_flags(name), "-trace_pixel", *traced_pixel(name)], cwd)
+    assert run.exit_code == 0, run.output
+    (cwd / "nbnumba.log").write_text(run.output)
+
+    compared = invoke("trace-diff", ["nanoBragg.log", "nbnumba.log", "--tolerance", "1e-9"], cwd)
+    assert compared.exit_code == 0, compared.output
+    assert " 0 beyond tolerance" in compared.output and "0 only in the reference, 0 only in ours" in compared.output
+    assert "skipped TRACE lines that hold no quantity: 2 in nanoBragg.log, 1 in nbnumba.log" in compared.output
+
+
+@needs_golden
 def test_phi_zero_carry_over_starts_from_unrotated_lattice(tmp_path):
     """φ = 0 is not rotated: the first pixel sees the unrotated lattice, later ones the previous pixel's."""
     cwd = case_dir(tmp_path)
