@@ -68,5 +68,10 @@ def build_sources(p: Params, beam, polar_vector, lambda0: float) -> Sources:
         raise UserError("every source wavelength must be positive (check -lambda/-energy/-sourcefile)")
     if not np.all(np.isfinite(directions)) or np.any(np.all(directions == 0, axis=1)):
         raise UserError("a source direction is zero or not a number (check -sourcefile)")
+    if p.sourcefile is not None:
+        # the reference skips its divergence and dispersion loops: no lambda lines are printed and
+        # its count of divergence steps keeps its initial -1
+        return Sources(directions, lams, listing, (hrange, hstep, vrange, vstep, -1),
+                       (disp, dstep, dsteps), points, [])
     return Sources(directions, lams, listing, (hrange, hstep, vrange, vstep, len(points)),
                    (disp, dstep, dsteps), points, wavelengths)

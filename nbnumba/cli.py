@@ -78,7 +78,6 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     for line in setup_lines(sim):
         click.echo(line)
     if sim.hkl_source == "file":
-        click.echo(f"writing dump file for next time: {FDUMP}")
         write_fdump(FDUMP, sim.hkl)
     p = sim.params
     if trace is None and p.trace_spixel >= 0 and p.trace_fpixel >= 0:
@@ -95,6 +94,10 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     if bad:
         click.echo(f"nbnumba: warning: {bad} pixels are not finite numbers (NaN or infinity); "
                    "check the geometry and the structure factors", err=True)
+    if p.printout:
+        from .printout import printout_lines
+        for line in printout_lines(sim, rendered.image):
+            click.echo(line)
     click.echo("")
     click.echo(solid_angle_line(sim, rendered.omega_sum))
     stats = statistics(sim, rendered.image)

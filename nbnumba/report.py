@@ -7,9 +7,10 @@ import math
 
 from . import __version__
 from .detector import cross, dot
-from .simulation import Simulation
+from .simulation import FDUMP, Simulation
 
 RTD = 180.0 * (1.0 / math.pi)
+AVOGADRO = 6.02214179e23
 SHAPE_NAMES = {"ROUND": "ellipsoidal", "SQUARE": "parallelpiped", "GAUSS": "gaussian", "TOPHAT": "tophat-spot"}
 
 
@@ -21,9 +22,23 @@ def _g15(*values) -> str:
     return " ".join(f"{v:.15g}" for v in values)
 
 
+def _axes_table(title: str, names: tuple, axes: list) -> list[str]:
+    """Three axes as the columns of an X/Y/Z table, in the reference's fixed-point format."""
+    return [title, "     " + "  ".join(f"{n:<10s}" for n in names),
+            *(f"{xyz}: " + " ".join(f"{v[i]:11.8f}" for v in axes) for i, xyz in enumerate("XYZ"))]
+
+
+def approximate_mw(sim: Simulation) -> float:
+    """The reference's rough molecular weight: a crystal of density 1.2 g/cm^3 whatever -density
+    and -MW say (it overwrites them before printing), shared among its Na*Nb*Nc cells."""
+    x, y, z = sim.xtal_size
+    return x * y * z * 1.2e6 * AVOGADRO / (sim.Na * sim.Nb * sim.Nc)
+
+
 def setup_lines(sim: Simulation) -> list[str]:
     det, cr, p = sim.detector, sim.crystal, sim.params
-    out = list(det.warnings)
+    out = [f"reading {name}" for name in (p.maskfile, p.imgfile) if name is not None]
+    out += det.warnings
     out.append(f"nbnumba {__version__}: nanoBragg-compatible diffraction simulator")
     out.append(f"{det.convention.lower()} convention selected.")
     if det.pivot == "SAMPLE":
@@ -43,6 +58,10 @@ def setup_lines(sim: Simulation) -> list[str]:
     out.append(f"Unit Cell: {_g(*cr.cell)}")
     out.append(f"Recp Cell: {_g(*cr.recip_cell)}")
     out.append(f"volume = {cr.volume:g} A^3")
+    out.extend(_axes_table("real-space cell vectors (Angstrom):", ("a", "b", "c"),
+                           [[x * 1e10 for x in v] for v in (cr.a, cr.b, cr.c)]))
+    out.extend(_axes_table("reciprocal-space cell vectors (Angstrom^-1):", ("a_star", "b_star", "c_star"),
+                           [cr.a_star, cr.b_star, cr.c_star]))
     out.append("crystal is {:g} x {:g} x {:g} microns".format(*(x * 1e6 for x in sim.xtal_size)))
     if p.oversample <= 0:
         out.append(f"auto-selected {sim.oversample}-fold oversampling")
@@ -51,12 +70,17 @@ def setup_lines(sim: Simulation) -> list[str]:
         out.append(f"         but reciprocal pixel size is {sim.lambda0 * det.distance / det.pixel_size * 1e10:g} A")
         out.append("         intensity may vary significantly across a pixel!")
         out.append(f"         recommend -oversample {sim.recommended_oversample} to work around this")
+    out.append(f"approximate MW = {approximate_mw(sim):g}")
     out.extend(n for n in sim.notes if n.startswith("WARNING"))
     if sim.hkl_source == "fdump":
         out.append("reading Fs from Fdump.bin")
     elif sim.hkl_source == "file":
         out.append(f"counting entries in {p.hklfile}")
+        if p.default_F != 0.0:
+            out.append(f"initializing to default_F = {p.default_F:g}:")
+            out.append("done initializing:")
         out.append(f"re-reading {p.hklfile}")
+        out.append(f"writing dump file for next time: {FDUMP}")
     out.extend(f"thick{t} = {sim.thickstep * t * 1e6:g} um" for t in range(sim.thicksteps))
     out.extend(f"phi{t} = {(sim.phi0 + sim.phistep * t) * RTD:g}" for t in range(sim.phisteps))
     out.extend(f"divergence deviation: {_g(h, v)}" for h, v in sim.sources.divergence_points)

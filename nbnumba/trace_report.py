@@ -20,18 +20,26 @@ def _v(values) -> str:
 
 def trace_pixel(sim: Simulation, spixel: int, fpixel: int, precision: str = "double") -> tuple[float, np.ndarray]:
     """Run the scalar single-pixel kernel; returns (pixel value, trace rows)."""
+    return next(trace_pixels(sim, [(spixel, fpixel)], precision))
+
+
+def trace_pixels(sim: Simulation, pixels, precision: str = "double"):
+    """(pixel value, trace rows) of each (slow, fast) pixel in turn, with the kernel's tables built
+    once; the rows are a view into one buffer, valid until the next pixel."""
+    from .errors import UserError
     from .kernels.trace import trace_pixel as kernel
 
     spixels, fpixels = sim.shape
-    if not (0 <= spixel < spixels and 0 <= fpixel < fpixels):
-        from .errors import UserError
-        raise UserError(f"pixel (slow {spixel}, fast {fpixel}) is outside the {spixels}x{fpixels} detector")
     arrays = kernel_arrays(sim, precision)
     arrays["ints"][L.I_FIRST_PIXEL] = first_active_pixel(sim)
     rows = np.zeros((CAPACITY, L.TRACE_WIDTH))
-    value = kernel(spixel, fpixel, arrays["geo"], arrays["ints"], arrays["sources"], arrays["lattice"],
-                   arrays["recip"], arrays["Fhkl"], rows)
-    return float(value), rows[1:int(rows[0, 0]) + 1]
+    for spixel, fpixel in pixels:
+        if not (0 <= spixel < spixels and 0 <= fpixel < fpixels):
+            raise UserError(f"pixel (slow {spixel}, fast {fpixel}) is outside the {spixels}x{fpixels} detector")
+        rows[0, 0] = 0.0
+        value = kernel(spixel, fpixel, arrays["geo"], arrays["ints"], arrays["sources"], arrays["lattice"],
+                       arrays["recip"], arrays["Fhkl"], rows)
+        yield float(value), rows[1:int(rows[0, 0]) + 1]
 
 
 def trace_lines(sim: Simulation, value: float, rows: np.ndarray, prefix: str = "TRACE_PY") -> list[str]:
