@@ -6,6 +6,8 @@ device, and get numpy arrays with the derived geometry.
     ...                      **{"lambda": 6.2}, distance=100, detpixels=64, pixel=0.1)
     >>> image = api.render(sim).image          # float32 (slow, fast), photons per pixel
     >>> sim.detector.pix0, sim.detector.Fbeam   # derived geometry, SI units
+    >>> result = api.render(sim)
+    >>> api.write_outputs(sim, result, intfile="img.img", noisefile="noise.img", pgmfile="img.pgm")
 
 Keyword names are the nanoBragg flags without the dash (`lambda` is a Python keyword: pass it
 through `**{"lambda": ...}` or use `wave=`); a value is a number, a string, a sequence for flags
@@ -22,6 +24,7 @@ import numpy as np
 from .crystal import phi_lattices
 from .detector import rotate_xyz
 from .errors import UserError
+from . import outputs as _outputs
 from .outputs import Stats, statistics
 from .render import render as _render
 from .simulation import Simulation, build
@@ -82,7 +85,13 @@ def set_threads(n: int) -> None:
 
 @dataclass
 class Result:
-    image: np.ndarray  # float32, (slow, fast)
+    """A rendered image.
+
+    image: float32 (slow, fast), photons per pixel: the float image `run` writes. stats: its
+    `Stats` (max_I, mean, rms, rmsd...). omega_sum: the solid angle summed over every rendered
+    sub-pixel step (sr; divide by sim.steps for the detector's solid angle). seconds: render time."""
+
+    image: np.ndarray
     stats: Stats
     omega_sum: float
     seconds: float
@@ -95,6 +104,37 @@ def render(sim: Simulation, device: str = "cpu", precision: str | None = None) -
         raise UserError(f"precision must be double or single, got {precision!r}")
     done = _render(sim, backend(device), precision)
     return Result(done.image, statistics(sim, done.image), done.omega_sum, done.seconds)
+
+
+def int_image(sim: Simulation, result: Result) -> tuple[np.ndarray, float]:
+    """(uint16 SMV counts, the scale used): -scale, or 55000 / max_I as `run` chooses."""
+    return _outputs.int_image(sim, result.image, result.stats.max_I)
+
+
+def noise_image(sim: Simulation, result: Result) -> np.ndarray:
+    """uint16 counts with Poisson noise and the ADC offset, drawn from the run's -seed."""
+    return _outputs.noise_image(sim, result.image)[0]
+
+
+def write_outputs(sim: Simulation, result: Result, floatfile=None, intfile=None, noisefile=None,
+                  pgmfile=None) -> None:
+    """Write the files `run` writes, each only when named: the float image (raw float32, or TIFF
+    for a .tif/.tiff name), the SMV int and noise images (with `run`'s header), the PGM preview.
+    Each is written whole or not at all, as `run` writes them."""
+    from .io.images import pgm_bytes, write_float_image, write_pgm
+    from .io.smv import write_smv
+
+    if floatfile is not None:
+        write_float_image(floatfile, result.image)
+    counts, scale = int_image(sim, result)
+    fields = _outputs.header_fields(sim)
+    if intfile is not None:
+        write_smv(intfile, counts, fields)
+    if noisefile is not None:
+        write_smv(noisefile, noise_image(sim, result), fields)
+    if pgmfile is not None:
+        pgm_scale = _outputs.pgm_scale_for(sim, result.stats, scale)
+        write_pgm(pgmfile, pgm_bytes(result.image, pgm_scale, sim.detector.roi), pgm_scale)
 
 
 def reorient(sim: Simulation, misset_deg) -> Simulation:

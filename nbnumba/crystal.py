@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import rng
-from .detector import cross, dot, rotate_axis, rotate_xyz
+from .detector import cross, dot, plain, rotate_axis, rotate_xyz
 from .errors import UserError
 from .io.matrix import read_mosflm_matrix
 from .params import Params
@@ -45,6 +45,9 @@ class Crystal:
     volume: float  # A^3
     misset_deg: tuple | None = None
     warnings: list = field(default_factory=list)
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, plain(value))
 
 
 def _cell_reciprocal(p: Params) -> tuple:

@@ -86,6 +86,17 @@ class Detector:
     roi: tuple = (0, 0, 0, 0)
     warnings: list = field(default_factory=list)
 
+    def __setattr__(self, name, value):
+        super().__setattr__(name, plain(value))
+
+
+def plain(value):
+    """A tuple of Python floats and ints instead of NumPy scalars (anything else as it is), so that
+    a user who prints `sim.detector.pix0` reads `(0.1, ...)`, not `(np.float64(0.1), ...)`."""
+    if isinstance(value, tuple):
+        return tuple(v.item() if isinstance(v, np.generic) else v for v in value)
+    return value
+
 
 def _validate(p: Params) -> None:
     if not p.pixel_size > 0:

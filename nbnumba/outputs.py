@@ -20,6 +20,12 @@ RTD = 180.0 * (1.0 / math.pi)
 
 @dataclass
 class Stats:
+    """The statistics `run` prints, over the pixels it rendered (ROI and mask).
+
+    max_I: the brightest pixel (photons); max_x, max_y: where it is (m, fast and slow, at the centre
+    of its last sub-pixel, as the reference prints it); mean, rms, rmsd: mean, root mean square and
+    root mean square deviation of the rendered pixels (photons); rendered: how many were rendered."""
+
     max_I: float
     max_x: float  # m, of the last sub-pixel of the brightest pixel, as the reference prints
     max_y: float
@@ -142,6 +148,18 @@ def int_image(sim: Simulation, image: np.ndarray, max_I: float) -> tuple[np.ndar
     return _counts(image, np.array(sim.detector.roi, dtype=np.int64), scale, sim.params.adc_offset), scale
 
 
+def pgm_scale_for(sim: Simulation, stats: Stats, int_scale: float) -> float:
+    """-pgmscale, or the reference's choice: 250 grey levels over five rmsd of the image."""
+    if sim.params.pgm_scale > 0.0:
+        return sim.params.pgm_scale
+    return 250.0 / (5.0 * stats.rmsd) if stats.rmsd > 0.0 else int_scale
+
+
+def noise_image(sim: Simulation, image: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """(Poisson noise image with the ADC offset, photons drawn, overloads), from the run's seed."""
+    return rng.noise_image(image, np.array(sim.detector.roi, dtype=np.int64), sim.params.adc_offset, sim.seed)
+
+
 def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None:
     """Write every output the reference writes, in its order, reporting as it does."""
     p = sim.params
@@ -156,17 +174,12 @@ def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None
     say(f"writing {p.intfile} as 2-byte integers")
     write_smv(p.intfile, counts, fields)
     if p.write_pgm:
-        pgm_scale = p.pgm_scale
-        if pgm_scale <= 0.0:
-            pgm_scale = scale
-            if stats.rmsd > 0.0:
-                pgm_scale = 250.0 / (5.0 * stats.rmsd)
+        pgm_scale = pgm_scale_for(sim, stats, scale)
         say(f"pgm_scale = {pgm_scale:g}")
         say(f"writing {p.pgmfile} as 1-byte integers")
         write_pgm(p.pgmfile, pgm_bytes(image, pgm_scale, det.roi), pgm_scale)
     if p.calculate_noise:
-        noise, photons, overloads = rng.noise_image(image, np.array(det.roi, dtype=np.int64),
-                                                    p.adc_offset, sim.seed)
+        noise, photons, overloads = noise_image(sim, image)
         say(f"{photons:.0f} photons on noise image ({overloads} overloads)")
         say(f"writing {p.noisefile} as 2-byte integers")
         write_smv(p.noisefile, noise, fields)

@@ -32,6 +32,21 @@ FDUMP = "Fdump.bin"
 
 @dataclass
 class Simulation:
+    """Everything one render needs, derived from the command line once, in SI units (m, rad, s).
+
+    params: the parsed flags (`Params`). detector: the derived geometry (`Detector`: pix0, fdet,
+    sdet, odet, beam, distance, Xbeam/Ybeam, Fbeam/Sbeam, ORGX/ORGY, dials_origin, roi...).
+    crystal: cell and orientation (`Crystal`: real axes a, b, c in m, reciprocal a_star... in 1/A).
+    sources: the beam's sources (directions, wavelengths in m). hkl: the structure-factor table, or
+    None; hkl_source: "file", "fdump" or "default". mask: uint16 (slow, fast), 0 = skipped, or None.
+    Na, Nb, Nc: unit cells per axis. oversample: sub-pixels per pixel side (recommended_oversample:
+    the reference's advice). xtal_size: crystal size (m). interpolate: 1 when structure factors are
+    interpolated. phi0, phistep, osc: rad; phisteps.
+    mosaic_domains, mosaic_spread (rad), umats: the domains' rotations. thicksteps, thickstep,
+    thick (m), mu (1/m): the sensor. fluence (photons/m^2), flux (photons/s), lambda0 (m).
+    steps: sources x mosaic domains x phi steps x oversample^2, the divisor of every pixel.
+    seed: the noise seed. The remaining fields are the kernels' flat tables, built from these."""
+
     params: Params
     detector: Detector
     crystal: Crystal

@@ -151,3 +151,41 @@ def test_structure_factor_cache_location_is_explicit(tmp_path):
     assert np.array_equal(cached.hkl.grid, table.grid)
     plain = build(argv, fdump_path=str(tmp_path / "absent" / "Fdump.bin"))
     assert plain.hkl_source == "default"
+
+
+@needs_golden
+def test_write_outputs_gives_the_files_run_writes(tmp_path):
+    name = "noise_seed"
+    args = list(CASES[name]["args"])
+    cwd = case_dir(tmp_path)
+    ran = invoke("run", [*args, "-floatfile", "run.bin", "-intfile", "run.img", "-noisefile", "run_noise.img",
+                         "-pgmfile", "run.pgm", "-noprogress"], cwd)
+    assert ran.exit_code == 0, ran.output
+    sim = api.simulation(args)
+    result = api.render(sim)
+    api.write_outputs(sim, result, floatfile=cwd / "api.bin", intfile=cwd / "api.img",
+                      noisefile=cwd / "api_noise.img", pgmfile=cwd / "api.pgm")
+    for ours, theirs in (("api.bin", "run.bin"), ("api.img", "run.img"), ("api_noise.img", "run_noise.img"),
+                         ("api.pgm", "run.pgm")):
+        assert (cwd / ours).read_bytes() == (cwd / theirs).read_bytes(), ours
+    assert (cwd / "run_noise.img").read_bytes() == (GOLDEN / "cases" / name / "noise.img").read_bytes()
+    counts, scale = api.int_image(sim, result)
+    assert counts.dtype == np.uint16 and scale == pytest.approx(55000.0 / result.stats.max_I)
+    assert np.array_equal(api.noise_image(sim, result), api.noise_image(sim, result))  # the seed, not the clock
+
+
+def test_user_facing_tuples_hold_plain_numbers():
+    sim = api.simulation(SMALL)
+    for value in (sim.detector.pix0, sim.detector.fdet, sim.detector.beam, sim.detector.dials_origin,
+                  sim.crystal.a, sim.crystal.a_star, sim.crystal.cell):
+        assert all(type(v) is float for v in value), value
+    assert repr(sim.detector.pix0).startswith("(0.1, ")
+
+
+@pytest.mark.parametrize("record", [api.Result, api.Stats, api.Simulation])
+def test_records_document_their_fields_and_units(record):
+    doc = record.__doc__
+    assert doc and not doc.startswith(record.__name__ + "(")  # not dataclass boilerplate
+    for name in (f.name for f in dataclasses.fields(record) if f.name not in ("geo", "ints", "recip", "Fgrid",
+                                                                              "source_table", "lattice", "notes")):
+        assert name in doc, name
