@@ -50,3 +50,18 @@ def test_example_simulation_runs(tmp_path):
     assert noise.data.shape == (512, 512) and noise.data.max() > 40
     assert (tmp_path / "example.pgm").read_bytes().startswith(b"P5\n512 512\n")
     assert (tmp_path / "Fdump.bin").exists()
+
+
+def example_blocks() -> list[str]:
+    """Every bash block after the quick start: examples a reader copies."""
+    rest = README.split("## Quick start", 1)[1].split("\n## ", 1)[1]
+    return re.findall(r"```bash\n(.*?)\n```", rest, flags=re.S)
+
+
+def test_every_readme_example_runs_as_written(tmp_path):
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    assert example_blocks()
+    for block in example_blocks():
+        for line in block.splitlines():
+            done = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, text=True)
+            assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
