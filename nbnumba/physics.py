@@ -16,25 +16,65 @@ every pixel, which keeps its Poisson noise draws identical.
 the CPU kernel hands it up to `layout.STRIP` pixels, so the innermost loops run across pixels and
 vectorise; the GPU kernel and the trace hand it one pixel.  Each pixel still adds up its terms in
 the reference's order, so the strip width never changes an image.
+
+`Features` fixes some of the run-time choices at compile time: a GPU thread's registers are sized
+for the heaviest path its kernel holds, so the CUDA backend compiles one kernel per feature key
+(without it, the tricubic interpolation alone costs ~80 registers where no pixel interpolates).
+The CPU kernel and the trace take no key: everything stays a run-time value there.
 """
 
 from __future__ import annotations
 
 import math
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import numpy as np
 
 from . import layout as L
 
 
-def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
+class Features(NamedTuple):
+    """The choices a compiled `render_strip` takes as constants (see `features_of`)."""
+
+    interpolate: bool  # tricubic interpolation of structure factors may be used
+    curved: bool  # curved detector
+    simple: bool  # one source, one detector layer, no oversampling: every loop but phi x mosaic runs once
+    shape: int  # crystal shape (layout.SHAPES)
+    oversample_thick: bool  # per-sub-step capture fraction, polarization and solid angle
+    oversample_polar: bool
+    oversample_omega: bool
+
+
+def features_of(ints) -> Features:
+    """The feature key of a render described by the integer parameters `ints`."""
+    return Features(
+        interpolate=bool(ints[L.I_INTERPOLATE] != 0), curved=bool(ints[L.I_CURVED] != 0),
+        simple=bool(ints[L.I_SOURCES] == 1 and ints[L.I_THICKSTEPS] == 1 and ints[L.I_OVERSAMPLE] == 1),
+        shape=int(ints[L.I_SHAPE]), oversample_thick=bool(ints[L.I_OVERSAMPLE_THICK] != 0),
+        oversample_polar=bool(ints[L.I_OVERSAMPLE_POLAR] != 0),
+        oversample_omega=bool(ints[L.I_OVERSAMPLE_OMEGA] != 0))
+
+
+def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, features=None):
     """`inline_jit` compiles the small hot functions (default: `jit`); on the CPU it should inline
     them into their callers, which lets LLVM keep the lattice sums in registers and vectorise.
 
     `floor` and `ceil` round a real to an integral real of the same type: NumPy's on the CPU (they
-    vectorise), math's for CUDA (NumPy's ufuncs are not available there; math's return a real)."""
+    vectorise), math's for CUDA (NumPy's ufuncs are not available there; math's return a real).
+
+    `features` (a `Features`) makes `render_strip` compile for those features only: the values it
+    fixes become constants and the paths they rule out are not compiled.  None: all at run time."""
     R = real
+    # constants of the compiled code; with no key they leave every run-time choice in place
+    FIXED = features is not None
+    K_INTERPOLATE = bool(features.interpolate) if FIXED else True
+    K_CURVED = bool(features.curved) if FIXED else False
+    K_SIMPLE = bool(features.simple) if FIXED else False
+    K_SHAPE = int(features.shape) if FIXED else 0
+    K_OS_THICK = bool(features.oversample_thick) if FIXED else False
+    K_OS_POLAR = bool(features.oversample_polar) if FIXED else False
+    K_OS_OMEGA = bool(features.oversample_omega) if FIXED else False
     small = inline_jit if inline_jit is not None else jit
     PI = R(math.pi)
     single = R(0.5).dtype.itemsize == 4
@@ -347,7 +387,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
             F_latt = scratch[L.S_FLATT, p]
             if F_latt == R(0.0) and water == R(0.0):
                 continue
-            interpolate = general and state[L.P_INTERPOLATE, p] != R(0.0)
+            interpolate = K_INTERPOLATE and general and state[L.P_INTERPOLATE, p] != R(0.0)
             if interpolate:
                 h = scratch[L.S_H, p]
                 k = scratch[L.S_K, p]
@@ -397,16 +437,17 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         starts from the unrotated lattice.  Tracing records the story of the strip's one pixel.
         """
         fpixels = ip[L.I_FPIXELS]
-        oversample = ip[L.I_OVERSAMPLE]
-        thicksteps = ip[L.I_THICKSTEPS]
-        nsources = ip[L.I_SOURCES]
+        oversample = 1 if K_SIMPLE else ip[L.I_OVERSAMPLE]
+        thicksteps = 1 if K_SIMPLE else ip[L.I_THICKSTEPS]
+        nsources = 1 if K_SIMPLE else ip[L.I_SOURCES]
         evaluations = ip[L.I_PHISTEPS] * ip[L.I_MOSAIC]
         mosaic = ip[L.I_MOSAIC]
-        shape = ip[L.I_SHAPE]
-        os_thick = ip[L.I_OVERSAMPLE_THICK] != 0
-        os_polar = ip[L.I_OVERSAMPLE_POLAR] != 0
-        os_omega = ip[L.I_OVERSAMPLE_OMEGA] != 0
-        curved = ip[L.I_CURVED] != 0
+        shape = K_SHAPE if FIXED else ip[L.I_SHAPE]
+        os_thick = K_OS_THICK if FIXED else ip[L.I_OVERSAMPLE_THICK] != 0
+        os_polar = K_OS_POLAR if FIXED else ip[L.I_OVERSAMPLE_POLAR] != 0
+        os_omega = K_OS_OMEGA if FIXED else ip[L.I_OVERSAMPLE_OMEGA] != 0
+        curved = K_CURVED if FIXED else ip[L.I_CURVED] != 0
+        interpolating = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0
         point_pixel = ip[L.I_POINT_PIXEL] != 0
         scan0 = spixel * fpixels + fpixel0
         variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
@@ -433,7 +474,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
         k_min = ip[L.I_K_MIN]
         l_min = ip[L.I_L_MIN]
         table = ip[L.I_HKLS] != 0
-        plain = not (tracing or os_thick or os_polar or os_omega or ip[L.I_INTERPOLATE] != 0)
+        plain = not (tracing or os_thick or os_polar or os_omega or interpolating)
         h_span = ip[L.I_H_MAX] - h_min if table else -1
         k_span = ip[L.I_K_MAX] - k_min if table else -1
         l_span = ip[L.I_L_MAX] - l_min if table else -1
@@ -443,7 +484,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil):
             state[L.P_POLAR, p] = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
             state[L.P_OMEGA, p] = R(0.0)
             state[L.P_CAPTURE, p] = R(0.0)
-            interpolate = ip[L.I_INTERPOLATE] != 0 and scan0 + p <= ip[L.I_INTERP_UNTIL]
+            interpolate = interpolating and scan0 + p <= ip[L.I_INTERP_UNTIL]
             state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
             tally[L.T_OMEGA_SUM, p] = 0.0
             tally[L.T_LEFT_TABLE, p] = 0.0

@@ -86,9 +86,11 @@ def _child_case(name, precision, out: Path):
     from nbnumba.render import first_active_pixel, kernel_arrays, render
     from nbnumba.simulation import build
 
+    from nbnumba.physics import features_of
+
     sim = build(roi_argv(name))
     spixels, fpixels = sim.shape
-    result = {}
+    result = {"features": np.array(features_of(sim.ints), dtype=np.int64)}
     for label, backend in (("cpu", cpu), ("cuda", gpu)):
         rendered = render(sim, backend, precision)
         result[f"image_{label}"] = rendered.image
@@ -143,10 +145,17 @@ def _child_cache(out: Path) -> None:
 
     first = call(0, 18)
     second = call(18, 36)
-    a["geo"][L.G_I_BG] += 1.0
+    rendered = image.copy()
+    a["geo"][L.G_RE2_FLUENCE] *= 2.0  # the real parameters go by value: an edit is seen without an upload
     third = call(0, 36)
-    result = {"tables": sorted(first), "reused": first == second, "geo_uploaded_again": third["geo"] != second["geo"],
-              "others_kept": all(third[k] == second[k] for k in second if k != "geo")}
+    fluence_seen = bool(rendered.max() > 0 and np.array_equal(image, 2 * rendered))
+    rendered = image.copy()
+    a["sources"][:, 3] *= 1.01  # an in-place edit of a small table: uploaded again
+    fourth = call(0, 36)
+    result = {"tables": sorted(first), "reused": first == second == third, "fluence_seen": fluence_seen,
+              "sources_uploaded_again": fourth["sources"] != third["sources"],
+              "others_kept": all(fourth[k] == third[k] for k in third if k != "sources"),
+              "wavelength_seen": bool((image != rendered).any())}
     (out / "cache.json").write_text(json.dumps(result))
 
 
@@ -170,19 +179,18 @@ def _child(out: Path) -> None:
 
 
 def _child_lower() -> None:
-    """Type and lower both kernels for the real CUDA target (no GPU, no NVVM needed).
+    """Type and lower the kernels for the real CUDA target (no GPU, no NVVM needed), for the
+    feature keys of a few small commands.
 
     The simulator runs the kernels as Python, so it accepts code that Numba's CUDA target
     rejects (e.g. math.floor returns a float there); this catches that without a GPU.
     """
-    import types as pytypes
-
-    import numba.cuda.dispatcher as dispatcher
-    from numba import cuda, typeof, types
+    from numba import cuda, types
     from numba.cuda.compiler import compile_cuda
 
     from nbnumba import layout as L
     from nbnumba.kernels import cuda as gpu
+    from nbnumba.physics import features_of
     from nbnumba.render import kernel_arrays
     from nbnumba.simulation import build
 
@@ -191,21 +199,21 @@ def _child_lower() -> None:
         # its verdict says nothing about numba-cuda, which the GPU machines run
         print(f"SKIP: numba.cuda is the {cuda.implementation} target, not numba-cuda")
         return
+    import numba.cuda.dispatcher as dispatcher
+
     if not hasattr(dispatcher, "get_current_device"):
         print("SKIP: this numba-cuda has no dispatcher.get_current_device to stand in for")
         return
-    # device functions ask the current GPU for its compute capability while compiling
-    dispatcher.get_current_device = lambda: pytypes.SimpleNamespace(compute_capability=(8, 0))
-    sim = build(SMALL_RUN)
-    for precision in ("double", "single"):
-        a = kernel_arrays(sim, precision)
-        render_window, reduce_rows = gpu.kernels(a["geo"].dtype)
-        window = (np.zeros((2, 2), np.float32), np.zeros((2, 2)), np.zeros((2, 2), np.int32))
-        args = [a["geo"], a["ints"], a["sources"], a["lattice"], a["recip"], a["Fhkl"], a["mask"],
-                np.zeros((1, L.TRACE_WIDTH)), np.int64(0), np.int64(0), *window]
-        compile_cuda(render_window.py_func, types.void, tuple(typeof(x) for x in args), cc=(8, 0))
-        args = [window[1], window[2], np.int64(0), np.zeros(2), np.zeros((2, 2), np.int64)]
-        compile_cuda(reduce_rows.py_func, types.void, tuple(typeof(x) for x in args), cc=(8, 0))
+    with gpu.standing_in_for((8, 0)):
+        for extra in ([], ["-oversample", "2", "-curved_det", "-round_xtal"]):
+            sim = build(SMALL_RUN + extra)
+            for precision in ("double", "single"):
+                a = kernel_arrays(sim, precision)
+                render_window = gpu.kernel(a["geo"].dtype, features_of(a["ints"]))
+                argtypes = gpu.launch_types(a["geo"], a["ints"], a["sources"], a["lattice"], a["recip"], a["Fhkl"],
+                                            a["mask"], np.zeros((1, L.TRACE_WIDTH)))
+                compile_cuda(render_window.py_func, types.void, argtypes, cc=(8, 0))
+        compile_cuda(gpu.reducer().py_func, types.void, gpu.reducer_types(), cc=(8, 0))
     print("LOWERED")
 
 
@@ -275,8 +283,26 @@ def test_cli_device_cuda_in_simulator(simulated):
 @needs_golden
 def test_device_tables_are_cached(simulated):
     result = json.loads((simulated / "cache.json").read_text())
-    assert {"geo", "sources", "lattice", "recip", "Fhkl", "mask"} <= set(result["tables"])
-    assert result["reused"] and result["geo_uploaded_again"] and result["others_kept"]
+    assert {"sources", "lattice", "recip", "Fhkl", "mask"} <= set(result["tables"])
+    assert "geo" not in result["tables"] and "ints" not in result["tables"]  # by value
+    assert result["reused"] and result["fluence_seen"]
+    assert result["sources_uploaded_again"] and result["others_kept"] and result["wavelength_seen"]
+
+
+@needs_golden
+def test_every_feature_key_value_is_exercised(simulated):
+    """Each field of the compile-time feature key takes each of its values in some simulated case,
+    so every specialised path of the kernel is compared with the CPU."""
+    from nbnumba.physics import Features
+
+    seen = {name: set() for name in Features._fields}
+    for name, precision in RUNS:
+        key = Features(*np.load(simulated / f"{name}-{precision}.npz")["features"].tolist())
+        for field in Features._fields:
+            seen[field].add(int(getattr(key, field)))
+    wanted = {field: {0, 1} for field in Features._fields}
+    wanted["shape"] = {0, 1, 2, 3}
+    assert seen == wanted
 
 
 def _no_gpu_here() -> bool:

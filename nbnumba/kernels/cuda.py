@@ -11,6 +11,13 @@ kernels are built at first use, once per precision, so importing this module on 
 a GPU costs nothing.  Set NUMBA_ENABLE_CUDASIM=1 (before numba is imported) to run the kernels in
 Numba's CUDA simulator.
 
+Each render kernel is compiled for one precision and one feature key (`physics.Features`: what
+the command fixes, such as interpolation, a curved detector, one source and layer without
+oversampling), so a thread's registers are sized for the features its render uses rather than for
+every feature.  The real and integer parameters reach the kernel by value, as tuples of
+scalars: they live in the GPU's constant bank instead of registers.  The integers are int32
+(`MAX_PIXELS` bounds the scan indices, the largest of them).
+
 The GPU target is NVIDIA's numba-cuda package (`from numba import cuda` resolves to it once
 installed).  NVVM contracts a * b + c into fused multiply-adds, so float64 images agree with the
 CPU's to about an ulp per operation rather than bit for bit.
@@ -28,6 +35,8 @@ import warnings
 import numpy as np
 
 from .. import layout as L
+from ..errors import UserError
+from ..physics import features_of
 
 THREADS = (32, 4)  # (fast, slow) threads per block: a warp along each detector row
 ROW_THREADS = 64  # threads per block of the per-row reduction
@@ -35,9 +44,10 @@ MAX_GRID_Y = 65535  # CUDA's limit on the second grid dimension
 SMALL_TABLE = 1 << 18  # tables up to this many bytes are compared by value before reusing their upload
 
 RENDERED = 4  # flag bit the kernel adds to every pixel it rendered
+MAX_PIXELS = 2**31 - 1  # scan indices are int32 on the GPU
 
 _lock = threading.RLock()
-_kernels: dict = {}  # dtype char -> (render kernel, row-reduction kernel)
+_kernels: dict = {}  # (dtype char, Features) -> render kernel; (dtype char, None) -> row reduction
 _tables: dict = {}  # argument name -> (host array, snapshot or None, device array)
 _available: bool | None = None
 cuda = None  # numba.cuda, imported at first use (a module global: the simulator swaps it in kernels)
@@ -118,13 +128,12 @@ def _probe() -> bool:
         return False
 
 
-def _build(real):
-    """Compile-ready kernels for one precision (the physics as CUDA device functions)."""
+def _configure():
+    """numba.cuda, with its cache in the source-hashed folder of the CPU kernels."""
     import numba
 
     _numba_cuda()
     from .. import compiled  # noqa: F401  (points Numba's cache folder at the source-hashed one)
-    from ..physics import make_physics
 
     try:  # numba-cuda keeps its own configuration: give it the same cache folder
         from numba.cuda.core import config as cuda_config
@@ -133,11 +142,35 @@ def _build(real):
     except Exception:  # noqa: BLE001 - Numba's built-in CUDA target reads numba.config
         pass
 
+
+def _jit_kernel(py_func, tag):
+    """A cached kernel whose cache entry is named after `tag`: kernels of different feature keys
+    come from one Python function and must not share an entry."""
+    if _simulator():
+        return cuda.jit(py_func)
+    py_func.__qualname__ = f"{py_func.__qualname__}_{tag}"
+    return cuda.jit(cache=True)(py_func)
+
+
+def key_tag(real, features) -> str:
+    """A short name for a kernel's precision and feature key (cache entries, PTX file names)."""
+    f = features
+    parts = ["double" if np.dtype(real) == np.float64 else "single", "shape" + str(f.shape)]
+    parts += [name for name, on in (("interp", f.interpolate), ("curved", f.curved), ("simple", f.simple),
+                                    ("osthick", f.oversample_thick), ("ospolar", f.oversample_polar),
+                                    ("osomega", f.oversample_omega)) if on]
+    return "_".join(parts)
+
+
+def _build(real, features):
+    """The render kernel for one precision and feature key (the physics as CUDA device functions)."""
+    _configure()
+    from ..physics import make_physics
+
     # NumPy's floor and ceil are not available on CUDA; math's return a real there
-    phys = make_physics(cuda.jit(device=True), real, floor=math.floor, ceil=math.ceil)
+    phys = make_physics(cuda.jit(device=True), real, floor=math.floor, ceil=math.ceil, features=features)
     render_strip = phys.render_strip
     pixel_active = phys.pixel_active
-    options = {} if _simulator() else {"cache": True}
 
     # local array shapes must be compile-time constants: tuples closed over, not module lookups
     state_shape, tally_shape, scratch_shape = (L.N_STATE, 1), (L.N_TALLY, 1), (L.N_SCRATCH, 1)
@@ -152,16 +185,16 @@ def _build(real):
         flags = (1 if tally[L.T_LEFT_TABLE, 0] != 0.0 else 0) | (2 if tally[L.T_RAN_PHI, 0] != 0.0 else 0)
         return state[L.P_VALUE, 0], tally[L.T_OMEGA_SUM, 0], flags
 
-    @cuda.jit(**options)
     def render_window(geo, ints, sources, lattice, recip, Fhkl, mask, trace, row0, col0,
                       image, omega_px, flag_px):
-        """Pixel (row0 + r, col0 + c) of the window -> image, solid-angle sum and flags."""
+        """Pixel (row0 + r, col0 + c) of the window -> image, solid-angle sum and flags.  `geo` and
+        `ints` are tuples (by value); row0, col0 and the scan index are int32."""
         c, r = cuda.grid(2)
         if r >= image.shape[0] or c >= image.shape[1]:
             return
-        s = row0 + r
-        f = col0 + c
-        scan = s * ints[L.I_FPIXELS] + f
+        s = np.int32(row0 + r)
+        f = np.int32(col0 + c)
+        scan = np.int32(s * ints[L.I_FPIXELS] + f)
         if scan < ints[L.I_RENDER_FROM] or scan >= ints[L.I_RENDER_TO] or not pixel_active(s, f, ints, mask):
             flag_px[r, c] = 0
             return
@@ -170,7 +203,12 @@ def _build(real):
         omega_px[r, c] = om
         flag_px[r, c] = flags | RENDERED
 
-    @cuda.jit(**options)
+    return _jit_kernel(render_window, key_tag(real, features))
+
+
+def _build_reducer():
+    _configure()
+
     def reduce_rows(omega_px, flag_px, col0, omega_rows, flag_rows):
         """Per window row, left to right as on the CPU: solid-angle sum and first flagged columns."""
         r = cuda.grid(1)
@@ -191,16 +229,33 @@ def _build(real):
         flag_rows[r, 0] = left_table
         flag_rows[r, 1] = ran_phi
 
-    return render_window, reduce_rows
+    return _jit_kernel(reduce_rows, "rows")
 
 
-def kernels(real):
-    """The (render, reduce) kernels for np.float64 or np.float32, built at first use."""
-    key = np.dtype(real).char
+def kernel(real, features):
+    """The render kernel for np.float64 or np.float32 and a `physics.Features`, built at first use."""
+    key = (np.dtype(real).char, features)
     with _lock:
         if key not in _kernels:
-            _kernels[key] = _build(np.dtype(real).type)
+            _kernels[key] = _build(np.dtype(real).type, features)
         return _kernels[key]
+
+
+def reducer():
+    """The per-row reduction kernel (one for every precision and key)."""
+    with _lock:
+        if ("rows", None) not in _kernels:
+            _kernels[("rows", None)] = _build_reducer()
+        return _kernels[("rows", None)]
+
+
+def by_value(geo, ints):
+    """The real and integer parameters as the render kernel takes them: tuples of scalars of the
+    render precision and of int32."""
+    if int(ints[L.I_FPIXELS]) * int(ints[L.I_SPIXELS]) > MAX_PIXELS:
+        raise UserError(f"the CUDA backend renders at most {MAX_PIXELS} pixels")
+    real = geo.dtype.type
+    return tuple(real(x) for x in geo), tuple(np.int32(x) for x in ints)
 
 
 def _device_table(name, array):
@@ -268,18 +323,17 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     if last_row < row_lo or col_hi < col_lo:
         return
 
-    real = geo.dtype
-    render_window, reduce_rows = kernels(real)
+    render_window = kernel(geo.dtype, features_of(ints))
+    reduce_rows = reducer()
+    geo_args, int_args = by_value(geo, ints)
 
     with _quiet(), _lock:
-        d_geo = _device_table("geo", geo)
         d_sources = _device_table("sources", sources)
         d_lattice = _device_table("lattice", lattice)
         d_recip = _device_table("recip", recip)
         d_Fhkl = _device_table("Fhkl", Fhkl)
         d_mask = _device_table("mask", mask)
         d_trace = _device_table("trace", trace)
-        d_ints = cuda.to_device(np.ascontiguousarray(ints))  # changes between calls
         cols = col_hi - col_lo + 1
         chunk = min(MAX_GRID_Y * THREADS[1], _rows_that_fit(cols))
         for lo in range(row_lo, last_row + 1, chunk):
@@ -292,8 +346,8 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
             grid = ((cols + THREADS[0] - 1) // THREADS[0], (nrows + THREADS[1] - 1) // THREADS[1])
             begin, end = cuda.event(), cuda.event()
             begin.record()
-            render_window[grid, THREADS](d_geo, d_ints, d_sources, d_lattice, d_recip, d_Fhkl, d_mask,
-                                         d_trace, np.int64(lo), np.int64(col_lo), d_image, d_omega, d_flags)
+            render_window[grid, THREADS](geo_args, int_args, d_sources, d_lattice, d_recip, d_Fhkl, d_mask,
+                                         d_trace, np.int32(lo), np.int32(col_lo), d_image, d_omega, d_flags)
             end.record()
             end.synchronize()
             kernel_seconds.append(begin.elapsed_time(end) / 1000.0)
@@ -304,3 +358,97 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
             image[window] = d_image.copy_to_host()
             omega_rows[lo:hi + 1] = d_omega_rows.copy_to_host()
             flag_rows[lo:hi + 1, :] = d_flag_rows.copy_to_host()
+
+
+# ---------------------------------------------------------------------------------------------
+# compiling without a GPU: what a render would launch, as PTX and through ptxas
+
+@contextlib.contextmanager
+def standing_in_for(cc):
+    """Compile for compute capability `cc` (e.g. (9, 0)) with no GPU: while compiling, device
+    functions ask the current device for its compute capability, so a stand-in answers."""
+    import types as pytypes
+
+    _numba_cuda()
+    import numba.cuda.dispatcher as dispatcher
+
+    saved = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: pytypes.SimpleNamespace(compute_capability=tuple(cc))
+    try:
+        yield
+    finally:
+        dispatcher.get_current_device = saved
+
+
+def launch_types(geo, ints, sources, lattice, recip, Fhkl, mask, trace):
+    """Numba types of the render kernel's arguments as `render_rows` launches it."""
+    from numba import typeof
+
+    geo_args, int_args = by_value(geo, ints)
+    window = (np.zeros((1, 1), np.float32), np.zeros((1, 1)), np.zeros((1, 1), np.int32))
+    return tuple(typeof(x) for x in (geo_args, int_args, sources, lattice, recip, Fhkl, mask, trace,
+                                     np.int32(0), np.int32(0), *window))
+
+
+def reducer_types():
+    from numba import typeof
+
+    return tuple(typeof(x) for x in (np.zeros((1, 1)), np.zeros((1, 1), np.int32), np.int64(0), np.zeros(1),
+                                     np.zeros((1, 2), np.int64)))
+
+
+def compile_ptx(arrays: dict, cc=(9, 0)) -> dict:
+    """PTX of the kernels `render_rows` would launch for `arrays` (render.kernel_arrays), for
+    compute capability `cc`, without a GPU: {kernel name: PTX text}."""
+    _numba_cuda()
+    trace = np.zeros((1, L.TRACE_WIDTH))
+    geo, ints = arrays["geo"], arrays["ints"]
+    render_window = kernel(geo.dtype, features_of(ints))
+    types = launch_types(geo, ints, arrays["sources"], arrays["lattice"], arrays["recip"], arrays["Fhkl"],
+                         arrays["mask"], trace)
+    with standing_in_for(cc):
+        render_ptx, _ = cuda.compile_ptx(render_window.py_func, types, cc=tuple(cc))
+        reduce_ptx, _ = cuda.compile_ptx(reducer().py_func, reducer_types(), cc=tuple(cc))
+    return {"render_window": render_ptx, "reduce_rows": reduce_ptx}
+
+
+def ptxas_path():
+    """ptxas from the `nbnumba[cuda]` wheels (or a toolkit), None when there is none."""
+    try:
+        from cuda import pathfinder
+    except ImportError:
+        return None
+    return pathfinder.find_nvidia_binary_utility("ptxas")
+
+
+def ptxas_version(ptxas) -> str:
+    import subprocess
+
+    out = subprocess.run([ptxas, "--version"], capture_output=True, text=True).stdout
+    return out.strip().splitlines()[-1] if out.strip() else "?"
+
+
+def assemble(ptx: str, arch: str, ptxas, cubin=None) -> dict:
+    """Assemble PTX for `arch` (e.g. "sm_90") with `ptxas -v`; the entry kernel's resources:
+    registers, spill stores/loads and stack frame (bytes), and its local memory (the largest of
+    the stack frame, ptxas's cumulative stack size and any lmem it reports)."""
+    import re
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = os.path.join(tmp, "kernel.ptx")
+        with open(source, "w") as handle:
+            handle.write(ptx)
+        target = cubin or os.path.join(tmp, "kernel.cubin")
+        done = subprocess.run([ptxas, "-v", f"-arch={arch}", source, "-o", target], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ptxas failed: {done.stderr.strip()[-2000:]}")
+    entry = re.search(r"Compiling entry function '([^']+)'", done.stderr).group(1)
+    block = done.stderr.split(f"Function properties for {entry}", 1)[1]
+    number = lambda pattern: int(m.group(1)) if (m := re.search(pattern, block)) else 0  # noqa: E731
+    figures = {"registers": number(r"Used (\d+) registers"), "spill_stores": number(r"(\d+) bytes spill stores"),
+               "spill_loads": number(r"(\d+) bytes spill loads"), "stack_frame": number(r"(\d+) bytes stack frame")}
+    figures["local_memory"] = max(figures["stack_frame"], number(r"(\d+) bytes cumulative stack size"),
+                                  number(r"(\d+) bytes lmem"))
+    return figures
