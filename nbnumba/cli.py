@@ -94,11 +94,14 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     if bad:
         click.echo(f"nbnumba: warning: {bad} pixels are not finite numbers (NaN or infinity); "
                    "check the geometry and the structure factors", err=True)
+    from .printout import interpolation_warning, printout_lines
     if p.printout:
-        from .printout import printout_lines
         for line in printout_lines(sim, rendered.image):
             click.echo(line)
-    click.echo("")
+    # the reference ends its warning without a newline: the one before the summary ends it
+    warning = interpolation_warning(sim, rendered.interpolation_left_at) if rendered.interpolation_left_at >= 0 else []
+    for line in warning or [""]:
+        click.echo(line)
     click.echo(solid_angle_line(sim, rendered.omega_sum))
     stats = statistics(sim, rendered.image)
     write_outputs(sim, rendered.image, stats, click.echo)

@@ -82,6 +82,18 @@ TR_FLATT = 10  # F_latt_a, F_latt_b, F_latt_c, F_latt
 TR_PHI = 11  # phi_tic, phi (rad), k, F_latt_b, F_latt
 TR_FCELL = 12
 TR_FINAL = 13  # I before scaling, capture fraction, polarization, solid angle, cos 2theta
+# The last rows of the trace buffer hold values each overwritten as the pixel goes on, so that they
+# end as the pixel's last evaluation left them (what -printout reports): row index -slot.
+TL_Q = 1  # scattering vector (1/m) of the last source evaluated
+TL_HKL = 2  # fractional h k l, F_latt of the last evaluation
+TL_HKL0 = 3  # rounded h k l of the last evaluation
+TL_FCELL = 4  # the last F_cell computed (the reference skips it where F_latt is 0)
+TL_A = 5  # rotated real-space axes (m) of the last evaluation
+TL_B = 6
+TL_C = 7
+TL_LEFT = 8  # h k l and h0 k0 of the first evaluation whose interpolation left the table
+TL_LEFT0 = 9  # l0
+TRACE_LAST = 9  # rows kept for these at the end of the buffer
 
 # a strip is a run of up to STRIP neighbouring pixels of one row rendered together: the loops over
 # its pixels have no dependence between iterations, so the CPU runs several pixels per instruction

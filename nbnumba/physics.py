@@ -289,7 +289,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     @jit
     def trace_row(trace, code, v0, v1, v2, v3, v4):
         n = int(trace[0, 0]) + 1
-        if n < trace.shape[0]:
+        if n < trace.shape[0] - L.TRACE_LAST:
             trace[n, 0] = code
             trace[n, 1] = v0
             trace[n, 2] = v1
@@ -297,6 +297,17 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
             trace[n, 4] = v3
             trace[n, 5] = v4
             trace[0, 0] = n
+
+    @jit
+    def trace_last(trace, slot, v0, v1, v2, v3, v4):
+        """Overwrite one of the buffer's last rows (layout.TL_*): what the pixel leaves in it."""
+        row = trace.shape[0] - slot
+        trace[row, 0] = slot
+        trace[row, 1] = v0
+        trace[row, 2] = v1
+        trace[row, 3] = v2
+        trace[row, 4] = v3
+        trace[row, 5] = v4
 
     @jit
     def pixel_active(spixel, fpixel, ip, mask):
@@ -372,7 +383,8 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
 
     @small
     def add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip, h_min, k_min, l_min,
-                  h_span, k_span, l_span, default_F, water, shape, os_thick, os_polar, os_omega, trace, general):
+                  h_span, k_span, l_span, default_F, water, shape, os_thick, os_polar, os_omega, trace, general,
+                  tracing):
         """Add pair `e`'s term to each kept pixel's sum.  `general` is a constant at each call: the
         plain case (no interpolation, no trace, no per-sub-step factors) compiles to a lean loop."""
         last_h0 = R(math.nan)  # never equal: the first lookup is always made
@@ -385,6 +397,12 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
             if general and phi_tic >= 0:
                 trace_evaluation(trace, lattice, variant, e, phi_tic, scratch, shape == 0)
             F_latt = scratch[L.S_FLATT, p]
+            if general and tracing:
+                trace_last(trace, L.TL_HKL, scratch[L.S_H, p], scratch[L.S_K, p], scratch[L.S_L, p], F_latt, 0.0)
+                trace_last(trace, L.TL_HKL0, scratch[L.S_H0, p], scratch[L.S_K0, p], scratch[L.S_L0, p], 0.0, 0.0)
+                for axis in range(3):
+                    trace_last(trace, L.TL_A + axis, lattice[variant, e, 3 * axis], lattice[variant, e, 3 * axis + 1],
+                               lattice[variant, e, 3 * axis + 2], 0.0, 0.0)
             if F_latt == R(0.0) and water == R(0.0):
                 continue
             interpolate = K_INTERPOLATE and general and state[L.P_INTERPOLATE, p] != R(0.0)
@@ -395,6 +413,9 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
                 if interpolation_leaves_table(h, k, l, ip):
                     # switched off for good; this very evaluation already falls back to the
                     # nearest structure factor, as in the reference
+                    if tracing and trace[trace.shape[0] - L.TL_LEFT, 0] == 0.0:
+                        trace_last(trace, L.TL_LEFT, h, k, l, scratch[L.S_H0, p], scratch[L.S_K0, p])
+                        trace_last(trace, L.TL_LEFT0, scratch[L.S_L0, p], 0.0, 0.0, 0.0, 0.0)
                     interpolate = False
                     state[L.P_INTERPOLATE, p] = R(0.0)
                     tally[L.T_LEFT_TABLE, p] = 1.0
@@ -415,6 +436,8 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
                 last_F = F_cell
             if general and phi_tic == 0:
                 trace_row(trace, L.TR_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
+            if general and tracing:
+                trace_last(trace, L.TL_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
             I = state[L.P_I, p] + F_cell * F_cell * F_latt * F_latt
             if general:
                 if os_thick:
@@ -565,6 +588,8 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
                             polar = state[L.P_POLAR, p]
                             fresh = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
                             state[L.P_POLAR, p] = fresh if keep and (polar == R(0.0) or os_polar) else polar
+                        if tracing:
+                            trace_last(trace, L.TL_Q, state[L.P_QX, 0], state[L.P_QY, 0], state[L.P_QZ, 0], 0.0, 0.0)
                         if first:
                             trace_row(trace, L.TR_INCIDENT, ix, iy, iz, lam, 0.0)
                             trace_row(trace, L.TR_SCATTERING, state[L.P_QX, 0], state[L.P_QY, 0], state[L.P_QZ, 0],
@@ -579,11 +604,11 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
                             if plain:
                                 add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,
                                           h_min, k_min, l_min, h_span, k_span, l_span, default_F, water, shape,
-                                          os_thick, os_polar, os_omega, trace, False)
+                                          os_thick, os_polar, os_omega, trace, False, False)
                             else:
                                 add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,
                                           h_min, k_min, l_min, h_span, k_span, l_span, default_F, water, shape,
-                                          os_thick, os_polar, os_omega, trace, True)
+                                          os_thick, os_polar, os_omega, trace, True, tracing)
                         for p in range(width):
                             if state[L.P_KEEP, p] != R(0.0):
                                 tally[L.T_RAN_PHI, p] = 1.0

@@ -20,12 +20,14 @@ def _v(values) -> str:
 
 def trace_pixel(sim: Simulation, spixel: int, fpixel: int, precision: str = "double") -> tuple[float, np.ndarray]:
     """Run the scalar single-pixel kernel; returns (pixel value, trace rows)."""
-    return next(trace_pixels(sim, [(spixel, fpixel)], precision))
+    value, rows, _ = next(trace_pixels(sim, [(spixel, fpixel)], precision))
+    return value, rows
 
 
 def trace_pixels(sim: Simulation, pixels, precision: str = "double"):
-    """(pixel value, trace rows) of each (slow, fast) pixel in turn, with the kernel's tables built
-    once; the rows are a view into one buffer, valid until the next pixel."""
+    """(pixel value, trace rows, {layout.TL_* slot: values the pixel left there}) of each (slow,
+    fast) pixel in turn, with the kernel's tables built once; the rows are a view into one
+    buffer, valid until the next pixel."""
     from .errors import UserError
     from .kernels.trace import trace_pixel as kernel
 
@@ -37,9 +39,11 @@ def trace_pixels(sim: Simulation, pixels, precision: str = "double"):
         if not (0 <= spixel < spixels and 0 <= fpixel < fpixels):
             raise UserError(f"pixel (slow {spixel}, fast {fpixel}) is outside the {spixels}x{fpixels} detector")
         rows[0, 0] = 0.0
+        rows[-L.TRACE_LAST:] = 0.0
         value = kernel(spixel, fpixel, arrays["geo"], arrays["ints"], arrays["sources"], arrays["lattice"],
                        arrays["recip"], arrays["Fhkl"], rows)
-        yield float(value), rows[1:int(rows[0, 0]) + 1]
+        last = {int(row[0]): row[1:] for row in rows[-L.TRACE_LAST:] if row[0] != 0.0}
+        yield float(value), rows[1:int(rows[0, 0]) + 1], last
 
 
 def trace_lines(sim: Simulation, value: float, rows: np.ndarray, prefix: str = "TRACE_PY") -> list[str]:

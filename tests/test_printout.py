@@ -76,3 +76,25 @@ def test_printout_pixel_outside_the_roi_prints_nothing(tmp_path):
                             "-nonoise", "-nopgm", "-printout_pixel", "100", "100"], cwd)
     assert result.exit_code == 0, result.output
     assert " : stol = " not in result.stdout
+
+
+@needs_golden
+def test_printout_reports_the_last_evaluation_of_a_pixel(tmp_path):
+    """Four phi steps and 2x2 sub-pixels: the h k l and cell axes are those of the last phi step,
+    seen from the last sub-pixel, as nanoBragg prints them."""
+    from nbnumba import api
+
+    cwd = case_dir(tmp_path)
+    args = [*CASES["phi_osc"]["args"], "-oversample", "2"]
+    result = invoke("run", [*args, "-floatfile", "f.bin", "-nonoise", "-nopgm", "-printout_pixel", "43", "60"], cwd)
+    assert result.exit_code == 0, result.output
+    lines = report(result.stdout)
+    sim = api.simulation(args)
+    last = sim.lattice[-1, -1, -1]  # the last phi step's last mosaic domain, axes a b c (m)
+    axes = np.array([[float(v) for v in line.split()[1:]] for line in lines[11:14]]).T
+    assert axes.ravel() == pytest.approx(last.ravel() * 1e10, abs=1e-7)
+    position = np.array([float(v) for v in lines[1].split()[1:]])
+    diffracted = position / np.linalg.norm(position)
+    q = (diffracted - np.array(sim.detector.beam)) / sim.lambda0
+    hkl = [float(v) for v in lines[2].split("hkl0=")[0].split()[1:]]
+    assert hkl == pytest.approx([float(np.dot(a * 1e-10, q)) for a in axes], abs=2e-5)
