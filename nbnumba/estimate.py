@@ -24,6 +24,13 @@ from .sampling import sane, steps_range_step
 # 21.0e6 pixel-steps) gives 10.7 and 7.1 ns, so these are the higher figures.  Two threads run
 # 1.86-1.97x as fast as one in that table: the time is divided by the thread count.
 CPU_NS_PER_STEP = {"double": 12.0, "single": 8.5}
+# Tricubic interpolation of the structure factors (64 look-ups and the polynomial fits per step)
+# costs about 11 times as much: measured with benchmarks-style warm renders of the golden
+# hkl_interpolate geometry (60 A cell, P1_dense.hkl, N 5, 256 x 256 pixels, 8 phi steps, 1 thread,
+# double), -interpolate and -nointerpolate interleaved: 145-158 ns against 13.2-15.9 ns per step,
+# ratios 9.9, 10.9 and 12.0 (2026-12-01, a shared 2-core machine).  The nearest-F figure there
+# agrees with the 12 ns above.
+TRICUBIC_FACTOR = 11.0
 # No GPU has been measured yet (reports/gpu_benchmark.md does not exist).  A pixel-step is well
 # over 100 floating-point operations (three sincg, the scattering vector, its rotation), and no
 # GPU does more than about 1e14 of those a second: 1e12 pixel-steps/s is an upper bound, so an
@@ -57,6 +64,7 @@ class Estimate:
     device: str  # "cpu", or "gpu" for -device cuda and auto
     precision: str
     threads: int
+    interpolate: bool = False
 
     def factors(self) -> dict[str, int]:
         return {"pixels": self.pixels, "sub-pixels": self.oversample ** 2, "layers": self.layers,
@@ -66,17 +74,22 @@ class Estimate:
     def steps(self) -> float:
         return float(math.prod(self.factors().values()))
 
+    def ns_per_step(self) -> float:
+        """CPU nanoseconds per pixel-step on one thread."""
+        ns = CPU_NS_PER_STEP.get(self.precision, CPU_NS_PER_STEP["double"])
+        return ns * TRICUBIC_FACTOR if self.interpolate else ns
+
     @property
     def seconds(self) -> float:
         """The expected render time on the CPU; on a GPU the least it can take."""
         if self.device == "cpu":
-            return self.steps * CPU_NS_PER_STEP.get(self.precision, CPU_NS_PER_STEP["double"]) * 1e-9 / self.threads
+            return self.steps * self.ns_per_step() * 1e-9 / self.threads
         return self.steps / GPU_MAX_STEPS_PER_S
 
     def rate(self) -> str:
         if self.device == "cpu":
-            ns = CPU_NS_PER_STEP.get(self.precision, CPU_NS_PER_STEP["double"])
-            return f"{ns:g} ns per step on {self.threads} CPU thread{'s' * (self.threads != 1)}"
+            how = " (tricubic interpolation)" if self.interpolate else ""
+            return f"{self.ns_per_step():g} ns per step{how} on {self.threads} CPU thread{'s' * (self.threads != 1)}"
         return f"at least, on a GPU (none measured) doing at most {GPU_MAX_STEPS_PER_S:.0e} steps/s"
 
     def breakdown(self) -> str:
@@ -132,12 +145,13 @@ def source_bound(p: Params) -> int:
 
 
 def work_estimate(p: Params, pixels: int, oversample: int, layers: int, sources: int, phisteps: int,
-                  domains: int) -> Estimate:
+                  domains: int, interpolate: bool) -> Estimate:
     import numba
 
     device = "cpu" if p.device == "cpu" else "gpu"
     threads = p.nthreads if p.nthreads > 0 else numba.config.NUMBA_NUM_THREADS
-    return Estimate(pixels, oversample, layers, sources, phisteps, domains, device, p.precision, max(threads, 1))
+    return Estimate(pixels, oversample, layers, sources, phisteps, domains, device, p.precision, max(threads, 1),
+                    interpolate)
 
 
 def _slips(p: Params) -> str:

@@ -211,14 +211,18 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     sources = build_sources(p, det.beam, det.polar_vector, p.lambda0) if p.sourcefile is not None else None
     pixels = rendered_pixels(det.roi, det.fpixels, det.spixels, mask)
 
-    def work(sub_pixels: int, n_sources: int) -> Estimate:
-        return work_estimate(p, pixels, sub_pixels, thicksteps, n_sources, phisteps, domains)
+    # Interpolation needs a table: from -hkl, or from the Fdump.bin a run without -hkl reads.
+    tricubic = bool(interpolate) and (p.hklfile is not None or os.path.exists(fdump_path))
+
+    def work(sub_pixels: int, n_sources: int, tricubic: bool = tricubic) -> Estimate:
+        return work_estimate(p, pixels, sub_pixels, thicksteps, n_sources, phisteps, domains, tricubic)
 
     n_sources = len(sources.wavelengths) if sources is not None else source_bound(p)
     figures = ""
     if math.isfinite(wanted) and wanted > 0:
         auto = work(math.ceil(wanted), n_sources)
-        figures = f": {auto.steps:.3g} pixel-steps, {'at least' if auto.device != 'cpu' else 'about'} {duration(auto.seconds)}"
+        about = "at least" if auto.device != "cpu" else "about"
+        figures = f": {auto.steps:.3g} pixel-steps, {about} {duration(auto.seconds)}"
     check_automatic_oversample(p, wanted, figures)
     if not wanted < 2**31:  # the reference's int overflows (to INT_MIN, then 1)
         if p.oversample <= 0:
@@ -244,7 +248,7 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     sim = Simulation(p, det, crystal, sources, hkl, hkl_source, mask, Na, Nb, Nc, oversample, recommended,
                      xtal, interpolate, phisteps, phistep, osc, p.phi0, domains, spread, umats, thicksteps,
                      thickstep, thick, mu, fluence, flux, p.lambda0, steps, seed, notes)
-    sim.estimate = work(oversample, len(sources.wavelengths))
+    sim.estimate = work(oversample, len(sources.wavelengths), bool(interpolate))
     if say is not None:
         for _, line in p.slips:
             say("nbnumba: warning: " + line)

@@ -19,7 +19,7 @@ from test_bad_input import BASE, assert_clean_failure, replace
 
 from nbnumba.batch.commands import SWITCHES, VALUED
 from nbnumba.errors import UserError
-from nbnumba.estimate import AUTO_OVERSAMPLE_LIMIT, CPU_NS_PER_STEP
+from nbnumba.estimate import AUTO_OVERSAMPLE_LIMIT, CPU_NS_PER_STEP, TRICUBIC_FACTOR
 from nbnumba.options import FLAGS, SWEEP_OPTIONS, parse_args
 from nbnumba.simulation import build
 
@@ -275,3 +275,13 @@ def test_sweep_table_covers_exactly_the_options_sweep_and_batch_read():
 def test_parse_level_refusal_names_the_flag_as_typed():
     with pytest.raises(UserError, match=r"^-mosaic_dom must be an integer >= 1 \(got 0\)$"):
         parse_args(["-mosaic_dom", "0"])
+
+
+def test_estimate_charges_tricubic_interpolation(tmp_path):
+    (tmp_path / "F.hkl").write_text("0 0 0 10\n1 0 0 5\n0 1 0 5\n0 0 1 5\n")
+    args = [*replace("-default_F"), "-hkl", "F.hkl", "-nthreads", "2", "-oversample", "1"]
+    nearest, _ = accepted(tmp_path, [*args, "-nointerpolate"])
+    tricubic, _ = accepted(tmp_path, [*args, "-interpolate"])
+    assert not nearest.estimate.interpolate and tricubic.estimate.interpolate
+    assert nearest.estimate.seconds == pytest.approx(16 * 16 * CPU_NS_PER_STEP["double"] * 1e-9 / 2)
+    assert tricubic.estimate.seconds == pytest.approx(nearest.estimate.seconds * TRICUBIC_FACTOR)
