@@ -5,7 +5,9 @@ The reference matches each argument against every flag in a fixed order, mostly 
 (`-twotheta_axis` also sets `-twotheta`; `-pix0_vector_mm` is read by `-pix0_vector`).  Users rely
 on those abbreviations and synonyms (`-mosaic_domains`, `-detector_absorb`, `-wavelength`), so the
 table keeps the reference's patterns and order; what it adds is strict values: a missing,
-non-numeric or non-finite value, or an argument that matches no flag, is an error.
+non-numeric or non-finite value, a value outside the flag's domain, or an argument that matches
+no flag, is an error.  Each flag also carries its unit, default and domain (what `nbnumba flags`
+prints) and the values that are legal but almost always a unit slip (warned about).
 """
 
 from __future__ import annotations
