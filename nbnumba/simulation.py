@@ -140,7 +140,8 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
 
     A command outside a flag's domain, or past the work limits (nbnumba.estimate) without
     -force, raises UserError before anything is allocated.  Once everything is checked, the
-    unit-slip warnings and, for a long render, the work estimate go to `say` (None: silent)."""
+    unit-slip warnings and, for a long render with the progress meter on, the work estimate go
+    to `say` (None: silent)."""
     p, mask = parse_command(argv)
     if not (p.lambda0 > 0):
         raise UserError(f"the wavelength must be positive, got {p.lambda0 * 1e10:g} A")
@@ -252,8 +253,8 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     if say is not None:
         for _, line in p.slips:
             say("nbnumba: warning: " + line)
-        if sim.estimate.worth_saying():
-            say("nbnumba: " + sim.estimate.summary())
+        if sim.estimate.worth_saying() and p.progress and not p.printout:
+            say(sim.estimate.summary())  # the first line of the progress display, as unprefixed as the meter
     sim.lattice = phi_lattices(crystal, det.spindle, p.phi0, phistep, phisteps, umats, spread, p.fix_phi0)
     _pack(sim)
     return sim

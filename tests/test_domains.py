@@ -23,6 +23,7 @@ from nbnumba.estimate import AUTO_OVERSAMPLE_LIMIT, CPU_NS_PER_STEP, TRICUBIC_FA
 from nbnumba.options import FLAGS, SWEEP_OPTIONS, parse_args
 from nbnumba.simulation import build
 
+LOUD = [a for a in BASE if a != "-noprogress"]  # BASE with the progress display, where the estimate is
 RIGHT_HANDED = "0.01 0 0\n0 0.01 0\n0 0 0.01\n"
 LEFT_HANDED = "-0.01 0 0\n0 -0.01 0\n0 0 -0.01\n"  # each axis flipped: a*.(b* x c*) < 0
 
@@ -207,17 +208,23 @@ def test_force_renders_past_the_oversampling_limit(tmp_path):
 
 def test_long_render_prints_its_estimate(tmp_path):
     """The issue's 1024 x 1024 at -oversample 60: 1024^2 x 3600 pixel-steps."""
-    sim, said = accepted(tmp_path, [*with_flag("-detpixels", "1024"), "-oversample", "60", "-nthreads", "2"])
+    sim, said = accepted(tmp_path, [*replace("-detpixels", "1024", args=LOUD), "-oversample", "60", "-nthreads", "2"])
     steps = 1024 * 1024 * 60 * 60
     assert sim.estimate.steps == steps
     seconds = steps * CPU_NS_PER_STEP["double"] * 1e-9 / 2
-    assert said == [f"nbnumba: about {seconds:.0f} s of rendering: {steps:.3g} pixel-steps (1048576 pixels x "
+    assert said == [f"about {seconds:.0f} s of rendering: {steps:.3g} pixel-steps (1048576 pixels x "
                     f"60x60 sub-pixels x 1 layer x 1 source x 1 phi step x 1 mosaic domain), "
                     f"12 ns per step on 2 CPU threads"]
 
 
+def test_noprogress_leaves_the_estimate_out(tmp_path):
+    args = [*replace("-detpixels", "1024", args=LOUD), "-oversample", "60", "-nthreads", "2"]
+    assert len(accepted(tmp_path, args)[1]) == 1
+    assert accepted(tmp_path, [*args, "-noprogress"])[1] == []
+
+
 def test_short_render_is_quiet(tmp_path):
-    assert accepted(tmp_path, [*BASE, "-oversample", "8", "-nthreads", "2"])[1] == []
+    assert accepted(tmp_path, [*LOUD, "-oversample", "8", "-nthreads", "2"])[1] == []
 
 
 def test_render_longer_than_a_day_is_refused_unless_forced(tmp_path):
@@ -227,8 +234,8 @@ def test_render_longer_than_a_day_is_refused_unless_forced(tmp_path):
     assert message.startswith("this render would take 3 days (more than a day): 3.77e+13 pixel-steps")
     assert "check -phisteps or -phistep (phi steps); -oversample (sub-pixels)" in message
     assert "-force renders it anyway" in message
-    sim, said = accepted(tmp_path, [*args, "-force"])
-    assert sim.phisteps == 10000 and "about 3 days of rendering" in said[0]
+    sim, said = accepted(tmp_path, [*args, "-force", "-progress"])
+    assert sim.phisteps == 10000 and said[0].startswith("about 3 days of rendering: 3.77e+13 pixel-steps")
 
 
 def test_estimate_counts_roi_mask_and_every_factor(tmp_path):
