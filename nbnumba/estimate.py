@@ -90,7 +90,7 @@ class Estimate:
         if self.device == "cpu":
             how = " (tricubic interpolation)" if self.interpolate else ""
             return f"{self.ns_per_step():g} ns per step{how} on {self.threads} CPU thread{'s' * (self.threads != 1)}"
-        return f"at least, on a GPU (none measured) doing at most {GPU_MAX_STEPS_PER_S:.0e} steps/s"
+        return f"on a GPU doing at most {GPU_MAX_STEPS_PER_S:.0e} pixel-steps/s (no GPU has been measured yet)"
 
     def breakdown(self) -> str:
         parts = [f"{self.pixels} pixels", f"{self.oversample}x{self.oversample} sub-pixels"]
@@ -100,7 +100,8 @@ class Estimate:
         return " x ".join(parts)
 
     def summary(self) -> str:
-        return (f"about {duration(self.seconds)} of rendering: {self.steps:.3g} pixel-steps ({self.breakdown()}), "
+        about = "about" if self.device == "cpu" else "at least"
+        return (f"{about} {duration(self.seconds)} of rendering: {self.steps:.3g} pixel-steps ({self.breakdown()}), "
                 f"{self.rate()}")
 
     def worth_saying(self) -> bool:

@@ -19,7 +19,7 @@ from test_bad_input import BASE, assert_clean_failure, replace
 
 from nbnumba.batch.commands import SWITCHES, VALUED
 from nbnumba.errors import UserError
-from nbnumba.estimate import AUTO_OVERSAMPLE_LIMIT, CPU_NS_PER_STEP, TRICUBIC_FACTOR
+from nbnumba.estimate import AUTO_OVERSAMPLE_LIMIT, CPU_NS_PER_STEP, GPU_MAX_STEPS_PER_S, TRICUBIC_FACTOR
 from nbnumba.options import FLAGS, SWEEP_OPTIONS, parse_args
 from nbnumba.simulation import build
 
@@ -292,3 +292,13 @@ def test_estimate_charges_tricubic_interpolation(tmp_path):
     assert not nearest.estimate.interpolate and tricubic.estimate.interpolate
     assert nearest.estimate.seconds == pytest.approx(16 * 16 * CPU_NS_PER_STEP["double"] * 1e-9 / 2)
     assert tricubic.estimate.seconds == pytest.approx(nearest.estimate.seconds * TRICUBIC_FACTOR)
+
+
+def test_gpu_estimate_is_a_lower_bound_from_the_fastest_rate(tmp_path):
+    """No GPU has been measured: -device cuda gets the least time any GPU could take."""
+    args = [*replace("-detpixels", "1024", args=LOUD), "-oversample", "60", "-phisteps", "1000", "-osc", "1",
+            "-device", "cuda"]
+    sim, said = accepted(tmp_path, args)
+    steps = 1024 * 1024 * 3600 * 1000
+    assert sim.estimate.seconds == pytest.approx(steps / GPU_MAX_STEPS_PER_S)
+    assert said[0].startswith(f"at least {steps / GPU_MAX_STEPS_PER_S:.0f} s of rendering: {steps:.3g} pixel-steps")
