@@ -296,9 +296,9 @@ def test_estimate_charges_tricubic_interpolation(tmp_path):
 
 def test_gpu_estimate_is_a_lower_bound_from_the_fastest_rate(tmp_path):
     """No GPU has been measured: -device cuda gets the least time any GPU could take."""
-    args = [*replace("-detpixels", "1024", args=LOUD), "-oversample", "60", "-phisteps", "1000", "-osc", "1",
+    args = [*replace("-detpixels", "1024", args=LOUD), "-oversample", "60", "-phisteps", "10000", "-osc", "1",
             "-device", "cuda"]
     sim, said = accepted(tmp_path, args)
-    steps = 1024 * 1024 * 3600 * 1000
+    steps = 1024 * 1024 * 3600 * 10000
     assert sim.estimate.seconds == pytest.approx(steps / GPU_MAX_STEPS_PER_S)
     assert said[0].startswith(f"at least {steps / GPU_MAX_STEPS_PER_S:.0f} s of rendering: {steps:.3g} pixel-steps")
