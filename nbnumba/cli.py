@@ -170,14 +170,34 @@ def trace(pixel, args) -> None:
 
 
 @main.command()
-def flags() -> None:
-    """Print the flag reference (Markdown), generated from the parser's own table."""
-    from .options import flag_table
+@click.argument("word", required=False)
+def flags(word) -> None:
+    """Print the flag reference (Markdown) from the parser's own tables: each flag's values,
+    default, unit and domain.  WORD keeps the flags whose name or meaning contains it."""
+    from .options import flag_table, sweep_table
 
-    click.echo("| flag | values | meaning |")
-    click.echo("| --- | --- | --- |")
-    for name, nargs, text in flag_table():
-        click.echo(f"| `{name}` | {nargs} | {text} |")
+    def keep(row) -> bool:
+        return word is None or word.lower() in row[0].lower() or word.lower() in row[-1].lower()
+
+    run_rows = [row for row in flag_table() if keep(row)]
+    sweep_rows = [row for row in sweep_table() if keep(row)]
+    if not run_rows and not sweep_rows:
+        click.echo(f"nbnumba: no flag or option matches {word!r}", err=True)
+        sys.exit(1)
+    if run_rows:
+        click.echo("| flag | values | default | unit | domain | meaning |")
+        click.echo("| --- | --- | --- | --- | --- | --- |")
+        for name, nargs, default, unit, domain, text in run_rows:
+            click.echo(f"| `{name}` | {nargs} | {default} | {unit} | {domain} | {text} |")
+    if sweep_rows:
+        if run_rows:
+            click.echo("")
+        click.echo("Options of `sweep` and `batch` themselves (one dash or two; `--name=value` works too):")
+        click.echo("")
+        click.echo("| option | values | default | domain | commands | meaning |")
+        click.echo("| --- | --- | --- | --- | --- | --- |")
+        for name, nargs, default, domain, commands, text in sweep_rows:
+            click.echo(f"| `{name}` | {nargs} | {default} | {domain} | {commands} | {text} |")
 
 
 @main.command("trace-diff")

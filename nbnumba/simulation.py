@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -16,7 +18,10 @@ from .compiled import cpu64
 from .crystal import Crystal, build_crystal, length, phi_lattices
 from .detector import Detector, build_detector
 from .errors import UserError
+from .estimate import (Estimate, check_automatic_oversample, check_time, duration, rendered_pixels, source_bound,
+                       work_estimate)
 from .io.hkl import HKLTable, read_fdump, read_hkl
+from .io.matrix import check_orientation, read_mosflm_matrix
 from .io.smv import read_smv, smv_value
 from .io.textcolumns import read_columns
 from .options import RTD, parse_args
@@ -84,6 +89,7 @@ class Simulation:
     recip: np.ndarray | None = None
     Fgrid: np.ndarray | None = None
     source_table: np.ndarray | None = None
+    estimate: Estimate | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -139,19 +145,26 @@ def _structure_factors(p: Params, fdump_path: str) -> tuple[HKLTable | None, str
     return None, "default"
 
 
-def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] | None = _to_stderr) -> Simulation:
     """Everything a kernel needs.  Without -hkl the structure factors come from `fdump_path`
-    when it exists (the reference reads Fdump.bin from the current directory)."""
+    when it exists (the reference reads Fdump.bin from the current directory).
+
+    A command outside a flag's domain, or past the work limits (nbnumba.estimate) without
+    -force, raises UserError before anything is allocated.  Once everything is checked, the
+    unit-slip warnings and, for a long render with the progress meter on, the work estimate go
+    to `say` (None: silent)."""
     p, mask = parse_command(argv)
     if not (p.lambda0 > 0):
         raise UserError(f"the wavelength must be positive, got {p.lambda0 * 1e10:g} A")
-    for name, value in (("-N/-Na", p.Na), ("-Nb", p.Nb), ("-Nc", p.Nc)):
-        if value < 0:
-            raise UserError(f"{name} must not be negative, got {value:g}")
-    if p.oversample > 100:
-        raise UserError(f"-oversample {p.oversample} is too large (at most 100)")
+    if p.matfile is not None:
+        check_orientation(p.matfile, *read_mosflm_matrix(p.matfile))
     notes: list[str] = []
     det = build_detector(p)
+    _check_inside(p, det)
     if mask is not None and mask.shape != (det.spixels, det.fpixels):
         raise UserError(f"{p.maskfile}: mask is {mask.shape[1]}x{mask.shape[0]} pixels but the detector is "
                         f"{det.fpixels}x{det.spixels}")
@@ -209,6 +222,24 @@ def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
     xtal = (length(crystal.a) * Na, length(crystal.b) * Nb, length(crystal.c) * Nc)
     reciprocal_pixel = p.lambda0 * det.distance / det.pixel_size
     wanted = 3.0 * max(xtal) / reciprocal_pixel if reciprocal_pixel > 0 else math.inf
+
+    # The work limits come before anything that grows with the work is built or read.
+    sources = build_sources(p, det.beam, det.polar_vector, p.lambda0) if p.sourcefile is not None else None
+    pixels = rendered_pixels(det.roi, det.fpixels, det.spixels, mask)
+
+    # Interpolation needs a table: from -hkl, or from the Fdump.bin a run without -hkl reads.
+    tricubic = bool(interpolate) and (p.hklfile is not None or os.path.exists(fdump_path))
+
+    def work(sub_pixels: int, n_sources: int, tricubic: bool = tricubic) -> Estimate:
+        return work_estimate(p, pixels, sub_pixels, thicksteps, n_sources, phisteps, domains, tricubic)
+
+    n_sources = len(sources.wavelengths) if sources is not None else source_bound(p)
+    figures = ""
+    if math.isfinite(wanted) and wanted > 0:
+        auto = work(math.ceil(wanted), n_sources)
+        about = "at least" if auto.device != "cpu" else "about"
+        figures = f": {auto.steps:.3g} pixel-steps, {about} {duration(auto.seconds)}"
+    check_automatic_oversample(p, wanted, figures)
     if not wanted < 2**31:  # the reference's int overflows (to INT_MIN, then 1)
         if p.oversample <= 0:
             raise UserError(f"the automatic oversample would be {wanted:g} sub-pixels a side; give -oversample")
@@ -216,6 +247,8 @@ def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
     recommended = math.ceil(wanted)
     recommended = 1 if recommended <= 0 else recommended
     oversample = recommended if p.oversample <= 0 else p.oversample
+    check_time(p, work(oversample, n_sources))
+    _check_memory(det, phisteps * domains)
 
     hkl, hkl_source = _structure_factors(p, fdump_path)
     if hkl is None or hkl.count == 0:
@@ -223,17 +256,36 @@ def build(argv: list[str], fdump_path: str = FDUMP) -> Simulation:
     if p.stol_file is not None:
         read_columns(p.stol_file, 2)
 
-    sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
+    if sources is None:
+        sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
     umats = rng.domain_rotations(spread, domains, p.mosaic_seed)
     steps = len(sources.wavelengths) * domains * phisteps * oversample * oversample
-    _check_memory(det)
 
     sim = Simulation(p, det, crystal, sources, hkl, hkl_source, mask, Na, Nb, Nc, oversample, recommended,
                      xtal, interpolate, phisteps, phistep, osc, p.phi0, domains, spread, umats, thicksteps,
                      thickstep, thick, mu, fluence, flux, p.lambda0, steps, seed, notes)
+    sim.estimate = work(oversample, len(sources.wavelengths), bool(interpolate))
+    if say is not None:
+        for _, line in p.slips:
+            say("nbnumba: warning: " + line)
+        if sim.estimate.worth_saying() and p.progress and not p.printout:
+            say(sim.estimate.summary())  # the first line of the progress display, as unprefixed as the meter
     sim.lattice = phi_lattices(crystal, det.spindle, p.phi0, phistep, phisteps, umats, spread, p.fix_phi0)
     _pack(sim)
     return sim
+
+
+def _check_inside(p: Params, det: Detector) -> None:
+    """Pixel ranges must meet the detector (the reference clips a -roi and renders nothing
+    when none of it is on the detector)."""
+    if p.roi is not None and (p.roi[0] >= det.fpixels or p.roi[2] >= det.spixels):
+        raise UserError(f"-roi {' '.join(map(str, p.roi))} is outside the {det.fpixels}x{det.spixels} detector "
+                        f"(x from 0 to {det.fpixels - 1}, y from 0 to {det.spixels - 1})")
+    for flag, slow, fast in (("-trace_pixel", p.trace_spixel, p.trace_fpixel),
+                             ("-printout_pixel", p.printout_spixel, p.printout_fpixel)):
+        if (slow >= 0 or fast >= 0) and not (0 <= slow < det.spixels and 0 <= fast < det.fpixels):
+            raise UserError(f"{flag}: pixel (slow {slow}, fast {fast}) is outside the "
+                            f"{det.fpixels}x{det.spixels} detector")
 
 
 def _cells(cells: float, axis: str) -> int:
@@ -242,16 +294,17 @@ def _cells(cells: float, axis: str) -> int:
     return math.ceil(cells)
 
 
-def _check_memory(det: Detector) -> None:
-    """Refuse an image whose buffers cannot fit, before allocating anything."""
-    needed = det.fpixels * det.spixels * 16
+def _check_memory(det: Detector, lattices: int) -> None:
+    """Refuse an image whose buffers, or a set of rotated lattices (9 numbers per phi step and
+    mosaic domain), that cannot fit, before allocating anything."""
+    needed = det.fpixels * det.spixels * 16 + lattices * 72
     try:
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return
     if needed > available:
-        raise UserError(f"a {det.fpixels}x{det.spixels} detector needs {needed / 2**30:.1f} GiB of memory "
-                        f"but only {available / 2**30:.1f} GiB is available")
+        raise UserError(f"a {det.fpixels}x{det.spixels} detector with {lattices} phi steps x mosaic domains needs "
+                        f"{needed / 2**30:.1f} GiB of memory but only {available / 2**30:.1f} GiB is available")
 
 
 def _pack(sim: Simulation) -> None:
