@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import interrupt
 from . import layout as L
 from .simulation import Simulation
 
@@ -67,10 +68,12 @@ class Progress:
         if percent != self.shown:
             self.shown = percent
             print(f"\r{percent:3d}% done", end="", file=sys.stderr, flush=True)
+            interrupt.line_open(True)
 
     def close(self) -> None:
         if self.enabled and self.shown >= 0:
             print(file=sys.stderr, flush=True)
+            interrupt.line_open(False)
 
 
 def render(sim: Simulation, backend, precision: str = "double", progress: bool = False) -> Rendered:

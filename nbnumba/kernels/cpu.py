@@ -35,7 +35,8 @@ def strip_width(s, f, start, stop, ints, mask):
     return width
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+# nogil: the call may last minutes; the main thread must stay free to take a signal (nbnumba.interrupt)
+@numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
 def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace):
     """Render scan indices [ints[I_RENDER_FROM], ints[I_RENDER_TO]) into `image`.
 
