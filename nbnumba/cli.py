@@ -183,6 +183,9 @@ def console() -> None:
     teardown, which would spend about 0.2 s unloading Numba, its thread pool and LLVM: by then
     every output file is closed and synced, and the streams are flushed here.  Worker processes
     or threads still alive (a Dask cluster) get the ordinary exit, which shuts them down."""
+    from . import interrupt
+
+    interrupt.install()  # until a command's own handling starts, and after it ends
     try:
         main()
         code = 0

@@ -28,7 +28,7 @@ from .io import atomic
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 WORDS = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}
 POLL = 0.05  # s: the main thread's longest wait; a signal taken by another thread wakes no one
-CHILDREN_S = 0.5  # s given to child processes to leave on SIGTERM before they are killed
+CHILDREN_S = 0.2  # s given to child processes to leave on SIGTERM before they are killed
 SWITCH_S = 1e-4  # s: the interpreter's thread switch interval once a signal came
 
 _received: list = []  # signal numbers, in order of arrival
@@ -80,6 +80,17 @@ def line_open(is_open: bool) -> None:
     """A progress meter says whether its last line on stderr is unfinished (then the exit
     message starts on a line of its own)."""
     _line_open[0] = is_open
+
+
+def install() -> None:
+    """Make SIGINT and SIGTERM end the process at once (`terminate`) outside `call` too: while
+    the command line is parsed, and after the work is done."""
+    for signum in SIGNALS:
+        signal.signal(signum, _terminate_now)
+
+
+def _terminate_now(signum, frame) -> None:
+    terminate(signum)
 
 
 def call(action, *args):
