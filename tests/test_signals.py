@@ -207,3 +207,22 @@ def test_long_kernels_release_the_gil():
 
     for kernel in (cpu.render_rows, trace.trace_pixel):
         assert kernel.targetoptions.get("nogil") is True, kernel
+
+
+def test_abandon_removes_unfinished_writes_and_refuses_later_ones(tmp_path, monkeypatch):
+    """What a signal does to the writes of the thread it cuts off (io.atomic.abandon)."""
+    from nbnumba.errors import RuntimeFailure
+    from nbnumba.io import atomic
+
+    monkeypatch.setattr(atomic, "_abandoned", False)  # restored after the test: this process writes on
+    target = tmp_path / "out.img"
+    target.write_bytes(b"an earlier image")
+    with pytest.raises(RuntimeFailure, match="stopping"):
+        with atomic.atomic_open(target) as f:
+            f.write(b"half of a new image")
+            assert len(list(tmp_path.iterdir())) == 2  # the image and its temporary file
+            atomic.abandon()
+            assert [p.name for p in tmp_path.iterdir()] == ["out.img"]
+    with pytest.raises(RuntimeFailure, match="stopping"):
+        atomic.atomic_write_bytes(tmp_path / "other.bin", b"later")
+    assert snapshot(tmp_path) == {"out.img": b"an earlier image"}
