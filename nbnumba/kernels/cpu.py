@@ -10,8 +10,10 @@ from .. import layout as L
 from ..compiled import cpu64, render_strip, strip_buffers
 
 pixel_active = cpu64.pixel_active
-# rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time
-numba.set_parallel_chunksize(2)
+# rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time.  Numba keeps this
+# setting per thread, and renders run in whichever thread a command works in: render.py sets it
+# around each pass.
+CHUNKSIZE = 2
 
 
 @numba.njit(cache=True)
