@@ -14,32 +14,29 @@ from .errors import UserError
 PASSTHROUGH = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=["--help"])
 
 
-class _Terminated(SystemExit):
-    """SIGTERM: reported like an interruption; a plain exit with code 143 outside _guarded."""
-
-
-def _terminate(signum, frame):
-    raise _Terminated(143)
+def _quietly(action, *args):
+    with np.errstate(all="ignore"):  # host-side float warnings on extreme inputs are noise, not output
+        return action(*args)
 
 
 def _guarded(action, *args) -> None:
-    """Run an action; a user's mistake or an interruption ends in one line on stderr, no traceback."""
-    signal.signal(signal.SIGTERM, _terminate)
+    """Run an action; a user's mistake or an interruption ends in one line on stderr, no traceback.
+    The action runs in a worker thread (nbnumba.interrupt): SIGINT and SIGTERM end the command
+    at once, with exit 130 and 143, whatever it is doing."""
+    from . import interrupt
+
     try:
-        with np.errstate(all="ignore"):  # host-side float warnings on extreme inputs are noise, not output
-            action(*args)
+        interrupt.call(_quietly, action, *args)
     except UserError as err:
         click.echo("nbnumba: error: " + " ".join(str(err).splitlines()), err=True)  # one line, always
         sys.exit(err.exit_code)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(0)
-    except KeyboardInterrupt:
-        click.echo("nbnumba: interrupted", err=True)
-        sys.exit(130)
-    except _Terminated:
-        click.echo("nbnumba: terminated", err=True)
-        sys.exit(143)
+    except KeyboardInterrupt as err:  # raised by the work itself (a test hook), not a signal
+        signum = getattr(err, "signum", signal.SIGINT)
+        click.echo(interrupt.message(signum), err=True)
+        sys.exit(interrupt.exit_code(signum))
     except MemoryError:
         click.echo("nbnumba: error: out of memory (try a smaller detector or -roi)", err=True)
         sys.exit(1)
@@ -248,6 +245,9 @@ def console() -> None:
     teardown, which would spend about 0.2 s unloading Numba, its thread pool and LLVM: by then
     every output file is closed and synced, and the streams are flushed here.  Worker processes
     or threads still alive (a Dask cluster) get the ordinary exit, which shuts them down."""
+    from . import interrupt
+
+    interrupt.install()  # until a command's own handling starts, and after it ends
     try:
         main()
         code = 0

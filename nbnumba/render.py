@@ -4,12 +4,15 @@ exactly from what each pass reports."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
+from . import interrupt
 from . import layout as L
 from .simulation import Simulation
 
@@ -67,10 +70,12 @@ class Progress:
         if percent != self.shown:
             self.shown = percent
             print(f"\r{percent:3d}% done", end="", file=sys.stderr, flush=True)
+            interrupt.line_open(True)
 
     def close(self) -> None:
         if self.enabled and self.shown >= 0:
             print(file=sys.stderr, flush=True)
+            interrupt.line_open(False)
 
 
 def render(sim: Simulation, backend, precision: str = "double", progress: bool = False) -> Rendered:
@@ -105,13 +110,15 @@ def _pass(backend, arrays, spixels, fpixels, start, stop, progress, out=None):
     rows = spixels if getattr(backend, "WHOLE_IMAGE", False) else max(64, spixels // 50)
     block = fpixels * rows
     trace = np.zeros((1, L.TRACE_WIDTH))
+    chunks = getattr(backend, "CHUNKSIZE", 0)  # the parallel loop's chunk size: Numba's setting is per thread
     try:
-        for lo in range(start, stop, block):
-            ints[L.I_RENDER_FROM] = lo
-            ints[L.I_RENDER_TO] = min(stop, lo + block)
-            backend.render_rows(arrays["geo"], ints, arrays["sources"], arrays["lattice"], arrays["recip"],
-                                arrays["Fhkl"], arrays["mask"], image, omega_rows, flag_rows, trace)
-            meter.update(min(stop, lo + block) - start)
+        with numba.parallel_chunksize(chunks) if chunks else contextlib.nullcontext():
+            for lo in range(start, stop, block):
+                ints[L.I_RENDER_FROM] = lo
+                ints[L.I_RENDER_TO] = min(stop, lo + block)
+                backend.render_rows(arrays["geo"], ints, arrays["sources"], arrays["lattice"], arrays["recip"],
+                                    arrays["Fhkl"], arrays["mask"], image, omega_rows, flag_rows, trace)
+                meter.update(min(stop, lo + block) - start)
     finally:  # an interruption's message must start on a line of its own
         meter.close()
     return image, omega_rows, flag_rows

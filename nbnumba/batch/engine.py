@@ -3,23 +3,31 @@ frame as it completes, show progress, and end with a summary.
 
 Exit status: 0 when every frame is done (or -max_frames stopped early on purpose), 1 when any
 frame failed, 2 for a mistake found before rendering (bad flags, unreadable job file), 130 when
-interrupted (the cluster is closed first; what completed is in the manifest).
+interrupted (SIGINT, Ctrl-C) and 143 when terminated (SIGTERM).  An interruption stops every
+worker's writing at once (jobs.stop_run), records in the manifest exactly the frames whose files
+were all written (those whose results had not yet arrived too), prints the summary and leaves;
+the embedded cluster's processes are stopped on the way out (nbnumba.interrupt).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 
+from .. import interrupt
 from ..errors import RuntimeFailure, UserError
 from .frames import Job
 from .manifest import Manifest
 
 RETRIES = 2  # extra attempts for a frame whose task raised (a worker that died is rescheduled by Dask)
 HOOKS_ENV = "NBNUMBA_BATCH_HOOKS"  # tests only: JSON of fault-injection hooks (see jobs.py)
+POLL_S = 0.02  # the client's wait between looks at the frames and at a signal
+GRACE_S = 3.0  # after a signal: time to stop the workers and save the manifest before being cut off
 
 
 @dataclass
@@ -66,6 +74,7 @@ class Progress:
             self.width = max(getattr(self, "width", 0), len(text))
             print("\r" + text.ljust(self.width), end="", file=self.stream, flush=True)
             self.drawn = True
+            interrupt.line_open(True)
         else:
             tenth = 10 * done // self.total
             if tenth != self.shown_tenth:
@@ -76,6 +85,7 @@ class Progress:
         if self.enabled and self.tty and self.drawn:
             print(file=self.stream, flush=True)
             self.drawn = False
+            interrupt.line_open(False)
 
 
 def _describe(err: BaseException) -> str:
@@ -89,8 +99,14 @@ def _describe(err: BaseException) -> str:
 
 
 def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
-    """Render the job's frames that are not done; return the exit status (0 or 1).  A
-    KeyboardInterrupt (Ctrl-C) closes the cluster, saves the manifest and propagates."""
+    """Render the job's frames that are not done; return the exit status (0 or 1).  A signal
+    (nbnumba.interrupt) or a KeyboardInterrupt stops the workers, saves the manifest and
+    propagates."""
+    with interrupt.grace(GRACE_S):
+        return _run_job(job, opts, say, warn)
+
+
+def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
     from .cluster import start
     from .jobs import render_frame
 
@@ -120,6 +136,7 @@ def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
                 f"{len(job.errors)} refused; {engine.description}")
             worker_hooks = {k: v for k, v in opts.hooks.items() if k in ("kill_marker", "kill_key",
                                                                           "render_log", "delay")}
+            interrupt.check()
             rendered, interrupted, render_seconds = _render(engine, todo, opts, worker_hooks, manifest, failed,
                                                             render_frame)
         manifest.flush()
@@ -130,7 +147,8 @@ def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
             manifest.flush()
         finally:
             manifest.close()
-            if engine is not None:
+            # after a signal the way out stops the embedded cluster's processes at once
+            if engine is not None and not interrupt.requested():
                 engine.close()
     seconds = time.perf_counter() - t0
     rate = (f" ({len(rendered) / seconds:.2f} frames/s; {len(rendered) / render_seconds:.2f} after "
@@ -143,6 +161,7 @@ def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
     for key, label, message in failed:
         warn(f"nbnumba: failed: {label}: {message}")
     if interrupted:
+        interrupt.check()
         raise KeyboardInterrupt
     if not_done and opts.max_frames is not None:
         say(f"{not_done} frames left (-max_frames {opts.max_frames}): run the same command again to continue")
@@ -165,10 +184,11 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame):
 
     client = engine.client
     t0 = time.perf_counter()
+    run = uuid.uuid4().hex
     by_key = {}
     futures = []
     for frame in todo:
-        future = client.submit(render_frame, frame, engine.threads, worker_hooks, retries=RETRIES,
+        future = client.submit(render_frame, frame, engine.threads, worker_hooks, run, retries=RETRIES,
                                pure=False, key=f"nbnumba-{frame.job}-{frame.key}-{frame.digest[:12]}")
         by_key[future.key] = frame
         futures.append(future)
@@ -176,30 +196,64 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame):
     meter = Progress(opts.progress, len(todo))
     interrupt_after = opts.hooks.get("interrupt_after")
     done = 0
+    pending = as_completed(futures)
     try:
-        for future in as_completed(futures):
-            frame = by_key[future.key]
-            try:
-                result = future.result()
-            except Exception as err:  # noqa: BLE001 - reported per frame
-                result = {"ok": False, "error": _describe(err)}
-            if result.get("ok"):
-                manifest.record(frame, result, result.get("worker"))
-                rendered.append(frame.key)
-            else:
-                failed.append((frame.key, frame.label, result["error"]))
-                manifest.record_failure(frame.key, frame.label, result["error"], frame.digest)
-                meter.close()
-                print(f"nbnumba: {frame.label}: {result['error']}", file=sys.stderr, flush=True)
-            future.release()
-            done += 1
-            manifest.flush(force=False)
-            meter.update(done, len(failed))
-            if interrupt_after is not None and done >= int(interrupt_after):
-                raise KeyboardInterrupt
+        while not pending.is_empty():
+            interrupt.check()
+            if not pending.has_ready():
+                time.sleep(POLL_S)
+                continue
+            for future in pending.next_batch(block=False):
+                frame = by_key[future.key]
+                try:
+                    result = future.result()
+                except Exception as err:  # noqa: BLE001 - reported per frame
+                    result = {"ok": False, "error": _describe(err)}
+                if result.get("ok"):
+                    manifest.record(frame, result, result.get("worker"))
+                    rendered.append(frame.key)
+                else:
+                    failed.append((frame.key, frame.label, result["error"]))
+                    manifest.record_failure(frame.key, frame.label, result["error"], frame.digest)
+                    meter.close()
+                    print(f"nbnumba: {frame.label}: {result['error']}", file=sys.stderr, flush=True)
+                future.release()
+                done += 1
+                manifest.flush(force=False)
+                meter.update(done, len(failed))
+                if interrupt_after is not None and done >= int(interrupt_after):
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         meter.close()
-        client.cancel([f for f in futures if not f.done()])
+        _stop(engine, run, futures, {f.key: f for f in todo}, manifest, rendered, failed)
         return rendered, True, time.perf_counter() - t0
     meter.close()
+    with contextlib.suppress(Exception):
+        from .jobs import forget_run
+        client.run(forget_run, run)
     return rendered, False, time.perf_counter() - t0
+
+
+def _stop(engine, run, futures, frames, manifest, rendered, failed) -> None:
+    """Stop the run's writing on every worker and record the frames that were written but whose
+    results had not arrived: the manifest then holds exactly the frames complete on disk."""
+    from .jobs import stop_run
+
+    client = engine.client
+    # the embedded cluster's nannies must not start new workers when theirs are stopped
+    for nanny in getattr(engine.cluster, "workers", {}).values():
+        with contextlib.suppress(Exception):
+            nanny.close_gracefully()
+    try:
+        written = client.run(stop_run, run)
+    except Exception:  # noqa: BLE001 - workers unreachable: what arrived is what is known
+        written = {}
+    settled = set(rendered) | {key for key, _, _ in failed}
+    for results in written.values():
+        for key, result in results.items():
+            if key in frames and key not in settled:
+                manifest.record(frames[key], result, result.get("worker"))
+                rendered.append(key)
+                settled.add(key)
+    with contextlib.suppress(Exception):
+        client.cancel([f for f in futures if not f.done()])

@@ -26,6 +26,13 @@ _lock = threading.Lock()
 _render_lock = threading.Lock()
 _jobs: dict = {}  # job key -> {"frames": n, "seconds": s, "first": seconds of the first frame}
 _installed = False
+# An interrupted client stops its run on every worker (stop_run): from then on no frame of that
+# run writes a file, and the client learns every frame whose files were all written, so that its
+# manifest records exactly those.  A frame's files are written, and the frame counted, under
+# _write_lock, which stop_run takes too.
+_write_lock = threading.Lock()
+_finished: dict = {}  # run id -> {frame key: result} of the frames written here
+_stopped: set = set()  # run ids whose frames must not write any more
 
 
 @functools.lru_cache(maxsize=16)
@@ -61,9 +68,31 @@ def dask_setup(worker) -> None:
     cluster); the workers ignore SIGINT instead of printing tracebacks."""
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # the interrupted client stops its workers with SIGTERM: leave no temporary file behind
+        signal.signal(signal.SIGTERM, _leave)
     except ValueError:  # not the main thread: nothing to do
         pass
     install_hkl_cache()
+
+
+def _leave(signum, frame) -> None:
+    from ..io import atomic
+    atomic.abandon()
+    os._exit(128 + signum)
+
+
+def stop_run(run: str, dask_worker=None) -> dict:
+    """On every worker, through `client.run`: no frame of `run` writes a file here any more;
+    returns {frame key: result} of the frames of `run` that this worker wrote."""
+    with _write_lock:
+        _stopped.add(run)
+        return dict(_finished.get(run, {}))
+
+
+def forget_run(run: str, dask_worker=None) -> None:
+    """The client has every result of `run`: drop what this worker kept of it."""
+    with _write_lock:
+        _finished.pop(run, None)
 
 
 def _hook_kill(frame, hooks: dict) -> None:
@@ -90,9 +119,10 @@ def _hook_log(frame, hooks: dict) -> None:
             os.close(fd)
 
 
-def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
+def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = "") -> dict:
     """Build, render and write one frame (the work of `nbnumba run` without its printing, and
-    without writing Fdump.bin).  `threads`: Numba threads when the argv gives no -nthreads."""
+    without writing Fdump.bin).  `threads`: Numba threads when the argv gives no -nthreads;
+    `run`: the client's run id (see stop_run)."""
     import numba
 
     from ..api import backend_for, set_threads
@@ -101,6 +131,8 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
     from ..simulation import build
 
     hooks = hooks or {}
+    if run in _stopped:
+        return {"key": frame.key, "ok": False, "error": "stopped: the command was interrupted"}
     _hook_kill(frame, hooks)
     if hooks.get("delay"):
         time.sleep(float(hooks["delay"]))
@@ -115,19 +147,24 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
             set_threads(sim.params.nthreads or min(threads, numba.config.NUMBA_NUM_THREADS))
             done = render(sim, backend, sim.params.precision)
         stats = statistics(sim, done.image)
-        write_outputs(sim, done.image, stats, lambda line: None)
+        with _write_lock:
+            if run in _stopped:
+                return {"key": frame.key, "ok": False, "error": "stopped: the command was interrupted"}
+            write_outputs(sim, done.image, stats, lambda line: None)
+            seconds = time.perf_counter() - t0
+            result.update(ok=True, error=None, seconds=seconds, device=backend.__name__.rsplit(".", 1)[-1],
+                          max_I=stats.max_I, mean=stats.mean, worker=_worker_address())
+            if run:
+                _finished.setdefault(run, {})[frame.key] = result
     except UserError as err:
         result.update(ok=False, error=str(err), seconds=time.perf_counter() - t0)
         return result
-    seconds = time.perf_counter() - t0
     with _lock:
         state = _jobs.setdefault(frame.job, {"frames": 0, "seconds": 0.0, "first": seconds})
         state["frames"] += 1
         state["seconds"] += seconds
         result["worker_frames"] = state["frames"]
     _hook_log(frame, hooks)
-    result.update(ok=True, error=None, seconds=seconds, device=backend.__name__.rsplit(".", 1)[-1],
-                  max_I=stats.max_I, mean=stats.mean, worker=_worker_address())
     return result
 
 

@@ -1,12 +1,21 @@
 """Output files appear complete or not at all: an interrupted or failed write never leaves a
-truncated image behind, and never destroys the file it was meant to replace."""
+truncated image behind, and never destroys the file it was meant to replace.
+
+A process cut off by a signal (nbnumba.interrupt) does not unwind the thread that was writing:
+it calls `abandon`, which removes the temporary files of the writes under way and makes sure
+that none of them replaces its target afterwards."""
 
 import contextlib
 import os
 import stat
+import threading
 import uuid
 
 from ..errors import RuntimeFailure
+
+_lock = threading.Lock()  # held while a temporary file is created or renamed over its target
+_pending: set = set()  # temporary files not yet renamed
+_abandoned = False
 
 
 def _failure(path, error: OSError) -> RuntimeFailure:
@@ -36,23 +45,52 @@ def atomic_open(path):
         return
     directory, name = os.path.split(target)
     temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        # 0o666 lets the umask decide the final permissions, as for any newly created file.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as e:
-        raise _failure(path, e) from None
+    with _lock:
+        _refuse_if_abandoned(path)
+        try:
+            # 0o666 lets the umask decide the final permissions, as for any newly created file.
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as e:
+            raise _failure(path, e) from None
+        _pending.add(temp)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temp, target)
+        with _lock:
+            _refuse_if_abandoned(path)
+            os.replace(temp, target)
+            _pending.discard(temp)
     except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(temp)
+        _pending.discard(temp)
         if isinstance(e, OSError):
             raise _failure(path, e) from e
         raise
+
+
+def _refuse_if_abandoned(path) -> None:
+    if _abandoned:
+        raise RuntimeFailure(f"not writing {path}: the process is stopping")
+
+
+def abandon(timeout: float = 2.0) -> None:
+    """Remove the temporary files of every write under way and refuse every later write or
+    rename in this process: called on the way out of an interrupted command, from any thread.
+    A rename already under way completes first (waited for up to `timeout` seconds)."""
+    global _abandoned
+    locked = _lock.acquire(timeout=timeout)
+    try:
+        _abandoned = True
+        for temp in list(_pending):
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+        _pending.clear()
+    finally:
+        if locked:
+            _lock.release()
 
 
 def atomic_write_bytes(path, *chunks) -> None:

@@ -10,8 +10,10 @@ from .. import layout as L
 from ..compiled import cpu64, render_strip, strip_buffers
 
 pixel_active = cpu64.pixel_active
-# rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time
-numba.set_parallel_chunksize(2)
+# rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time.  Numba keeps this
+# setting per thread, and renders run in whichever thread a command works in: render.py sets it
+# around each pass.
+CHUNKSIZE = 2
 
 
 @numba.njit(cache=True)
@@ -35,7 +37,8 @@ def strip_width(s, f, start, stop, ints, mask):
     return width
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+# nogil: the call may last minutes; the main thread must stay free to take a signal (nbnumba.interrupt)
+@numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
 def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace):
     """Render scan indices [ints[I_RENDER_FROM], ints[I_RENDER_TO]) into `image`.
 

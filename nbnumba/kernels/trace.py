@@ -8,7 +8,7 @@ from .. import layout as L
 from ..compiled import render_strip, strip_buffers
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # one pixel may take minutes: the main thread takes the signals
 def trace_pixel(spixel, fpixel, geo, ints, sources, lattice, recip, Fhkl, trace):
     """Render one pixel as a strip of its own; returns its value."""
     state, tally, scratch = strip_buffers(geo, 1)
