@@ -1,0 +1,151 @@
+"""`nbnumba nonbragg` against nonBragg's recorded outputs (../shared/suite/nonbragg) and bad inputs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nbnumba.cli import main
+
+SUITE = Path(__file__).resolve().parents[1].parent / "shared" / "suite"
+MANIFEST = json.loads((SUITE / "manifest.json").read_text())["cases"] if SUITE.exists() else {}
+CASES = sorted(name.split("/", 1)[1] for name, case in MANIFEST.items() if case["program"] == "nonbragg")
+needs_suite = pytest.mark.skipif(not SUITE.exists(), reason="suite corpus ../shared/suite not present")
+WATER = ["-stol", "inputs/water.stol", "-thickness", "0.1", "-density", "1", "-MW", "18", "-lambda", "1",
+         "-flux", "1e12", "-exposure", "1", "-beamsize", "0.1", "-distance", "100", "-pixel", "0.2"]
+
+
+def output_flags(files: dict) -> list[str]:
+    """The output flags the corpus runner added (suite README)."""
+    flags = ["-floatfile", "float.bin", "-noprogress"]
+    if "int" in files:
+        flags += ["-intfile", "int.img"]
+    flags += ["-noisefile", "noise.img"] if "noise" in files else ["-nonoise"]
+    flags += ["-pgmfile", "image.pgm"] if "pgm" in files else ["-nopgm"]
+    return flags
+
+
+def invoke(args: list[str], cwd: Path):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, ["nonbragg", *args], catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Every case rendered once, in its own folder (inputs/ points at the corpus inputs)."""
+    results = {}
+    for name in CASES:
+        folder = tmp_path_factory.mktemp(name)
+        os.symlink(SUITE / "inputs", folder / "inputs")
+        case = MANIFEST[f"nonbragg/{name}"]
+        results[name] = (folder, invoke([*case["args"], *output_flags(case["files"])], folder))
+    return results
+
+
+def reference_float(name: str) -> np.ndarray:
+    return np.frombuffer(gzip.decompress((SUITE / "nonbragg" / name / "float.bin.gz").read_bytes()), dtype="<f4")
+
+
+@needs_suite
+@pytest.mark.parametrize("name", CASES)
+def test_case(rendered, name):
+    folder, result = rendered[name]
+    assert result.exit_code == 0, result.output
+    case = MANIFEST[f"nonbragg/{name}"]
+    ref = reference_float(name).astype(np.float64)
+    ours = np.fromfile(folder / "float.bin", dtype="<f4").astype(np.float64)
+    assert ours.size == int(np.prod(case["shape"]))
+    peak = np.abs(ref).max()
+    assert np.abs(ours - ref).max() <= 1e-5 * peak
+    assert np.corrcoef(ours, ref)[0, 1] >= 0.999999
+    ref_dir = SUITE / "nonbragg" / name
+    if "int" in case["files"]:
+        a = np.frombuffer((ref_dir / "int.img").read_bytes()[512:], dtype="<u2").astype(int)
+        b = np.frombuffer((folder / "int.img").read_bytes()[512:], dtype="<u2").astype(int)
+        assert (ref_dir / "int.img").read_bytes()[:512] == (folder / "int.img").read_bytes()[:512]
+        assert np.abs(a - b).max() <= 1
+    if "noise" in case["files"]:
+        assert (ref_dir / "noise.img").read_bytes() == (folder / "noise.img").read_bytes()
+    if "pgm" in case["files"]:
+        ours_pgm = (folder / "image.pgm").read_bytes()
+        # the reference writes two bytes per pixel: the pixels, then memory that follows them
+        assert (ref_dir / "image.pgm").read_bytes()[:len(ours_pgm)] == ours_pgm
+    expected = (ref_dir / "stdout.txt").read_text().splitlines()[1:]
+    if "pgm" not in case["files"]:  # the reference writes the PGM even under -nopgm
+        expected = [line for line in expected if not line.startswith("writing image.pgm")]
+    assert result.output.splitlines()[1:] == expected
+
+
+@needs_suite
+def test_fix_spline_removes_the_overshoot(tmp_path):
+    """ice.stol jumps from 0 to its first ring: the reference's cubic swings negative there."""
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    case = MANIFEST["nonbragg/ice_rings"]
+    ref = reference_float("ice_rings")
+    assert ref.min() < -1e3 * abs(np.median(ref))  # the defect is visible in the corpus
+    result = invoke([*case["args"], "-fix_spline", "-floatfile", "fixed.bin", "-nonoise", "-nopgm", "-noprogress"],
+                    tmp_path)
+    assert result.exit_code == 0, result.output
+    fixed = np.fromfile(tmp_path / "fixed.bin", dtype="<f4")
+    assert fixed.min() >= 0.0
+    # away from the ring edges the two agree: the clamp only acts where the cubic leaves its bracket
+    same = np.isclose(fixed, ref, rtol=1e-6)
+    assert same.mean() > 0.5
+
+
+@needs_suite
+def test_fix_rmsd_uses_the_roi_pixels(tmp_path):
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    case = MANIFEST["nonbragg/water_roi"]
+    result = invoke([*case["args"], "-fix_rmsd", "-floatfile", "f.bin", "-nonoise", "-nopgm", "-noprogress"],
+                    tmp_path)
+    assert result.exit_code == 0, result.output
+    image = reference_float("water_roi").reshape(case["shape"])[10:61, 20:91].astype(np.float64)
+    rmsd = np.sqrt(((image - image.mean()) ** 2).sum() / (image.size - 1))
+    line = next(line for line in result.output.splitlines() if line.startswith("mean="))
+    assert line.endswith(f"rmsd= {rmsd:g}")
+
+
+@needs_suite
+@pytest.mark.parametrize("args,message", [
+    ([], "no amorphous scattering table"),
+    (["-hdivrange", "1", "-vdivrange", "1", "-hdivstep", "2", "-vdivstep", "2"], "no X-ray source"),
+    (["-lambda", "0.1", "-distance", "5"], "the table covers sin(theta)/lambda 0 to 0.5"),
+    (["-stol", "inputs/missing.stol"], "missing.stol"),
+    (["-thickness", "abc"], "expects a number"),
+    (["-detpixels", "0"], "at least 1 pixel"),
+    (["-img", "x.img"], "not supported"),
+    (["-bogus"], "unknown flag -bogus"),
+    (["-MW", "0"], "-MW must be positive"),
+], ids=["no-table", "no-source", "table-too-short", "missing-table", "bad-number", "no-pixels", "img",
+        "unknown-flag", "zero-MW"])
+def test_bad_input_is_one_line_and_no_file(tmp_path, args, message):
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    base = [] if args == [] else WATER
+    code = "import sys; from nbnumba.cli import main; sys.exit(main())"
+    done = subprocess.run([sys.executable, "-c", code, "nonbragg", *base, "-detpixels", "16", *args,
+                           "-floatfile", "f.bin", "-noprogress"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nbnumba: error:") and message in lines[0], done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs"]
+
+
+def test_flag_table_lists_the_nonbragg_flags():
+    result = CliRunner().invoke(main, ["nonbragg", "--flags"])
+    assert result.exit_code == 0
+    for flag in ("-stol", "-4stol", "-Q", "-sample_thick", "-molecules", "-fix_spline", "-fix_rmsd"):
+        assert f"| `{flag}` |" in result.output
