@@ -149,3 +149,78 @@ def test_flag_table_lists_the_nonbragg_flags():
     assert result.exit_code == 0
     for flag in ("-stol", "-4stol", "-Q", "-sample_thick", "-molecules", "-fix_spline", "-fix_rmsd"):
         assert f"| `{flag}` |" in result.output
+
+
+CUDA_CASES = ["water_curved", "water_dispersion", "water_sourcefile", "water_polar", "water_point_pixel",
+              "ice_rings"]
+CUDA_CHECK = """
+import json, sys
+import numpy as np
+from nbnumba import nonbragg
+from nbnumba.nonbragg_setup import build
+out = {}
+for name, args in json.loads(sys.argv[1]).items():
+    nb = build(args)
+    cpu = nonbragg.background(nb, "cpu")
+    gpu = nonbragg.background(nb, "cuda")
+    out[name] = [float(np.abs(cpu.image.astype(float) - gpu.image).max()), float(np.abs(cpu.image).max()),
+                 cpu.omega_sum, gpu.omega_sum, list(cpu.stol_range), list(gpu.stol_range),
+                 int((gpu.image != 0).sum())]
+print(json.dumps(out))
+"""
+
+
+@needs_suite
+def test_cuda_kernel_matches_cpu_in_simulator(tmp_path):
+    """The CUDA kernel in Numba's simulator on a 3x3 ROI of several cases (one fixed spline)."""
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    runs = {}
+    for name in CUDA_CASES:
+        case = MANIFEST[f"nonbragg/{name}"]
+        s, f = (v // 2 for v in case["shape"])
+        extra = []
+        if name == "ice_rings":  # on the brightest ring, with the fixed spline
+            s, f = np.unravel_index(int(np.argmax(reference_float(name))), case["shape"])
+            s, f = min(max(int(s) - 6, 1), case["shape"][0] - 9), min(max(int(f), 1), case["shape"][1] - 2)
+            extra = ["-fix_spline"]
+        runs[name] = [*case["args"], *extra, "-roi", str(f - 1), str(f + 1), str(s + 5), str(s + 7)]
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    done = subprocess.run([sys.executable, "-c", CUDA_CHECK, json.dumps(runs)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name, (diff, peak, omega_cpu, omega_gpu, range_cpu, range_gpu, lit) in json.loads(done.stdout).items():
+        assert lit >= (1 if name == "ice_rings" else 9) and peak > 0, name  # ice is dark between rings
+        assert diff <= 1e-12 * peak, name
+        assert omega_gpu == pytest.approx(omega_cpu, rel=1e-14)
+        assert range_gpu == range_cpu
+
+
+LOWER_CHECK = """
+import types as pytypes
+import numpy as np
+import numba.cuda.dispatcher as dispatcher
+from numba import cuda, typeof, types
+from numba.cuda.compiler import compile_cuda
+if getattr(cuda, "implementation", "") != "NVIDIA" or not hasattr(dispatcher, "get_current_device"):
+    print("SKIP: numba.cuda is not numba-cuda's NVIDIA target")
+    raise SystemExit(0)
+# device functions ask the current GPU for its compute capability while compiling
+dispatcher.get_current_device = lambda: pytypes.SimpleNamespace(compute_capability=(8, 0))
+from nbnumba import amorphous_layout as A
+from nbnumba.kernels import amorphous_cuda
+kernel = amorphous_cuda._build()
+args = [np.zeros(A.N_GEO), np.zeros(A.N_INT, np.int64), np.zeros((2, A.N_SOURCE)), np.zeros((2, 8)),
+        np.zeros(1, np.int64), np.int64(0), np.int64(0), np.zeros((2, 2), np.float32), np.zeros((2, 2)),
+        np.zeros((2, 2, 2))]
+compile_cuda(kernel.py_func, types.void, tuple(typeof(x) for x in args), cc=(8, 0))
+print("LOWERED")
+"""
+
+
+def test_cuda_kernel_compiles_for_the_gpu_target():
+    """Typing and lowering for a real GPU (no GPU needed): what the simulator cannot check."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    done = subprocess.run([sys.executable, "-c", LOWER_CHECK], env=env, capture_output=True, text=True, timeout=300)
+    if done.stdout.startswith("SKIP"):
+        pytest.skip(done.stdout.strip())
+    assert done.returncode == 0 and "LOWERED" in done.stdout, done.stderr[-3000:]
