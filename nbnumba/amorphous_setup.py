@@ -161,18 +161,32 @@ def backend(device: str):
 
 
 def render_background(det: Detector, sources: np.ndarray, table: StolTable, oversample: int, *,
-                      device: str = "cpu", **physics) -> Background:
+                      device: str = "cpu", progress: bool = False, **physics) -> Background:
     """The amorphous sample's image on `det` lit by `sources` (rows of `source_rows`); keywords as
     `kernel_arrays`.  A table that does not reach every sin(theta)/lambda the detector sees is
     refused: the reference extrapolates its cubic far outside the table."""
+    from .render import Progress
+
     if len(sources) == 0:
         raise UserError("no X-ray source to render with")
     geo, ints = kernel_arrays(det, sources, oversample, **physics)
     image = np.zeros((det.spixels, det.fpixels), dtype=np.float32)
     omega_rows = np.zeros(det.spixels)
     stol_rows = np.empty((det.spixels, 2))
-    backend(device).render_rows(geo, ints, np.ascontiguousarray(sources), np.ascontiguousarray(table.points),
+    stol_rows[:, 0], stol_rows[:, 1] = np.inf, -np.inf
+    kernels = backend(device)
+    first, last = max(int(ints[A.I_ROI_YMIN]), 0), min(int(ints[A.I_ROI_YMAX]), det.spixels - 1)
+    # blocks of rows give the progress meter something to show (at least 64 keep both CPU threads busy)
+    rows = last - first + 1 if getattr(kernels, "WHOLE_IMAGE", False) else max(64, det.spixels // 50)
+    meter = Progress(progress, max(last - first + 1, 0))
+    try:
+        for lo in range(first, last + 1, rows):
+            ints[A.I_ROI_YMIN], ints[A.I_ROI_YMAX] = lo, min(last, lo + rows - 1)
+            kernels.render_rows(geo, ints, np.ascontiguousarray(sources), np.ascontiguousarray(table.points),
                                 image, omega_rows, stol_rows)
+            meter.update(min(last, lo + rows - 1) + 1 - first)
+    finally:  # an interruption's message must start on a line of its own
+        meter.close()
     low, high = float(stol_rows[:, 0].min()), float(stol_rows[:, 1].max())
     if low <= high and (low < table.first or high > table.last):
         raise UserError(

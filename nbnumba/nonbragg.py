@@ -13,9 +13,10 @@ from .nonbragg_report import output_paths, setup_lines, solid_angle_line, statis
 from .nonbragg_setup import NonBragg, build
 
 
-def background(nb: NonBragg, device: str | None = None):
+def background(nb: NonBragg, device: str | None = None, progress: bool = False):
     p = nb.params
     return render_background(nb.detector, nb.source_table, nb.table, nb.oversample, device=device or p.device,
+                             progress=progress,
                              molecules=nb.sample.molecules, fluence=nb.fluence, kahn=p.polarization,
                              nopolar=p.nopolar, curved=p.curved_detector, point_pixel=p.point_pixel,
                              fix_spline=p.fix_spline, fmap=p.fmap)
@@ -27,7 +28,7 @@ def run_nonbragg(argv: list[str]) -> None:
     check_writable(output_paths(nb.params))
     for line in setup_lines(nb):
         click.echo(line)
-    rendered = background(nb)
+    rendered = background(nb, progress=nb.params.progress and not nb.params.printout)
     bad = int(rendered.image.size - np.isfinite(rendered.image).sum())
     if bad:
         click.echo(f"nbnumba: warning: {bad} pixels are not finite numbers (NaN or infinity); "

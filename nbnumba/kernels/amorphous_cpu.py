@@ -20,12 +20,12 @@ locate = phys.locate
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
-    """Every ROI pixel into `image` (others untouched); per row the solid-angle sum and the
-    smallest and largest sin(theta)/lambda seen (+inf and -inf for a row without pixels)."""
-    spixels = ints[A.I_SPIXELS]
+    """Every ROI pixel into `image`; for each ROI row the solid-angle sum and the smallest and
+    largest sin(theta)/lambda seen (+inf and -inf for a row without pixels).  Other pixels and
+    rows are left as they are."""
     fpixels = ints[A.I_FPIXELS]
     nsources = ints[A.I_SOURCES]
-    for s in prange(spixels):
+    for s in prange(max(ints[A.I_ROI_YMIN], 0), min(ints[A.I_ROI_YMAX], ints[A.I_SPIXELS] - 1) + 1):
         # each source walks the table from where it was at the previous pixel of the row
         nearest = np.full(nsources, locate(table, 0.0), dtype=np.int64)
         omega = 0.0
