@@ -20,6 +20,7 @@ from .. import amorphous_layout as A
 from . import cuda as bragg
 
 THREADS = (32, 4)  # (fast, slow) threads per block: a warp along each detector row
+WHOLE_IMAGE = True  # one launch takes the whole ROI; blocks of rows would only add launches
 
 _lock = threading.Lock()
 _kernel = None
@@ -61,16 +62,13 @@ def _build():
 
 
 def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
-    """Every ROI pixel into `image` (others untouched); per row the solid-angle sum and the
-    smallest and largest sin(theta)/lambda seen (+inf and -inf for a row without pixels)."""
+    """Every ROI pixel into `image`; for each ROI row the solid-angle sum and the smallest and
+    largest sin(theta)/lambda seen.  Other pixels and rows are left as they are."""
     global _kernel
     with _lock:
         if _kernel is None:
             _kernel = _build()
     spixels, fpixels = image.shape
-    omega_rows[:] = 0.0
-    stol_rows[:, 0] = np.inf
-    stol_rows[:, 1] = -np.inf
     row_lo = max(int(ints[A.I_ROI_YMIN]), 0)
     row_hi = min(int(ints[A.I_ROI_YMAX]), spixels - 1)
     col_lo = max(int(ints[A.I_ROI_XMIN]), 0)
