@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from .amorphous_setup import render_background
+from .amorphous_setup import backend, render_background
 from .api import set_threads
 from .outputs import check_writable
 from .nonbragg_report import output_paths, setup_lines, solid_angle_line, statistics, write_outputs
@@ -24,6 +24,7 @@ def background(nb: NonBragg, device: str | None = None, progress: bool = False):
 
 def run_nonbragg(argv: list[str]) -> None:
     nb = build(argv)
+    backend(nb.params.device)  # a bad -device stops the run before anything is printed
     set_threads(nb.params.nthreads)
     check_writable(output_paths(nb.params))
     for line in setup_lines(nb):

@@ -23,6 +23,7 @@ from .errors import UserError
 from .nonbragg_options import NonBraggParams, parse_nonbragg
 from .options import RTD
 from .sampling import phi_steps
+from .simulation import _check_memory
 
 DBL_MIN = sys.float_info.min
 
@@ -128,6 +129,7 @@ def build(argv: list[str]) -> NonBragg:
     if p.oversample > 100:
         raise UserError(f"-oversample {p.oversample} is too large (at most 100)")
     det = build_detector(p)
+    _check_memory(det)
     fluence = p.fluence
     if p.flux != 0.0 and p.exposure > 0.0 and p.beamsize >= 0:
         fluence = p.flux * p.exposure / p.beamsize / p.beamsize

@@ -129,10 +129,16 @@ def test_fix_rmsd_uses_the_roi_pixels(tmp_path):
     (["-img", "x.img"], "not supported"),
     (["-bogus"], "unknown flag -bogus"),
     (["-MW", "0"], "-MW must be positive"),
+    (["-device", "gpu"], "-device expects cpu, cuda or auto"),
+    (["-stol", "inputs/falling.stol"], "must increase from row to row (row 3 does not)"),
+    (["-detpixels", "10000000"], "memory"),
 ], ids=["no-table", "no-source", "table-too-short", "missing-table", "bad-number", "no-pixels", "img",
-        "unknown-flag", "zero-MW"])
+        "unknown-flag", "zero-MW", "bad-device", "falling-table", "too-large"])
 def test_bad_input_is_one_line_and_no_file(tmp_path, args, message):
-    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    (tmp_path / "inputs").mkdir()
+    for table in (SUITE / "inputs").iterdir():
+        os.symlink(table, tmp_path / "inputs" / table.name)
+    (tmp_path / "inputs" / "falling.stol").write_text("0 1\n0.2 2\n0.1 3\n0.5 4\n")
     base = [] if args == [] else WATER
     code = "import sys; from nbnumba.cli import main; sys.exit(main())"
     done = subprocess.run([sys.executable, "-c", code, "nonbragg", *base, "-detpixels", "16", *args,
