@@ -18,6 +18,14 @@ roi_pixel = phys.roi_pixel
 locate = phys.locate
 
 
+@numba.njit(cache=True)
+def walk_starts(table, nsources):
+    """Each source's table interval to start walking from.  The parallel loop allocates it
+    through this call because Numba hoists a plain allocation out of a prange loop, and every
+    thread would then share it."""
+    return np.full(nsources, locate(table, 0.0), dtype=np.int64)
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
     """Every ROI pixel into `image`; for each ROI row the solid-angle sum and the smallest and
@@ -27,7 +35,7 @@ def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
     nsources = ints[A.I_SOURCES]
     for s in prange(max(ints[A.I_ROI_YMIN], 0), min(ints[A.I_ROI_YMAX], ints[A.I_SPIXELS] - 1) + 1):
         # each source walks the table from where it was at the previous pixel of the row
-        nearest = np.full(nsources, locate(table, 0.0), dtype=np.int64)
+        nearest = walk_starts(table, nsources)
         omega = 0.0
         low = np.inf
         high = -np.inf
