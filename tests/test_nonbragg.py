@@ -230,3 +230,29 @@ def test_cuda_kernel_compiles_for_the_gpu_target():
     if done.stdout.startswith("SKIP"):
         pytest.skip(done.stdout.strip())
     assert done.returncode == 0 and "LOWERED" in done.stdout, done.stderr[-3000:]
+
+
+CACHE_CHECK = """
+import json, os
+import numba
+from numba.core.dispatcher import Dispatcher
+import nbnumba.nonbragg
+from nbnumba import jitcache, nonbragg_report
+from nbnumba.kernels import amorphous_cpu
+found = [obj for space in (vars(amorphous_cpu), vars(nonbragg_report)) for obj in space.values()
+         if isinstance(obj, Dispatcher) and getattr(obj._cache, "_cache_path", None)]
+print(json.dumps({"folder": os.path.basename(numba.config.CACHE_DIR), "hash": jitcache.source_hash(),
+                  "count": len(found),
+                  "misplaced": [d.py_func.__qualname__ for d in found
+                                if not d._cache._cache_path.startswith(numba.config.CACHE_DIR)]}))
+"""
+
+
+def test_nonbragg_kernels_cache_in_the_source_hash_folder():
+    """The amorphous sources are part of the hash, and every nonbragg kernel caches under it."""
+    from nbnumba import jitcache
+
+    assert {"amorphous.py", "kernels/amorphous_cpu.py", "kernels/amorphous_cuda.py"} <= set(jitcache._SOURCES)
+    done = subprocess.run([sys.executable, "-c", CACHE_CHECK], capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout)
+    assert report["folder"] == report["hash"] and report["count"] >= 3 and report["misplaced"] == []
