@@ -194,3 +194,17 @@ def render_background(det: Detector, sources: np.ndarray, table: StolTable, over
             f"but the detector sees {low / 1e10:g} to {high / 1e10:g} 1/A; extend the table "
             f"(or shrink the detector, -roi, or the wavelength)")
     return Background(image, float(omega_rows.sum()), (low, high))
+
+
+def background_on(sim, table: StolTable, sample: Sample, oversample: int = 1, *, device: str = "cpu",
+                  fix_spline: bool = False, progress: bool = False) -> Background:
+    """The amorphous background on a `run` simulation's detector, lit by its sources, polarized
+    and scaled by its fluence, as nonBragg would render it with the same geometry (nonBragg
+    weighs each generated source 1 and each -sourcefile row by its weight)."""
+    p = sim.params
+    weights = [row[3] for row in sim.sources.listing] if p.sourcefile is not None else 1.0
+    rows = source_rows(sim.sources, sim.detector.polar_vector, weights)
+    return render_background(sim.detector, rows, table, oversample, device=device, progress=progress,
+                             molecules=sample.molecules, fluence=sim.fluence, kahn=p.polarization,
+                             nopolar=p.nopolar, curved=p.curved_detector, point_pixel=p.point_pixel,
+                             fix_spline=fix_spline)

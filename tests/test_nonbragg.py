@@ -256,3 +256,21 @@ def test_nonbragg_kernels_cache_in_the_source_hash_folder():
     done = subprocess.run([sys.executable, "-c", CACHE_CHECK], capture_output=True, text=True, check=True)
     report = json.loads(done.stdout)
     assert report["folder"] == report["hash"] and report["count"] >= 3 and report["misplaced"] == []
+
+
+@needs_suite
+def test_background_on_a_run_simulation(tmp_path, monkeypatch):
+    """`run`'s geometry can carry the background: the nanoBragg beam centre that puts the beam
+    where nonBragg's default does gives water_basic's image."""
+    from nbnumba import api
+    from nbnumba.amorphous_setup import background_on, read_stol_table, sample_in_beam
+
+    monkeypatch.chdir(tmp_path)  # no Fdump.bin here to be read
+    sim = api.simulation(["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "1", "-lambda", "1",
+                          "-flux", "1e12", "-exposure", "1", "-beamsize", "0.1", "-distance", "100",
+                          "-detpixels", "128", "-pixel", "0.2", "-Xbeam", "12.8", "-Ybeam", "12.6"])
+    table = read_stol_table(str(SUITE / "inputs" / "water.stol"), 1e10)
+    sample, _ = sample_in_beam(1e-4, 1e-4, 1e-4, 1e6, 18.0, 0.0, sim.params.beamsize)
+    image = background_on(sim, table, sample).image.ravel().astype(np.float64)
+    ref = reference_float("water_basic").astype(np.float64)
+    assert np.abs(image - ref).max() <= 1e-6 * ref.max()
