@@ -4,7 +4,7 @@
 loop: the cubic interpolation of the sample's F(sin(theta)/lambda) table and the sum over
 sub-pixels and sources.  `phys` is the target's `physics.make_physics(...)` namespace: geometry,
 curved detector, solid angle and polarization come from there, so the amorphous background and
-the Bragg spots share them.  The CPU kernel, the CUDA kernel and the host all call these.
+the Bragg spots share them.  The CPU and CUDA kernels both call these.
 
 The table (`table` below) is the reference's: the file's rows with two sentinel points added at
 each end (at +-1e98 and +-1e99 in 1/m, carrying the first and last F), so a four-point window
