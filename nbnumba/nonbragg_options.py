@@ -28,7 +28,7 @@ class NonBraggParams(Params):
     quantum_gain: float = 1.0
     fmap: bool = False
     fix_spline: bool = False
-    fix_rmsd: bool = False
+    fix_stats: bool = False
 
 
 def _refuse(message: str):
@@ -112,8 +112,9 @@ NONBRAGG_FLAGS: list[Flag] = [
     *_shared("-device", "-nthreads"),
     Flag("-fix_spline", exact("-fix_spline"), 0, _set(fix_spline=True),
          help="keep the interpolated F between its two table values (reference: the cubic overshoots)"),
-    Flag("-fix_rmsd", exact("-fix_rmsd"), 0, _set(fix_rmsd=True),
-         help="rmsd (and the PGM scale) from the ROI's own pixels (reference: each pixel's right neighbour)"),
+    Flag("-fix_stats", exact("-fix_stats"), 0, _set(fix_stats=True),
+         help="rms and rmsd (and so the PGM scale) from the ROI's own pixels in float64 (reference: rmsd "
+              "from each pixel's right neighbour, squares as float products)"),
     Flag("-fix_pix0", exact("-fix_pix0"), 0, _set(fix_pix0=True),
          help="use -pix0_vector as the detector origin (reference: ignores it)"),
     *_shared("-fix_twotheta_axis"),

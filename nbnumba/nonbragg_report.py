@@ -78,9 +78,10 @@ def solid_angle_line(omega_sum: float) -> str:
 
 
 @numba.njit(cache=True)
-def _moments(image, roi):
-    """Sum, sum of squares, count and first maximum over the ROI in scan order; each square is
-    a float product, as the reference forms it (it overflows to inf above 1.8e19 photons)."""
+def _moments(image, roi, float_squares):
+    """Sum, sum of squares, count and first maximum over the ROI in scan order; with
+    `float_squares` each square is a float product, as the reference forms it (it overflows to
+    inf above 1.8e19 photons)."""
     xmin, xmax, ymin, ymax = roi
     total = 0.0
     squares = 0.0
@@ -91,7 +92,7 @@ def _moments(image, roi):
         for f in range(max(xmin, 0), min(xmax, image.shape[1] - 1) + 1):
             v = image[s, f]
             total += np.float64(v)
-            squares += np.float64(np.float32(v * v))
+            squares += np.float64(v * v) if float_squares else np.float64(v) * np.float64(v)
             n += 1
             if v > best:
                 best = np.float64(v)
@@ -121,7 +122,8 @@ def _deviation_from_next(image, roi, mean):
 def statistics(nb: NonBragg, image: np.ndarray) -> Stats:
     det = nb.detector
     roi = np.array(det.roi, dtype=np.int64)
-    total, squares, n, best, best_index = _moments(image, roi)
+    fixed = nb.params.fix_stats
+    total, squares, n, best, best_index = _moments(image, roi, not fixed)
     max_x = max_y = 0.0
     if best_index >= 0:
         s, f = divmod(best_index, det.fpixels)
@@ -131,7 +133,7 @@ def statistics(nb: NonBragg, image: np.ndarray) -> Stats:
         max_y = sub * (s * nb.oversample + last) + sub / 2.0
     mean = total / max(n, 1)
     rms = math.sqrt(squares / (max(n, 2) - 1))
-    deviation, m = (_deviation if nb.params.fix_rmsd else _deviation_from_next)(image, roi, mean)
+    deviation, m = (_deviation if fixed else _deviation_from_next)(image, roi, mean)
     rmsd = math.sqrt(deviation / (max(m, 2) - 1))
     return Stats(best, max_x, max_y, mean, rms, rmsd, n)
 

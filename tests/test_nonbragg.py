@@ -106,10 +106,10 @@ def test_fix_spline_removes_the_overshoot(tmp_path):
 
 
 @needs_suite
-def test_fix_rmsd_uses_the_roi_pixels(tmp_path):
+def test_fix_stats_uses_the_roi_pixels(tmp_path):
     os.symlink(SUITE / "inputs", tmp_path / "inputs")
     case = MANIFEST["nonbragg/water_roi"]
-    result = invoke([*case["args"], "-fix_rmsd", "-floatfile", "f.bin", "-nonoise", "-nopgm", "-noprogress"],
+    result = invoke([*case["args"], "-fix_stats", "-floatfile", "f.bin", "-nonoise", "-nopgm", "-noprogress"],
                     tmp_path)
     assert result.exit_code == 0, result.output
     image = reference_float("water_roi").reshape(case["shape"])[10:61, 20:91].astype(np.float64)
@@ -153,7 +153,7 @@ def test_bad_input_is_one_line_and_no_file(tmp_path, args, message):
 def test_flag_table_lists_the_nonbragg_flags():
     result = CliRunner().invoke(main, ["nonbragg", "--flags"])
     assert result.exit_code == 0
-    for flag in ("-stol", "-4stol", "-Q", "-sample_thick", "-molecules", "-fix_spline", "-fix_rmsd"):
+    for flag in ("-stol", "-4stol", "-Q", "-sample_thick", "-molecules", "-fix_spline", "-fix_stats"):
         assert f"| `{flag}` |" in result.output
 
 
@@ -274,3 +274,19 @@ def test_background_on_a_run_simulation(tmp_path, monkeypatch):
     image = background_on(sim, table, sample).image.ravel().astype(np.float64)
     ref = reference_float("water_basic").astype(np.float64)
     assert np.abs(image - ref).max() <= 1e-6 * ref.max()
+
+
+@needs_suite
+def test_fix_stats_keeps_bright_squares_finite(tmp_path):
+    """The reference squares each pixel in float: above 1.8e19 photons its rms is inf."""
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    args = [*WATER, "-detpixels", "8", "-point_pixel", "-flux", "1e22", "-nonoise", "-nopgm", "-noprogress"]
+    lines = {}
+    for extra in ([], ["-fix_stats"]):
+        result = invoke([*args, *extra, "-floatfile", "f.bin"], tmp_path)
+        assert result.exit_code == 0, result.output
+        lines[bool(extra)] = next(line for line in result.output.splitlines() if line.startswith("mean="))
+    image = np.fromfile(tmp_path / "f.bin", dtype="<f4").astype(np.float64)
+    assert image.min() > 2e19
+    assert " rms= inf " in lines[False]
+    assert f" rms= {np.sqrt((image * image).sum() / (image.size - 1)):g} " in lines[True]
