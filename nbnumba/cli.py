@@ -269,3 +269,22 @@ def console() -> None:
         except (OSError, ValueError):  # a closed pipe or stream: nothing left to deliver
             pass
     os._exit(code)
+
+
+@main.command(context_settings=PASSTHROUGH)
+@click.option("--flags", "list_flags", is_flag=True, help="print the nonbragg flag reference (Markdown)")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def nonbragg(list_flags, args) -> None:
+    """Amorphous scattering (water, air, ice...) as nonBragg: every nonBragg flag works (-stol water.stol ...)."""
+    if list_flags:
+        from .nonbragg_options import flag_table
+
+        click.echo("| flag | values | meaning |")
+        click.echo("| --- | --- | --- |")
+        for name, nargs, text in flag_table():
+            click.echo(f"| `{name}` | {nargs} | {text} |")
+        return
+    from .nonbragg import run_nonbragg
+
+    _skip_scipy_blas()
+    _guarded(run_nonbragg, list(args))

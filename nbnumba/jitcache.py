@@ -17,7 +17,8 @@ from pathlib import Path
 import numba
 
 _PACKAGE = Path(__file__).resolve().parent
-_SOURCES = ["physics.py", "layout.py", "rng.py", "kernels/cpu.py", "kernels/trace.py", "kernels/cuda.py"]
+_SOURCES = ["physics.py", "layout.py", "rng.py", "kernels/cpu.py", "kernels/trace.py", "kernels/cuda.py",
+            "amorphous.py", "amorphous_layout.py", "kernels/amorphous_cpu.py", "kernels/amorphous_cuda.py"]
 
 
 def source_hash(package: Path = _PACKAGE) -> str:

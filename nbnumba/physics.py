@@ -632,4 +632,5 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
         sin_halfpi=sin_halfpi, sincg_peeled=sincg_peeled, sinc3=sinc3, polarization_basis=polarization_basis, polarization_factor=polarization_factor,
         polint=polint, interpolate_F=interpolate_F, nearest_F=nearest_F, shape_transform=shape_transform,
         lattice_strip=lattice_strip, render_strip=render_strip, pixel_active=pixel_active, real=real,
+        solid_angle=solid_angle,
     )

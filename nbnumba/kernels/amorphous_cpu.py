@@ -1,0 +1,52 @@
+"""The CPU backend of the amorphous background: a parallel loop over detector rows calling the
+shared amorphous physics (compiled for the CPU in float64)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from .. import amorphous_layout as A
+from .. import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
+from ..amorphous import make_amorphous
+from ..compiled import cpu64, inline_jit
+
+phys = make_amorphous(inline_jit, cpu64)
+pixel_value = phys.pixel_value
+roi_pixel = phys.roi_pixel
+locate = phys.locate
+
+
+@numba.njit(cache=True)
+def walk_starts(table, nsources):
+    """Each source's table interval to start walking from.  The parallel loop allocates it
+    through this call because Numba hoists a plain allocation out of a prange loop, and every
+    thread would then share it."""
+    return np.full(nsources, locate(table, 0.0), dtype=np.int64)
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
+    """Every ROI pixel into `image`; for each ROI row the solid-angle sum and the smallest and
+    largest sin(theta)/lambda seen (+inf and -inf for a row without pixels).  Other pixels and
+    rows are left as they are."""
+    fpixels = ints[A.I_FPIXELS]
+    nsources = ints[A.I_SOURCES]
+    for s in prange(max(ints[A.I_ROI_YMIN], 0), min(ints[A.I_ROI_YMAX], ints[A.I_SPIXELS] - 1) + 1):
+        # each source walks the table from where it was at the previous pixel of the row
+        nearest = walk_starts(table, nsources)
+        omega = 0.0
+        low = np.inf
+        high = -np.inf
+        for f in range(max(ints[A.I_ROI_XMIN], 0), fpixels):
+            if not roi_pixel(s, f, ints):
+                continue
+            value, om, stol_min, stol_max = pixel_value(s, f, geo, ints, sources, table, nearest, True)
+            image[s, f] = value
+            omega += om
+            low = min(low, stol_min)
+            high = max(high, stol_max)
+        omega_rows[s] = omega
+        stol_rows[s, 0] = low
+        stol_rows[s, 1] = high

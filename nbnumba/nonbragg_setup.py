@@ -1,0 +1,145 @@
+"""nonBragg's set-up from its command line: detector, sources, table and sample, in SI units.
+
+nonBragg has no axis conventions: its detector starts from nanoBragg's MOSFLM axes with the beam
+centre measured along the fast and slow axes directly, its normal is always fdet x sdet, and it
+pivots about the sample or the beam spot as nanoBragg's CUSTOM convention does.  The vector
+operations are the shared ones (detector.py: the compiled physics' own functions) and the result
+is a `detector.Detector`, which the amorphous kernels take from any command.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .amorphous_setup import Sample, StolTable, read_stol_table, sample_in_beam, source_rows
+from .beam import Sources, build_sources
+from .detector import Detector, cross, dot, rotate_axis, rotate_xyz, unit
+from .errors import UserError
+from .nonbragg_options import NonBraggParams, parse_nonbragg
+from .options import RTD
+from .sampling import phi_steps
+from .simulation import _check_memory
+
+DBL_MIN = sys.float_info.min
+
+
+@dataclass
+class NonBragg:
+    params: NonBraggParams
+    detector: Detector
+    sources: Sources
+    source_table: np.ndarray
+    table: StolTable
+    sample: Sample
+    fluence: float
+    oversample: int
+    seed: int
+    osc: float
+    notes: list
+
+    @property
+    def steps(self) -> int:
+        return len(self.source_table) * self.oversample * self.oversample
+
+
+def build_detector(p: NonBraggParams) -> Detector:
+    if not p.pixel_size > 0:
+        raise UserError(f"-pixel must be positive, got {p.pixel_size * 1e3:g} mm")
+    detsize_f = p.pixel_size * p.fpixels if p.fpixels else p.detsize_f
+    detsize_s = p.pixel_size * p.spixels if p.spixels else p.detsize_s
+    fpixels = math.ceil(detsize_f / p.pixel_size)
+    spixels = math.ceil(detsize_s / p.pixel_size)
+    if fpixels <= 0 or spixels <= 0:
+        raise UserError(f"the detector has no pixels ({fpixels} x {spixels}): check -detpixels/-detsize/-pixel")
+    pixel = p.pixel_size
+    Xclose = p.ORGX * pixel if not math.isnan(p.ORGX) else p.Xclose
+    Yclose = p.ORGY * pixel if not math.isnan(p.ORGY) else p.Yclose
+    Xclose = (detsize_f - pixel) / 2.0 if math.isnan(Xclose) else Xclose
+    Yclose = (detsize_s + pixel) / 2.0 if math.isnan(Yclose) else Yclose
+    Xbeam = Xclose if math.isnan(p.Xbeam) else p.Xbeam
+    Ybeam = Yclose if math.isnan(p.Ybeam) else p.Ybeam
+    roi = list(p.roi) if p.roi is not None else [-1, -1, -1, -1]
+    roi = [0 if roi[0] < 0 else roi[0], fpixels if roi[1] < 0 else roi[1],
+           0 if roi[2] < 0 else roi[2], spixels if roi[3] < 0 else roi[3]]
+
+    beam = unit(p.beam_vector)[1]
+    fdet = unit(p.fdet_vector)[1]
+    sdet = unit(p.sdet_vector)[1]
+    odet = unit(cross(fdet, sdet))[1]
+    polar = unit(p.polar_vector)[1]
+    spindle = unit(p.spindle_vector)[1]
+    if dot(beam, beam) == 0 or dot(odet, odet) == 0:
+        raise UserError("the beam vector must not be zero, and -fdet_vector and -sdet_vector must not be parallel")
+    axis = tuple(float(x) for x in p.twotheta_axis)
+
+    rx, ry, rz, twotheta = p.detector_rotx, p.detector_roty, p.detector_rotz, p.detector_twotheta
+    ratio = dot(beam, rotate_xyz(odet, rx, ry, rz))
+    if ratio == 0.0:
+        ratio = DBL_MIN
+    close_distance = ratio * p.distance if math.isnan(p.close_distance) else p.close_distance
+    distance = close_distance / ratio
+    pix0 = (0.0, 0.0, 0.0)
+    if p.pivot == "SAMPLE":
+        pix0 = tuple(-Xclose * fdet[i] - Yclose * sdet[i] + close_distance * odet[i] for i in range(3))
+        pix0 = rotate_axis(rotate_xyz(pix0, rx, ry, rz), axis, twotheta)
+    fdet = rotate_axis(rotate_xyz(fdet, rx, ry, rz), axis, twotheta)
+    sdet = rotate_axis(rotate_xyz(sdet, rx, ry, rz), axis, twotheta)
+    odet = rotate_axis(rotate_xyz(odet, rx, ry, rz), axis, twotheta)
+    if p.pivot == "BEAM":
+        pix0 = tuple(-Xbeam * fdet[i] - Ybeam * sdet[i] + distance * beam[i] for i in range(3))
+    if p.fix_pix0 and p.pix0_user is not None:
+        pix0 = tuple(p.pix0_user)
+    Xclose, Yclose, close_distance = -dot(pix0, fdet), -dot(pix0, sdet), dot(pix0, odet)
+    toward = tuple(close_distance / ratio * beam[i] - pix0[i] for i in range(3))
+    Xbeam, Ybeam = dot(fdet, toward), dot(sdet, toward)
+    distance = close_distance / ratio
+    if not np.all(np.isfinite(pix0)) or close_distance == 0.0:
+        raise UserError("degenerate detector geometry: the detector plane contains the sample "
+                        "(check -distance, the detector vectors and rotations)")
+    return Detector("NONBRAGG", p.pivot, fpixels, spixels, pixel, detsize_f, detsize_s, fdet, sdet, odet, beam,
+                    polar, spindle, axis, pix0=pix0, distance=distance, close_distance=close_distance, ratio=ratio,
+                    Xbeam=Xbeam, Ybeam=Ybeam, Fbeam=Xbeam, Sbeam=Ybeam, Xclose=Xclose, Yclose=Yclose,
+                    Fclose=Xclose, Sclose=Yclose, ORGX=Xclose / pixel, ORGY=Yclose / pixel, roi=tuple(roi))
+
+
+def _sources(p: NonBraggParams, det: Detector) -> tuple[Sources, np.ndarray]:
+    try:
+        sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
+    except ZeroDivisionError:  # the divergence grid kept no point
+        sources = None
+    if sources is None or len(sources.wavelengths) == 0:
+        raise UserError("no X-ray source: a divergence step (-hdivstep/-vdivstep) larger than its range leaves "
+                        "no point of the divergence grid (the reference writes an image of NaN)")
+    weights = [row[3] for row in sources.listing] if p.sourcefile is not None else 1.0
+    return sources, source_rows(sources, det.polar_vector, weights)
+
+
+def build(argv: list[str]) -> NonBragg:
+    p = parse_nonbragg(argv)
+    if p.stol_file is None:
+        raise UserError("no amorphous scattering table: give -stol FILE (or -4stol, -Q); "
+                        "`nbnumba nonbragg --flags` lists the flags")
+    if not (p.lambda0 > 0):
+        raise UserError(f"the wavelength must be positive, got {p.lambda0 * 1e10:g} A")
+    if p.oversample > 100:
+        raise UserError(f"-oversample {p.oversample} is too large (at most 100)")
+    det = build_detector(p)
+    _check_memory(det)
+    fluence = p.fluence
+    if p.flux != 0.0 and p.exposure > 0.0 and p.beamsize >= 0:
+        fluence = p.flux * p.exposure / p.beamsize / p.beamsize
+    if not (math.isfinite(fluence) and fluence >= 0):
+        raise UserError(f"the fluence must be a non-negative number, got {fluence:g} (check -flux/-beamsize)")
+    sample, notes = sample_in_beam(p.sample_x, p.sample_y, p.sample_z, p.density, p.molecular_weight,
+                                   p.molecules, p.beamsize)
+    table = read_stol_table(p.stol_file, p.stol_file_mult)
+    sources, rows = _sources(p, det)
+    _, osc, _ = phi_steps(p.phisteps, p.osc, p.phistep, RTD)
+    seed = p.seed if p.seed is not None else -int(time.time())
+    oversample = 1 if p.oversample <= 0 else p.oversample
+    return NonBragg(p, det, sources, rows, table, sample, fluence, oversample, seed, osc, notes)
