@@ -56,6 +56,10 @@ def build_sources(p: Params, beam, polar_vector, lambda0: float) -> Sources:
                     if p.round_div and test * 4.0 > 1.1:
                         continue
                     points.append((hdiv, vdiv))
+        if not points:
+            # nanoBragg would divide by zero and write an image of NaN
+            raise UserError("the divergence grid keeps no source: each -hdivstep/-vdivstep must not exceed its "
+                            "-hdivrange/-vdivrange")
         weight = 1.0 / (len(points) * dsteps)
         for hdiv, vdiv in points:
             start = tuple(-p.source_distance * b for b in beam)
