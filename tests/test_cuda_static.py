@@ -107,3 +107,22 @@ def _child(cases: list[str]) -> None:
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     _child(sys.argv[1:])
+
+
+def _script(name: str, *args: str) -> subprocess.CompletedProcess:
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run([sys.executable, os.path.join(root, "benchmarks", name), *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": root})
+
+
+@needs_golden
+def test_gpu_scripts_parse_their_arguments():
+    """The GPU scripts cannot be run here in full: their command lines at least must hold."""
+    done = _script("gpu_static.py")
+    assert done.returncode == 2 and "give the run flags after --" in done.stderr
+    done = _script("gpu_static.py", "--arch", "sm_9", "--", "-detpixels", "4")
+    assert done.returncode != 0 and "expected a name like sm_90" in done.stderr
+    done = _script("gpu_device_check.py", "--cases", "beam_center_64,no_such_case")
+    assert done.returncode == 2 and "unknown golden case(s): no_such_case" in done.stderr
+    done = _script("gpu_device_check.py", "--help")
+    assert done.returncode == 0 and "--budget" in done.stdout

@@ -425,7 +425,8 @@ def ptxas_version(ptxas) -> str:
     import subprocess
 
     out = subprocess.run([ptxas, "--version"], capture_output=True, text=True).stdout
-    return out.strip().splitlines()[-1] if out.strip() else "?"
+    lines = [line for line in out.splitlines() if "release" in line] or out.strip().splitlines() or ["?"]
+    return lines[-1].strip()
 
 
 def assemble(ptx: str, arch: str, ptxas, cubin=None) -> dict:
