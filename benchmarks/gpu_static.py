@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 GOLDEN = Path(os.environ.get("NB_GOLDEN", ROOT.parent / "shared" / "golden"))
 REPORT = ROOT / "reports" / "gpu_static.md"
 
-# nanoBraggCUDA's render kernel for the supervisor command, same toolchain (ptxas 13.5, sm_90)
+# nanoBraggCUDA's render kernel, same toolchain (nvcc/ptxas 13.5, sm_90, -O3): it has one kernel per
+# precision for every command
 NANOBRAGG_CUDA = {"double": 64, "single": 80}
 # ours before the feature keys (commit 818846a, same toolchain): registers, spill stores (bytes)
 BEFORE = {"double": (255, 84), "single": (197, 0)}
@@ -151,8 +152,11 @@ def report(arch: str) -> int:
                      f"{NANOBRAGG_CUDA[p]} | {before[0]} ({before[1]} B spilled) |")
     lines += ["", f"Supervisor target {'met' if met else 'NOT met'}; every kernel below "
               f"{'compiles without spills' if spill_free else 'does NOT compile without spills'}.",
-              "nanoBraggCUDA's figures are its render kernel compiled the same way (issue 12); "
-              "'before' is this project's single run-time-feature kernel at commit 818846a.", ""]
+              "nanoBraggCUDA's figures are its render kernel (its cuda/ folder, double-float and single modes) "
+              "compiled by the same nvcc/ptxas 13.5 for sm_90 at -O3; 'before' is this project's one kernel with "
+              "every feature chosen at run time (commit 818846a).",
+              "The stack frame of the kernels that call sin or cos (curved detector, round crystal) is the "
+              "scratch array of libdevice's argument reduction for huge angles, used only on that path.", ""]
     for label, rows in results:
         lines += [f"## {label}", "", *table(rows), ""]
     REPORT.parent.mkdir(exist_ok=True)

@@ -251,9 +251,12 @@ def reducer():
 
 def by_value(geo, ints):
     """The real and integer parameters as the render kernel takes them: tuples of scalars of the
-    render precision and of int32."""
+    render precision and of int32.  Every integer fits: the scan indices (at most the pixel count)
+    are the largest, the loop counts and Miller index bounds are far smaller."""
     if int(ints[L.I_FPIXELS]) * int(ints[L.I_SPIXELS]) > MAX_PIXELS:
-        raise UserError(f"the CUDA backend renders at most {MAX_PIXELS} pixels")
+        raise UserError(f"the CUDA backend renders at most {MAX_PIXELS} pixels; use -device cpu")
+    if int(np.abs(np.asarray(ints, dtype=np.int64)).max(initial=0)) > MAX_PIXELS:
+        raise UserError("a parameter of this render is beyond the CUDA backend's 32-bit integers; use -device cpu")
     real = geo.dtype.type
     return tuple(real(x) for x in geo), tuple(np.int32(x) for x in ints)
 
