@@ -105,7 +105,6 @@ def _child(cases: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     _child(sys.argv[1:])
 
 

@@ -264,7 +264,7 @@ def by_value(geo, ints):
 def _device_table(name, array):
     """A device copy of a read-only table, reused while the same array object comes back.
 
-    Small tables are also compared by value, so an in-place edit of geo, sources, recip or
+    Small tables are also compared by value, so an in-place edit of sources, recip or
     a modest lattice is seen; large ones (structure factors, mask) are trusted by identity.
     """
     hit = _tables.get(name)
