@@ -470,7 +470,6 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
         os_polar = K_OS_POLAR if FIXED else ip[L.I_OVERSAMPLE_POLAR] != 0
         os_omega = K_OS_OMEGA if FIXED else ip[L.I_OVERSAMPLE_OMEGA] != 0
         curved = K_CURVED if FIXED else ip[L.I_CURVED] != 0
-        interpolating = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0
         point_pixel = ip[L.I_POINT_PIXEL] != 0
         scan0 = spixel * fpixels + fpixel0
         variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
@@ -497,7 +496,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
         k_min = ip[L.I_K_MIN]
         l_min = ip[L.I_L_MIN]
         table = ip[L.I_HKLS] != 0
-        plain = not (tracing or os_thick or os_polar or os_omega or interpolating)
+        plain = not (tracing or os_thick or os_polar or os_omega or (K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0))
         h_span = ip[L.I_H_MAX] - h_min if table else -1
         k_span = ip[L.I_K_MAX] - k_min if table else -1
         l_span = ip[L.I_L_MAX] - l_min if table else -1
@@ -507,7 +506,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
             state[L.P_POLAR, p] = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
             state[L.P_OMEGA, p] = R(0.0)
             state[L.P_CAPTURE, p] = R(0.0)
-            interpolate = interpolating and scan0 + p <= ip[L.I_INTERP_UNTIL]
+            interpolate = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0 and scan0 + p <= ip[L.I_INTERP_UNTIL]
             state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
             tally[L.T_OMEGA_SUM, p] = 0.0
             tally[L.T_LEFT_TABLE, p] = 0.0

@@ -376,3 +376,26 @@ gpu = api.render(sim, "cuda").image
 cpu = api.render(sim, "cpu").image
 print("equal" if np.array_equal(gpu, cpu) else "differ", len(backend.kernel_seconds))
 """
+
+
+def test_parameters_by_value_are_int32_and_of_the_precision():
+    """What the render kernel takes by value: a 6k x 6k detector's scan indices fit int32; a
+    detector past 2^31 pixels is a one-line user error, not a wrapped index."""
+    from nbnumba import layout as L
+    from nbnumba.errors import UserError
+    from nbnumba.kernels import cuda as gpu
+    from nbnumba.render import kernel_arrays
+    from nbnumba.simulation import build
+
+    sim = build(SMALL_RUN)
+    for precision, real in (("double", np.float64), ("single", np.float32)):
+        a = kernel_arrays(sim, precision)
+        a["ints"][L.I_FPIXELS] = a["ints"][L.I_SPIXELS] = 6144
+        a["ints"][L.I_RENDER_TO] = 6144 * 6144
+        geo, ints = gpu.by_value(a["geo"], a["ints"])
+        assert len(geo) == L.N_GEO and all(type(x) is real for x in geo)
+        assert len(ints) == L.N_INT and all(type(x) is np.int32 for x in ints)
+        assert int(ints[L.I_RENDER_TO]) == 6144 * 6144
+    a["ints"][L.I_FPIXELS] = a["ints"][L.I_SPIXELS] = 46341  # 46341^2 > 2^31 - 1
+    with pytest.raises(UserError, match="at most 2147483647 pixels"):
+        gpu.by_value(a["geo"], a["ints"])

@@ -251,9 +251,12 @@ def reducer():
 
 def by_value(geo, ints):
     """The real and integer parameters as the render kernel takes them: tuples of scalars of the
-    render precision and of int32."""
+    render precision and of int32.  Every integer fits: the scan indices (at most the pixel count)
+    are the largest, the loop counts and Miller index bounds are far smaller."""
     if int(ints[L.I_FPIXELS]) * int(ints[L.I_SPIXELS]) > MAX_PIXELS:
-        raise UserError(f"the CUDA backend renders at most {MAX_PIXELS} pixels")
+        raise UserError(f"the CUDA backend renders at most {MAX_PIXELS} pixels; use -device cpu")
+    if int(np.abs(np.asarray(ints, dtype=np.int64)).max(initial=0)) > MAX_PIXELS:
+        raise UserError("a parameter of this render is beyond the CUDA backend's 32-bit integers; use -device cpu")
     real = geo.dtype.type
     return tuple(real(x) for x in geo), tuple(np.int32(x) for x in ints)
 
@@ -261,7 +264,7 @@ def by_value(geo, ints):
 def _device_table(name, array):
     """A device copy of a read-only table, reused while the same array object comes back.
 
-    Small tables are also compared by value, so an in-place edit of geo, sources, recip or
+    Small tables are also compared by value, so an in-place edit of sources, recip or
     a modest lattice is seen; large ones (structure factors, mask) are trusted by identity.
     """
     hit = _tables.get(name)
@@ -425,7 +428,8 @@ def ptxas_version(ptxas) -> str:
     import subprocess
 
     out = subprocess.run([ptxas, "--version"], capture_output=True, text=True).stdout
-    return out.strip().splitlines()[-1] if out.strip() else "?"
+    lines = [line for line in out.splitlines() if "release" in line] or out.strip().splitlines() or ["?"]
+    return lines[-1].strip()
 
 
 def assemble(ptx: str, arch: str, ptxas, cubin=None) -> dict:
