@@ -202,11 +202,25 @@ def test_batch_stops_and_records_exactly_the_frames_written(tmp_path, warm):
 
 
 def test_long_kernels_release_the_gil():
-    """The main thread takes the signals while a kernel runs: every long kernel must be nogil."""
-    from nbnumba.kernels import cpu, trace
+    """The main thread takes the signals while a kernel runs: every parallel kernel of the
+    package, and the trace kernel, must release the GIL (nogil=True)."""
+    import importlib
+    import pkgutil
 
-    for kernel in (cpu.render_rows, trace.trace_pixel):
-        assert kernel.targetoptions.get("nogil") is True, kernel
+    import nbnumba
+    from nbnumba.kernels import cpu, trace
+    from numba.core.registry import CPUDispatcher
+
+    parallel = set()
+    for info in pkgutil.walk_packages(nbnumba.__path__, "nbnumba."):
+        if info.name.endswith("__main__"):
+            continue
+        for value in vars(importlib.import_module(info.name)).values():
+            if isinstance(value, CPUDispatcher) and value.targetoptions.get("parallel"):
+                parallel.add(value)
+    assert cpu.render_rows in parallel
+    for kernel in parallel | {trace.trace_pixel}:
+        assert kernel.targetoptions.get("nogil") is True, f"{kernel.py_func.__module__}.{kernel.__name__}"
 
 
 def test_abandon_removes_unfinished_writes_and_refuses_later_ones(tmp_path, monkeypatch):
