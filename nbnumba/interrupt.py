@@ -116,7 +116,8 @@ def call(action, *args):
         _wait(thread)
     finally:
         for signum, handler in old.items():
-            signal.signal(signum, handler)
+            if handler is not None:  # None: a handler set outside Python, which cannot be put back
+                signal.signal(signum, handler)
     if "error" in outcome:
         raise outcome.pop("error")
     return outcome.get("value")

@@ -83,10 +83,10 @@ def _leave(signum, frame) -> None:
 
 def stop_run(run: str, dask_worker=None) -> dict:
     """On every worker, through `client.run`: no frame of `run` writes a file here any more;
-    returns {frame key: result} of the frames of `run` that this worker wrote."""
+    returns {frame key: result} of the frames of `run` that this worker wrote (and forgets them)."""
     with _write_lock:
         _stopped.add(run)
-        return dict(_finished.get(run, {}))
+        return _finished.pop(run, {})
 
 
 def forget_run(run: str, dask_worker=None) -> None:
