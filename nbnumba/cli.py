@@ -207,3 +207,13 @@ def console() -> None:
         except (OSError, ValueError):  # a closed pipe or stream: nothing left to deliver
             pass
     os._exit(code)
+
+
+@main.command(context_settings=PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def noisify(args) -> None:
+    """Add detector effects to a float image: every flag of the reference's noisify works
+    (e.g. -floatfile img.bin -readout 3 -flicker 0.02 -psf gauss -psf_fwhm 100)."""
+    from .noisify import run_noisify
+
+    _guarded(run_noisify, list(args), click.echo, lambda line: click.echo(line, err=True))

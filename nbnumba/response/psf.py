@@ -1,0 +1,266 @@
+"""The point-spread function, as noisify applies it.
+
+Every source pixel spreads its photons over the pixels within a radius of it, weighted by the
+PSF integrated analytically over each target pixel (a Gaussian of the given FWHM, or a fibre-optic
+taper's g/(2π)(g²+r²)^(-3/2)).  The radius is the user's, or one chosen per source pixel so that
+the light beyond it stays below a tenth of that pixel's photon noise; the light beyond the radius
+is counted as lost and added back evenly over the whole image.
+
+The reference accumulates in float32, source pixel by source pixel in scan order, so a target's
+value depends on the order of its additions.  The spread here is parallel over bands of target
+pixels: each band visits, in that same order, every source that reaches it and keeps only the
+additions that land inside it, so each target sees its additions in the reference's order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import prange
+
+from .. import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
+
+GAUSS = 1
+FIBER = 2
+KINDS = {"gauss": GAUSS, "fiber": FIBER}
+
+# fwhm = sqrt(2**(2/3) - 1) * g for the fibre PSF
+G_PER_FWHM = 0.652383013252053
+# the radius keeps the light beyond it below photon_noise / LOSS_FACTOR
+LOSS_FACTOR = 10.0
+LOG16 = math.log(16)
+LOG4 = math.log(4)
+# C's (int) of a NaN or out-of-range double on x86-64
+INT_MIN = -2147483648
+
+
+@dataclass(frozen=True)
+class PsfReport:
+    """What the reference prints about one application of the PSF."""
+
+    fwhm_pixels: float
+    max_input: float | None  # with an automatic radius: the brightest source pixel
+    auto_radius: int | None  # with an automatic radius: the kernel's radius as chosen
+    skipped: bool  # automatic radius on an image without photons: nothing spread, zeros out
+    lost: float  # photons beyond the radii, added back evenly
+
+
+# --- the kernel (host side, libm's erf and atan as in the reference) ----------------------------
+
+def _gauss_integral(x: float, y: float) -> float:
+    # the reference writes the two factors differently; equal in exact arithmetic, not in doubles
+    return 0.125 * (math.erf(2 * x * math.sqrt(math.log(2))) * math.erf(y * math.sqrt(math.log(16)))
+                    * math.sqrt(math.log(16) / math.log(2)))
+
+
+def _gauss_pixel(dx: int, dy: int, fwhm: float) -> float:
+    x, y, pix = dx / fwhm, dy / fwhm, 1.0 / fwhm
+    return (_gauss_integral(x + pix / 2., y + pix / 2.) - _gauss_integral(x + pix / 2., y - pix / 2.)
+            - _gauss_integral(x - pix / 2., y + pix / 2.) + _gauss_integral(x - pix / 2., y - pix / 2.))
+
+
+def _fiber_integral(x: float, y: float, g: float) -> float:
+    return math.atan((x * y) / (g * math.sqrt(g * g + x * x + y * y))) / 2.0 / math.pi
+
+
+def _fiber_pixel(dx: int, dy: int, g: float) -> float:
+    x, y = float(dx), float(dy)
+    return (_fiber_integral(x + 0.5, y + 0.5, g) - _fiber_integral(x + 0.5, y - 0.5, g)
+            - _fiber_integral(x - 0.5, y + 0.5, g) + _fiber_integral(x - 0.5, y - 0.5, g))
+
+
+def kernel(kind: int, fwhm_pixels: float, radius: int) -> np.ndarray:
+    """(2R+1, 2R+1) weights indexed [R+dy, R+dx], zero outside the circle of radius R."""
+    size = 2 * radius + 1
+    weights = np.zeros((size, size))
+    g = fwhm_pixels * G_PER_FWHM
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dx * dx + dy * dy > radius * radius:
+                continue
+            if kind == GAUSS:
+                weights[radius + dy, radius + dx] = _gauss_pixel(dx, dy, fwhm_pixels)
+            else:
+                weights[radius + dy, radius + dx] = _fiber_pixel(dx, dy, g)
+    return weights
+
+
+def _one_plus_ceil(x: float) -> int:
+    """C's (int)(1 + ceil(x)) on x86-64: NaN and out-of-range values give INT_MIN."""
+    if not math.isfinite(x):
+        return INT_MIN
+    value = 1 + math.ceil(x)
+    return value if -2147483648 <= value <= 2147483647 else INT_MIN
+
+
+def auto_radius(kind: int, fwhm_pixels: float, max_input: float) -> int:
+    """The kernel radius the reference chooses from the brightest pixel (before any limit)."""
+    lost = math.sqrt(max_input) / LOSS_FACTOR
+    if kind == GAUSS:
+        ratio = -math.log(lost / max_input) / LOG4 / 2
+        # below 0.01 photons the square root is of a negative number: NaN in the reference
+        return _one_plus_ceil(math.sqrt(ratio) * fwhm_pixels if ratio >= 0 else math.nan)
+    return _one_plus_ceil(fwhm_pixels * G_PER_FWHM * (max_input / lost))
+
+
+# --- compiled loops ------------------------------------------------------------------------------
+
+@numba.njit(cache=True)
+def _to_int(x):
+    # C's (int) of a double on x86-64
+    if not (-2147483649.0 < x < 2147483648.0):
+        return INT_MIN
+    return np.int64(x)
+
+
+@numba.njit(parallel=True, cache=True)
+def _source_radii(image, kind, fwhm, user_radius, max_radius, faint_radius):
+    """Per source pixel: its radius (INT_MIN: it spreads nothing) and the photons lost beyond it."""
+    n = image.shape[0]
+    radius = np.zeros(n, np.int64)
+    lost = np.zeros(n)
+    g = fwhm * G_PER_FWHM
+    for i in prange(n):
+        v = np.float64(image[i])
+        if v <= 0.0:  # NaN is not skipped, as in the reference
+            continue
+        if user_radius != 0:
+            r = user_radius
+        else:
+            noise_floor = math.sqrt(v) / LOSS_FACTOR
+            if kind == GAUSS:
+                r = _to_int(1.0 + np.ceil(np.sqrt(-math.log(noise_floor / v) / LOG16) * fwhm))
+                if r == INT_MIN and faint_radius > 0 and v == v:
+                    r = faint_radius
+            else:
+                r = _to_int(1.0 + np.ceil(g * (v / noise_floor)))
+        if r == 0:
+            r = 1
+        if r > max_radius:
+            r = max_radius
+        radius[i] = r
+        if kind == GAUSS:
+            rsq = np.float64(r) / fwhm
+            rsq = rsq * rsq
+            lost[i] = v * math.exp(-LOG16 * rsq)
+        else:
+            lost[i] = v * g / math.sqrt(g * g + np.float64(r * r))
+    return radius, lost
+
+
+@numba.njit(cache=True)
+def _ordered_sum(values):
+    # the reference's running double sum, in scan order
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
+@numba.njit(parallel=True, cache=True)
+def _spread(image, width, height, off_dx, off_dy, off_rsq, off_w, reach, sorted_by_rsq, radius,
+            edge_wraps, band_rows):
+    """Spread every source over its circle into a new float32 image, band by band of target rows.
+
+    Offsets come in the order the reference visits them (or by distance, when no two offsets of
+    one source can land on the same target, so a source's loop may stop at its radius).  With
+    ``edge_wraps`` light one column past the right edge lands in the first column of the next
+    row, as in the reference (its bound check is x > width rather than x >= width).
+    """
+    pixels = width * height
+    out = np.zeros(pixels, np.float32)
+    bands = (height + band_rows - 1) // band_rows
+    x_limit = width if edge_wraps else width - 1
+    span = reach * width + reach
+    for b in prange(bands):
+        ja = b * band_rows * width
+        jb = min(pixels, ja + band_rows * width)
+        first = max(0, ja - span)
+        last = min(pixels, jb + span)
+        for i in range(first, last):
+            v = image[i]
+            if v <= 0.0:
+                continue
+            r = radius[i]
+            if r < 0:
+                continue
+            r2 = r * r
+            v64 = np.float64(v)
+            x0 = i % width
+            y0 = i // width
+            for k in range(off_dx.shape[0]):
+                if off_rsq[k] > r2:
+                    if sorted_by_rsq:
+                        break
+                    continue
+                x = x0 + off_dx[k]
+                if x < 0 or x > x_limit:
+                    continue
+                y = y0 + off_dy[k]
+                if y < 0:
+                    continue
+                j = y * width + x
+                if j < ja or j >= jb:
+                    continue
+                out[j] = np.float32(np.float64(out[j]) + v64 * off_w[k])
+    return out
+
+
+@numba.njit(parallel=True, cache=True)
+def _add_evenly(image, amount):
+    for i in prange(image.shape[0]):
+        image[i] = np.float32(np.float64(image[i]) + amount)
+
+
+def _offsets(weights: np.ndarray, radius: int, width: int):
+    """The kernel's non-zero offsets as (dx, dy, dx²+dy², weight) arrays, in the reference's
+    order (dx outer, dy inner), or sorted by distance when the image is wide enough that no two
+    offsets of one source can share a target (then the order within a source does not matter)."""
+    rows = [(dx, dy, dx * dx + dy * dy, weights[radius + dy, radius + dx])
+            for dx in range(-radius, radius + 1) for dy in range(-radius, radius + 1)
+            if weights[radius + dy, radius + dx] != 0.0]
+    by_distance = 2 * radius < width
+    if by_distance:
+        rows.sort(key=lambda row: row[2])  # stable: equal distances keep the reference's order
+    columns = list(zip(*rows)) or [(), (), (), ()]
+    dx, dy, rsq = (np.array(c, dtype=np.int64) for c in columns[:3])
+    return dx, dy, rsq, np.array(columns[3], dtype=np.float64), by_distance
+
+
+def apply_psf(image: np.ndarray, kind: int, fwhm_pixels: float, user_radius: int = 0,
+              fix_edge: bool = False, fix_faint: bool = False) -> tuple[np.ndarray, PsfReport]:
+    """The blurred copy of a float32 (slow, fast) photon image, and what to report about it.
+
+    ``fix_edge`` drops the light that falls past the right edge instead of wrapping it into the
+    next row; ``fix_faint`` spreads sources under 0.01 photons over radius 1 instead of dropping
+    them (both only with the defaults off do the images equal the reference's).
+    """
+    height, width = image.shape
+    flat = np.ascontiguousarray(image, dtype=np.float32).reshape(-1)
+    max_radius = max(width, height)
+    max_input = chosen = None
+    radius = user_radius
+    if radius <= 0:
+        max_input = max(0.0, float(np.nanmax(flat))) if flat.size else 0.0
+        if max_input <= 0.0:
+            return np.zeros_like(image, dtype=np.float32), PsfReport(fwhm_pixels, max_input, None, True, 0.0)
+        chosen = radius = auto_radius(kind, fwhm_pixels, max_input)
+        if radius == INT_MIN and fix_faint:
+            radius = 1
+        if radius == 0:
+            radius = 1
+    radius = min(radius, max_radius)
+    faint_radius = 1 if fix_faint else 0
+    radii, lost = _source_radii(flat, kind, fwhm_pixels, user_radius, max_radius, faint_radius)
+    total_lost = _ordered_sum(lost)
+    reach = max(radius, 0)
+    weights = kernel(kind, fwhm_pixels, reach)
+    dx, dy, rsq, w, by_rsq = _offsets(weights, reach, width)
+    np.minimum(radii, reach, out=radii)  # a source's radius never exceeds the kernel's
+    band_rows = max(1, -(-height // (4 * numba.get_num_threads())))
+    out = _spread(flat, width, height, dx, dy, rsq, w, reach, by_rsq, radii, not fix_edge, band_rows)
+    _add_evenly(out, total_lost / (width * height))
+    return out.reshape(height, width), PsfReport(fwhm_pixels, max_input, chosen, False, total_lost)
