@@ -216,4 +216,5 @@ def noisify(args) -> None:
     (e.g. -floatfile img.bin -readout 3 -flicker 0.02 -psf gauss -psf_fwhm 100)."""
     from .noisify import run_noisify
 
+    _skip_scipy_blas()
     _guarded(run_noisify, list(args), click.echo, lambda line: click.echo(line, err=True))

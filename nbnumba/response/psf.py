@@ -116,39 +116,80 @@ def _to_int(x):
     return np.int64(x)
 
 
+@numba.njit(cache=True)
+def _radius(v, kind, fwhm, user_radius, max_radius, faint_radius):
+    """A source pixel's radius (INT_MIN: it spreads nothing)."""
+    if user_radius != 0:
+        r = user_radius
+    else:
+        noise_floor = math.sqrt(v) / LOSS_FACTOR
+        if kind == GAUSS:
+            # under 0.01 photons this is the square root of a negative number: NaN, INT_MIN
+            r = _to_int(1.0 + np.ceil(np.sqrt(-math.log(noise_floor / v) / LOG16) * fwhm))
+            if r == INT_MIN and faint_radius > 0 and v == v:
+                r = faint_radius
+        else:
+            r = _to_int(1.0 + np.ceil(fwhm * G_PER_FWHM * (v / noise_floor)))
+    if r == 0:
+        r = 1
+    return min(r, max_radius)
+
+
+@numba.njit(cache=True)
+def _loss(v, r, kind, fwhm, loss_by_radius):
+    """The photons a source of ``v`` loses beyond radius ``r``: v·exp(-ln16 (r/fwhm)²) for the
+    Gaussian, v·g/sqrt(g² + r²) for the fibre, with the factor of r looked up when r >= 0."""
+    if 0 <= r < loss_by_radius.shape[0]:
+        factor = loss_by_radius[r]
+    elif kind == GAUSS:
+        rsq = np.float64(r) / fwhm
+        factor = math.exp(-LOG16 * (rsq * rsq))
+    else:
+        g = fwhm * G_PER_FWHM
+        factor = math.sqrt(g * g + np.float64(r * r))
+    if kind == GAUSS:
+        return v * factor
+    return v * (fwhm * G_PER_FWHM) / factor
+
+
 @numba.njit(parallel=True, cache=True)
-def _source_radii(image, kind, fwhm, user_radius, max_radius, faint_radius):
-    """Per source pixel: its radius (INT_MIN: it spreads nothing) and the photons lost beyond it."""
+def _source_radii(image, kind, fwhm, user_radius, max_radius, faint_radius, reach, table_size):
+    """Per source pixel: its squared radius, at most the kernel's ``reach`` (-1: it spreads
+    nothing), and the photons it loses.  Counts (whole numbers below ``table_size``) are looked
+    up in a table of the same functions, which makes a noise image's pass nearly free."""
     n = image.shape[0]
-    radius = np.zeros(n, np.int64)
-    lost = np.zeros(n)
     g = fwhm * G_PER_FWHM
+    loss_by_radius = np.empty(max_radius + 1)
+    for r in range(max_radius + 1):
+        if kind == GAUSS:
+            rsq = np.float64(r) / fwhm
+            loss_by_radius[r] = math.exp(-LOG16 * (rsq * rsq))
+        else:
+            loss_by_radius[r] = math.sqrt(g * g + np.float64(r * r))
+    table_r = np.empty(table_size, np.int64)
+    table_lost = np.empty(table_size)
+    for c in prange(1, table_size):
+        r = _radius(np.float64(c), kind, fwhm, user_radius, max_radius, faint_radius)
+        table_r[c] = r
+        table_lost[c] = _loss(np.float64(c), r, kind, fwhm, loss_by_radius)
+    r2 = np.empty(n, np.int32)
+    lost = np.empty(n)
     for i in prange(n):
         v = np.float64(image[i])
         if v <= 0.0:  # NaN is not skipped, as in the reference
+            r2[i] = -1
+            lost[i] = 0.0
             continue
-        if user_radius != 0:
-            r = user_radius
+        if v < table_size and v == np.floor(v):
+            c = np.int64(v)
+            r = table_r[c]
+            lost[i] = table_lost[c]
         else:
-            noise_floor = math.sqrt(v) / LOSS_FACTOR
-            if kind == GAUSS:
-                r = _to_int(1.0 + np.ceil(np.sqrt(-math.log(noise_floor / v) / LOG16) * fwhm))
-                if r == INT_MIN and faint_radius > 0 and v == v:
-                    r = faint_radius
-            else:
-                r = _to_int(1.0 + np.ceil(g * (v / noise_floor)))
-        if r == 0:
-            r = 1
-        if r > max_radius:
-            r = max_radius
-        radius[i] = r
-        if kind == GAUSS:
-            rsq = np.float64(r) / fwhm
-            rsq = rsq * rsq
-            lost[i] = v * math.exp(-LOG16 * rsq)
-        else:
-            lost[i] = v * g / math.sqrt(g * g + np.float64(r * r))
-    return radius, lost
+            r = _radius(v, kind, fwhm, user_radius, max_radius, faint_radius)
+            lost[i] = _loss(v, r, kind, fwhm, loss_by_radius)
+        r = min(r, reach)
+        r2[i] = -1 if r < 0 else r * r
+    return r2, lost
 
 
 @numba.njit(cache=True)
@@ -160,15 +201,30 @@ def _ordered_sum(values):
     return total
 
 
-@numba.njit(parallel=True, cache=True)
-def _spread(image, width, height, off_dx, off_dy, off_rsq, off_w, reach, sorted_by_rsq, radius,
-            edge_wraps, band_rows):
-    """Spread every source over its circle into a new float32 image, band by band of target rows.
+@numba.njit(cache=True)
+def _spread_run(out, sources, r2, rsq, weight):
+    """One offset along a run of sources: out[t] += sources[t] * weight where the source reaches.
+    Adding 0.0 elsewhere leaves a target unchanged (targets are never -0.0) and, with unsigned
+    indices (no negative-index wrap-around), lets the loop vectorise."""
+    for t in range(out.shape[0]):
+        u = np.uint64(t)
+        add = np.float64(sources[u]) * weight
+        if r2[u] < rsq:
+            add = 0.0
+        out[u] = np.float32(np.float64(out[u]) + add)
 
-    Offsets come in the order the reference visits them (or by distance, when no two offsets of
-    one source can land on the same target, so a source's loop may stop at its radius).  With
-    ``edge_wraps`` light one column past the right edge lands in the first column of the next
-    row, as in the reference (its bound check is x > width rather than x >= width).
+
+@numba.njit(parallel=True, cache=True)
+def _spread(image, width, height, off_dx, off_dy, off_rsq, off_w, reach, r2, edge_wraps, band_rows):
+    """Spread every source over its circle into a new float32 image, band by band of targets.
+
+    A target's additions must come in the reference's order: by source in scan order, and for
+    one source (only when the circle is wider than the image can two offsets of it meet) with
+    dx ascending.  Within a band the loops run over source rows, then offsets by decreasing
+    linear offset dy*width + dx (ties by dx ascending), then along the row, which keeps that
+    order and lets the compiler vectorise the innermost loop.  With ``edge_wraps`` light one
+    column past the right edge lands in the first column of the next row, as in the reference
+    (its bound check is x > width, not x >= width).
     """
     pixels = width * height
     out = np.zeros(pixels, np.float32)
@@ -178,34 +234,18 @@ def _spread(image, width, height, off_dx, off_dy, off_rsq, off_w, reach, sorted_
     for b in prange(bands):
         ja = b * band_rows * width
         jb = min(pixels, ja + band_rows * width)
-        first = max(0, ja - span)
-        last = min(pixels, jb + span)
-        for i in range(first, last):
-            v = image[i]
-            if v <= 0.0:
-                continue
-            r = radius[i]
-            if r < 0:
-                continue
-            r2 = r * r
-            v64 = np.float64(v)
-            x0 = i % width
-            y0 = i // width
+        for y0 in range(max(0, (ja - span) // width), min(height, (jb - 1 + span) // width + 1)):
+            row = y0 * width
             for k in range(off_dx.shape[0]):
-                if off_rsq[k] > r2:
-                    if sorted_by_rsq:
-                        break
+                dx = off_dx[k]
+                if y0 + off_dy[k] < 0:
                     continue
-                x = x0 + off_dx[k]
-                if x < 0 or x > x_limit:
-                    continue
-                y = y0 + off_dy[k]
-                if y < 0:
-                    continue
-                j = y * width + x
-                if j < ja or j >= jb:
-                    continue
-                out[j] = np.float32(np.float64(out[j]) + v64 * off_w[k])
+                offset = off_dy[k] * width + dx
+                lo = max(0, -dx, ja - row - offset)
+                hi = min(width - 1, x_limit - dx, jb - 1 - row - offset)
+                if hi >= lo:
+                    _spread_run(out[row + offset + lo:row + offset + hi + 1], image[row + lo:row + hi + 1],
+                                r2[row + lo:row + hi + 1], off_rsq[k], off_w[k])
     return out
 
 
@@ -216,18 +256,15 @@ def _add_evenly(image, amount):
 
 
 def _offsets(weights: np.ndarray, radius: int, width: int):
-    """The kernel's non-zero offsets as (dx, dy, dx²+dy², weight) arrays, in the reference's
-    order (dx outer, dy inner), or sorted by distance when the image is wide enough that no two
-    offsets of one source can share a target (then the order within a source does not matter)."""
+    """The kernel's non-zero offsets as (dx, dy, dx²+dy², weight) arrays, by decreasing linear
+    offset dy*width + dx, ties (circles wider than the image) by increasing dx."""
     rows = [(dx, dy, dx * dx + dy * dy, weights[radius + dy, radius + dx])
             for dx in range(-radius, radius + 1) for dy in range(-radius, radius + 1)
             if weights[radius + dy, radius + dx] != 0.0]
-    by_distance = 2 * radius < width
-    if by_distance:
-        rows.sort(key=lambda row: row[2])  # stable: equal distances keep the reference's order
+    rows.sort(key=lambda row: (-(row[1] * width + row[0]), row[0]))
     columns = list(zip(*rows)) or [(), (), (), ()]
     dx, dy, rsq = (np.array(c, dtype=np.int64) for c in columns[:3])
-    return dx, dy, rsq, np.array(columns[3], dtype=np.float64), by_distance
+    return dx, dy, rsq, np.array(columns[3], dtype=np.float64)
 
 
 def apply_psf(image: np.ndarray, kind: int, fwhm_pixels: float, user_radius: int = 0,
@@ -254,13 +291,12 @@ def apply_psf(image: np.ndarray, kind: int, fwhm_pixels: float, user_radius: int
             radius = 1
     radius = min(radius, max_radius)
     faint_radius = 1 if fix_faint else 0
-    radii, lost = _source_radii(flat, kind, fwhm_pixels, user_radius, max_radius, faint_radius)
-    total_lost = _ordered_sum(lost)
     reach = max(radius, 0)
-    weights = kernel(kind, fwhm_pixels, reach)
-    dx, dy, rsq, w, by_rsq = _offsets(weights, reach, width)
-    np.minimum(radii, reach, out=radii)  # a source's radius never exceeds the kernel's
+    r2, lost = _source_radii(flat, kind, fwhm_pixels, user_radius, max_radius, faint_radius, reach,
+                             min(65536, flat.size))
+    total_lost = _ordered_sum(lost)
+    dx, dy, rsq, w = _offsets(kernel(kind, fwhm_pixels, reach), reach, width)
     band_rows = max(1, -(-height // (4 * numba.get_num_threads())))
-    out = _spread(flat, width, height, dx, dy, rsq, w, reach, by_rsq, radii, not fix_edge, band_rows)
+    out = _spread(flat, width, height, dx, dy, rsq, w, reach, r2, not fix_edge, band_rows)
     _add_evenly(out, total_lost / (width * height))
     return out.reshape(height, width), PsfReport(fwhm_pixels, max_input, chosen, False, total_lost)
