@@ -17,10 +17,11 @@ import numpy as np
 from .errors import UserError
 from .io.images import write_pgm
 from .io.smv import cfmt_g as g
-from .noisify_files import float_image, noisify_header, read_float_bytes, read_header, write_counts
+from .noisify_files import (float_image, noisify_header, read_float_bytes, read_header, retyped_header,
+                            write_counts)
 from .noisify_options import NoisifyOptions, parse_noisify_args
 from .response import PsfReport, ResponseParams, ResponseResult, apply_detector_response
-from .response.model import R_E_SQR
+from .response.model import R_E_SQR, check_input
 
 BANNER = "noisify - add noise to pixels - James Holton 3-19-16"
 
@@ -94,7 +95,7 @@ def response_params(o: NoisifyOptions, geo: Geometry, seed: int) -> ResponsePara
                           calibration_noise=o.calibration_noise, seed=seed, calib_seed=o.calib_seed, psf=o.psf,
                           psf_fwhm=o.psf_fwhm, psf_radius=o.psf_radius, bits=o.bits, noise=o.calculate_noise,
                           fix_int32_clip=o.fix_int32_clip, fix_psf_edge=o.fix_psf_edge,
-                          fix_psf_faint=o.fix_psf_faint, fix_calib_stream=o.fix_calib_stream)
+                          fix_calib_stream=o.fix_calib_stream)
 
 
 def setup_lines(o: NoisifyOptions, geo: Geometry, p: ResponseParams) -> list[str]:
@@ -136,7 +137,7 @@ def psf_lines(report: PsfReport) -> list[str]:
 
 def _header(o: NoisifyOptions, geo: Geometry, header) -> bytes:
     if header is not None:
-        return header.raw
+        return retyped_header(header, o.bits) if o.fix_header_type else header.raw
     return noisify_header(geo.xpixels, geo.ypixels, o.bits, geo.pixel * 1000.0, geo.distance * 1000.0, o.lambda_A,
                           geo.xbeam * 1000.0, (geo.detsize_y - geo.ybeam) * 1000, o.phi_deg, o.osc_deg)
 
@@ -185,6 +186,7 @@ def run_noisify(argv: list[str], say: Callable[[str], None], warn: Callable[[str
     image = float_image(data, geo.xpixels, geo.ypixels)
     seed = o.seed if o.seed is not None else -int(time.time())
     p = response_params(o, geo, seed)
+    check_input(image, p)
     for line in [BANNER, *setup_lines(o, geo, p)]:
         say(line)
     bad = int(image.size - np.isfinite(image).sum())

@@ -38,6 +38,7 @@ def float_image(data: bytes, width: int, height: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ImportedHeader:
+    path: str
     raw: bytes  # the header's bytes, copied into every output
     text: str
     width: int
@@ -69,7 +70,33 @@ def read_header(path) -> ImportedHeader:
         width = height = _size(smv_value(text, "DETECTOR_DIMENSIONS"))
     if width is None or height is None:
         raise UserError(f"{path}: SMV header lacks a positive SIZE1 and SIZE2")
-    return ImportedHeader(raw=raw[:size], text=text, width=width, height=height)
+    return ImportedHeader(path=str(path), raw=raw[:size], text=text, width=width, height=height)
+
+
+def _set_key(header: bytes, key: bytes, value: bytes) -> bytes:
+    # the value of the last KEY= (the one a reader believes) up to its ';', or a new key line
+    # before the closing brace
+    at = header.rfind(key + b"=")
+    if at < 0:
+        close = header.rfind(b"}")
+        return header[:close] + key + b"=" + value + b";\n" + header[close:]
+    start = at + len(key) + 1
+    end = header.find(b";", start)
+    end = len(header) if end < 0 else end
+    return header[:start] + value + header[end:]
+
+
+def retyped_header(header: ImportedHeader, bits: int) -> bytes:
+    """The imported header with TYPE and BYTE_ORDER describing the pixels written, at its size:
+    padding (spaces, NULs) after the closing brace absorbs the change."""
+    raw = _set_key(header.raw, b"TYPE", b"unsigned_short" if bits == 16 else b"long_integer")
+    raw = _set_key(raw, b"BYTE_ORDER", b"little_endian")
+    size = len(header.raw)
+    if len(raw) > size:
+        if raw[size:].strip(b" \0") or raw.rfind(b"}") >= size:
+            raise UserError(f"{header.path}: no room in its {size}-byte header for TYPE and BYTE_ORDER")
+        return raw[:size]
+    return raw.ljust(size, b" ")
 
 
 def noisify_header(width: int, height: int, bits: int, pixel_mm: float, distance_mm: float,

@@ -60,8 +60,8 @@ class NoisifyOptions:
     nthreads: int = 0
     fix_int32_clip: bool = False
     fix_psf_edge: bool = False
-    fix_psf_faint: bool = False
     fix_calib_stream: bool = False
+    fix_header_type: bool = False
     argv: list[str] = field(default_factory=list)
 
 
@@ -178,10 +178,10 @@ FLAGS: list[Flag] = [
          help="32-bit int image clips at 2^31-1 (reference: at 65535)"),
     Flag("-fix_psf_edge", exact("-fix_psf_edge"), 0, _switch("fix_psf_edge", True),
          help="PSF light past the right edge is lost (reference: lands in the next row's first pixel)"),
-    Flag("-fix_psf_faint", exact("-fix_psf_faint"), 0, _switch("fix_psf_faint", True),
-         help="automatic PSF radius spreads pixels under 0.01 photons (reference: drops them)"),
     Flag("-fix_calib_stream", exact("-fix_calib_stream"), 0, _switch("fix_calib_stream", True),
          help="the calibration error has its own random stream (reference: shares the noise seed's)"),
+    Flag("-fix_header_type", exact("-fix_header_type"), 0, _switch("fix_header_type", True),
+         help="an imported header's TYPE and BYTE_ORDER describe the pixels written (reference: copied as they are)"),
 ]
 
 CANONICAL = sorted(f.name for f in FLAGS)

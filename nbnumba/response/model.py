@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import rng
+from ..errors import UserError
 from . import noise
 from .psf import KINDS, PsfReport, apply_psf
 
@@ -44,7 +45,6 @@ class ResponseParams:
     noise: bool = True  # False: only the noiseless image (with the PSF applied to it)
     fix_int32_clip: bool = False  # 32-bit noiseless pixels clip at 2**31 - 1, not at 65535
     fix_psf_edge: bool = False  # light past the right edge is lost, not wrapped to the next row
-    fix_psf_faint: bool = False  # sources under 0.01 photons spread over radius 1, not dropped
     fix_calib_stream: bool = False  # the calibration error has its own generator
 
     @property
@@ -91,8 +91,20 @@ def _calibration_stream(p: ResponseParams, state: np.ndarray) -> tuple[np.ndarra
     return rng.new_rng(seed), seed
 
 
+def check_input(image: np.ndarray, p: ResponseParams) -> None:
+    """Refuse what would spoil the whole image: a NaN or infinite pixel under the PSF (its lost
+    light is added back to every pixel; the reference crashes on NaN)."""
+    if p.psf_kind is not None:
+        bad = int(image.size - np.isfinite(image).sum())
+        if bad:
+            raise UserError(f"{bad} pixels of the input are not finite numbers (NaN or infinity); the PSF would "
+                            "spread them over the whole image")
+
+
 def apply_detector_response(float_image: np.ndarray, p: ResponseParams) -> ResponseResult:
+    """The int, noise and PGM images of a (slow, fast) photons/pixel float image (see the module)."""
     image = np.asarray(float_image, dtype=np.float32)
+    check_input(image, p)
     shape = image.shape
     finite = image[image == image]
     max_input = max(0.0, float(finite.max())) if finite.size else 0.0
@@ -102,7 +114,7 @@ def apply_detector_response(float_image: np.ndarray, p: ResponseParams) -> Respo
     psf_noiseless = None
     if not p.noise and kind is not None:
         blurred, psf_noiseless = apply_psf(photons.reshape(shape), kind, p.psf_fwhm_pixels, p.psf_radius,
-                                           p.fix_psf_edge, p.fix_psf_faint)
+                                           p.fix_psf_edge)
         photons = blurred.reshape(-1)
     int16, int32 = noise.noiseless_counts(photons, p.gain, p.adc_offset, not p.fix_int32_clip)
     result = ResponseResult(max_input=max_input, int16=int16.reshape(shape),
@@ -118,7 +130,7 @@ def apply_detector_response(float_image: np.ndarray, p: ResponseParams) -> Respo
                                                            state, calib_state, calib_idum)
     if kind is not None:
         blurred, result.psf = apply_psf(counts.reshape(shape), kind, p.psf_fwhm_pixels, p.psf_radius,
-                                        p.fix_psf_edge, p.fix_psf_faint)
+                                        p.fix_psf_edge)
         counts = blurred.reshape(-1)
     out16, out32, result.photons, over16, over32 = noise.noise_counts(counts, p.gain, p.adc_offset,
                                                                       p.readout_noise, state)

@@ -117,17 +117,18 @@ def _to_int(x):
 
 
 @numba.njit(cache=True)
-def _radius(v, kind, fwhm, user_radius, max_radius, faint_radius):
-    """A source pixel's radius (INT_MIN: it spreads nothing)."""
+def _radius(v, kind, fwhm, user_radius, max_radius):
+    """A source pixel's radius (INT_MIN, for NaN: it spreads nothing)."""
     if user_radius != 0:
         r = user_radius
     else:
         noise_floor = math.sqrt(v) / LOSS_FACTOR
         if kind == GAUSS:
-            # under 0.01 photons this is the square root of a negative number: NaN, INT_MIN
+            # under 0.01 photons this is the square root of a negative number, which the
+            # reference turns into INT_MIN and then crashes on; such a source gets radius 1
             r = _to_int(1.0 + np.ceil(np.sqrt(-math.log(noise_floor / v) / LOG16) * fwhm))
-            if r == INT_MIN and faint_radius > 0 and v == v:
-                r = faint_radius
+            if r == INT_MIN and v == v:
+                r = 1
         else:
             r = _to_int(1.0 + np.ceil(fwhm * G_PER_FWHM * (v / noise_floor)))
     if r == 0:
@@ -153,7 +154,7 @@ def _loss(v, r, kind, fwhm, loss_by_radius):
 
 
 @numba.njit(parallel=True, cache=True)
-def _source_radii(image, kind, fwhm, user_radius, max_radius, faint_radius, reach, table_size):
+def _source_radii(image, kind, fwhm, user_radius, max_radius, reach, table_size):
     """Per source pixel: its squared radius, at most the kernel's ``reach`` (-1: it spreads
     nothing), and the photons it loses.  Counts (whole numbers below ``table_size``) are looked
     up in a table of the same functions, which makes a noise image's pass nearly free."""
@@ -169,7 +170,7 @@ def _source_radii(image, kind, fwhm, user_radius, max_radius, faint_radius, reac
     table_r = np.empty(table_size, np.int64)
     table_lost = np.empty(table_size)
     for c in prange(1, table_size):
-        r = _radius(np.float64(c), kind, fwhm, user_radius, max_radius, faint_radius)
+        r = _radius(np.float64(c), kind, fwhm, user_radius, max_radius)
         table_r[c] = r
         table_lost[c] = _loss(np.float64(c), r, kind, fwhm, loss_by_radius)
     r2 = np.empty(n, np.int32)
@@ -185,7 +186,7 @@ def _source_radii(image, kind, fwhm, user_radius, max_radius, faint_radius, reac
             r = table_r[c]
             lost[i] = table_lost[c]
         else:
-            r = _radius(v, kind, fwhm, user_radius, max_radius, faint_radius)
+            r = _radius(v, kind, fwhm, user_radius, max_radius)
             lost[i] = _loss(v, r, kind, fwhm, loss_by_radius)
         r = min(r, reach)
         r2[i] = -1 if r < 0 else r * r
@@ -268,12 +269,12 @@ def _offsets(weights: np.ndarray, radius: int, width: int):
 
 
 def apply_psf(image: np.ndarray, kind: int, fwhm_pixels: float, user_radius: int = 0,
-              fix_edge: bool = False, fix_faint: bool = False) -> tuple[np.ndarray, PsfReport]:
+              fix_edge: bool = False) -> tuple[np.ndarray, PsfReport]:
     """The blurred copy of a float32 (slow, fast) photon image, and what to report about it.
 
     ``fix_edge`` drops the light that falls past the right edge instead of wrapping it into the
-    next row; ``fix_faint`` spreads sources under 0.01 photons over radius 1 instead of dropping
-    them (both only with the defaults off do the images equal the reference's).
+    next row as the reference does.  Sources under 0.01 photons, on which the reference's
+    automatic Gaussian radius crashes, are spread over radius 1.
     """
     height, width = image.shape
     flat = np.ascontiguousarray(image, dtype=np.float32).reshape(-1)
@@ -285,15 +286,11 @@ def apply_psf(image: np.ndarray, kind: int, fwhm_pixels: float, user_radius: int
         if max_input <= 0.0:
             return np.zeros_like(image, dtype=np.float32), PsfReport(fwhm_pixels, max_input, None, True, 0.0)
         chosen = radius = auto_radius(kind, fwhm_pixels, max_input)
-        if radius == INT_MIN and fix_faint:
-            radius = 1
-        if radius == 0:
-            radius = 1
+        if radius == INT_MIN:  # every source under 0.01 photons: see _radius
+            chosen = radius = 1
     radius = min(radius, max_radius)
-    faint_radius = 1 if fix_faint else 0
     reach = max(radius, 0)
-    r2, lost = _source_radii(flat, kind, fwhm_pixels, user_radius, max_radius, faint_radius, reach,
-                             min(65536, flat.size))
+    r2, lost = _source_radii(flat, kind, fwhm_pixels, user_radius, max_radius, reach, min(65536, flat.size))
     total_lost = _ordered_sum(lost)
     dx, dy, rsq, w = _offsets(kernel(kind, fwhm_pixels, reach), reach, width)
     band_rows = max(1, -(-height // (4 * numba.get_num_threads())))
