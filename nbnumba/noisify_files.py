@@ -32,8 +32,9 @@ def read_float_bytes(path) -> bytes:
 
 
 def float_image(data: bytes, width: int, height: int) -> np.ndarray:
-    """The first width x height little-endian float32 values as a (slow, fast) image."""
-    return np.frombuffer(data, dtype="<f4", count=width * height).astype(np.float32).reshape(height, width)
+    """The first width x height little-endian float32 values as a read-only
+    (slow, fast) image."""
+    return np.frombuffer(data, dtype="<f4", count=width * height).reshape(height, width)
 
 
 @dataclass(frozen=True)

@@ -103,12 +103,12 @@ def check_input(image: np.ndarray, p: ResponseParams) -> None:
 
 def apply_detector_response(float_image: np.ndarray, p: ResponseParams) -> ResponseResult:
     """The int, noise and PGM images of a (slow, fast) photons/pixel float image (see the module)."""
-    image = np.asarray(float_image, dtype=np.float32)
+    image = np.ascontiguousarray(float_image, dtype=np.float32)
     check_input(image, p)
     shape = image.shape
-    finite = image[image == image]
-    max_input = max(0.0, float(finite.max())) if finite.size else 0.0
-    photons = (p.photons_per_unit * image.astype(np.float64)).astype(np.float32).reshape(-1)
+    # the reference's running maximum from 0, which passes over NaN
+    max_input = float(np.fmax.reduce(image.reshape(-1), initial=0.0))
+    photons = noise.photon_scale(image.reshape(-1), p.photons_per_unit)
     kind = p.psf_kind
 
     psf_noiseless = None

@@ -29,6 +29,15 @@ def _to_uint(x):
     return np.uint32(np.int64(x) & 0xFFFFFFFF)
 
 
+@numba.njit(parallel=True, cache=True)
+def photon_scale(image, factor):
+    """The input on the photon scale, as the reference rounds it: float32(factor * pixel)."""
+    out = np.empty(image.shape[0], np.float32)
+    for i in prange(image.shape[0]):
+        out[i] = np.float32(factor * np.float64(image[i]))
+    return out
+
+
 @numba.njit(cache=True)
 def _calibration_deviate(state, calib_state, calib_idum):
     seed_idum = state[_IDUM]
