@@ -186,7 +186,7 @@ def run_noisify(argv: list[str], say: Callable[[str], None], warn: Callable[[str
     image = float_image(data, geo.xpixels, geo.ypixels)
     seed = o.seed if o.seed is not None else -int(time.time())
     p = response_params(o, geo, seed)
-    check_input(image, p)
+    check_input(image, p, o.floatfile)
     for line in [BANNER, *setup_lines(o, geo, p)]:
         say(line)
     bad = int(image.size - np.isfinite(image).sum())

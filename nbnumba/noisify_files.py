@@ -94,7 +94,7 @@ def retyped_header(header: ImportedHeader, bits: int) -> bytes:
     raw = _set_key(raw, b"BYTE_ORDER", b"little_endian")
     size = len(header.raw)
     if len(raw) > size:
-        if raw[size:].strip(b" \0") or raw.rfind(b"}") >= size:
+        if raw[size:].strip(b" \0"):
             raise UserError(f"{header.path}: no room in its {size}-byte header for TYPE and BYTE_ORDER")
         return raw[:size]
     return raw.ljust(size, b" ")

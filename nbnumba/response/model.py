@@ -91,13 +91,13 @@ def _calibration_stream(p: ResponseParams, state: np.ndarray) -> tuple[np.ndarra
     return rng.new_rng(seed), seed
 
 
-def check_input(image: np.ndarray, p: ResponseParams) -> None:
+def check_input(image: np.ndarray, p: ResponseParams, what: str = "the input") -> None:
     """Refuse what would spoil the whole image: a NaN or infinite pixel under the PSF (its lost
     light is added back to every pixel; the reference crashes on NaN)."""
     if p.psf_kind is not None:
         bad = int(image.size - np.isfinite(image).sum())
         if bad:
-            raise UserError(f"{bad} pixels of the input are not finite numbers (NaN or infinity); the PSF would "
+            raise UserError(f"{bad} pixels of {what} are not finite numbers (NaN or infinity); the PSF would "
                             "spread them over the whole image")
 
 
