@@ -8,8 +8,9 @@ is counted as lost and added back evenly over the whole image.
 
 The reference accumulates in float32, source pixel by source pixel in scan order, so a target's
 value depends on the order of its additions.  The spread here is parallel over bands of target
-pixels: each band visits, in that same order, every source that reaches it and keeps only the
-additions that land inside it, so each target sees its additions in the reference's order.
+rows; within a band it runs over source rows, then the kernel's offsets, then along the row, an
+order that still gives every target its additions in the reference's sequence (see _spread) and
+that the compiler vectorises.
 """
 
 from __future__ import annotations
