@@ -288,3 +288,14 @@ def nonbragg(list_flags, args) -> None:
 
     _skip_scipy_blas()
     _guarded(run_nonbragg, list(args))
+
+
+@main.command(context_settings=PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def noisify(args) -> None:
+    """Add detector effects to a float image: every flag of the reference's noisify works
+    (e.g. -floatfile img.bin -readout 3 -flicker 0.02 -psf gauss -psf_fwhm 100)."""
+    from .noisify import run_noisify
+
+    _skip_scipy_blas()
+    _guarded(run_noisify, list(args), click.echo, lambda line: click.echo(line, err=True))
