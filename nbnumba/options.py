@@ -320,6 +320,8 @@ FLAGS: list[Flag] = [
          help="-misset random draws from the whole sphere (reference: a 90-radian cap)"),
     Flag("-fix_twotheta_axis", exact("-fix_twotheta_axis"), 0, _set(fix_twotheta_axis=True),
          help="-twotheta_axis no longer also sets -twotheta and the pivot"),
+    Flag("-nexus", exact("-nexus"), 1, _value("nexusfile"), "s",
+         help="NXmx (NeXus/HDF5) output: the noise image (int image with -nonoise), float image beside it"),
 ]
 
 CANONICAL = sorted({f.name.split()[0] for f in FLAGS})

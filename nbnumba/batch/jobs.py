@@ -115,7 +115,10 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
             set_threads(sim.params.nthreads or min(threads, numba.config.NUMBA_NUM_THREADS))
             done = render(sim, backend, sim.params.precision)
         stats = statistics(sim, done.image)
-        write_outputs(sim, done.image, stats, lambda line: None)
+        if frame.sink:
+            result.update(_pixels(frame, sim, done.image, stats))
+        else:
+            write_outputs(sim, done.image, stats, lambda line: None)
     except UserError as err:
         result.update(ok=False, error=str(err), seconds=time.perf_counter() - t0)
         return result
@@ -129,6 +132,27 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None) -> dict:
     result.update(ok=True, error=None, seconds=seconds, device=backend.__name__.rsplit(".", 1)[-1],
                   max_I=stats.max_I, mean=stats.mean, worker=_worker_address())
     return result
+
+
+def _pixels(frame, sim, image, stats) -> dict:
+    """What a frame of a one-file job sends back instead of writing: the image the file keeps
+    (int, noise or float), the float image when kept too, and the derived labels of a batch."""
+    import numpy as np
+
+    from .. import rng
+    from ..outputs import int_image
+    from .sink import derived_labels
+    if frame.data == "float":
+        data = np.asarray(image, dtype=np.float32)
+    elif frame.data == "noise":
+        roi = np.array(sim.detector.roi, dtype=np.int64)
+        data = rng.noise_image(image, roi, sim.params.adc_offset, sim.seed)[0]
+    else:
+        data = int_image(sim, image, stats.max_I)[0]
+    out = {"data": data, "derived": derived_labels(sim)}
+    if frame.floats:
+        out["floats"] = np.asarray(image, dtype=np.float32)
+    return out
 
 
 def _worker_address() -> str | None:
