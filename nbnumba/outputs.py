@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import shlex
-import sys
 from dataclasses import dataclass
 
 import numba
@@ -147,14 +146,14 @@ def int_image(sim: Simulation, image: np.ndarray, max_I: float) -> tuple[np.ndar
     return _counts(image, np.array(sim.detector.roi, dtype=np.int64), scale, sim.params.adc_offset), scale
 
 
-def command_line() -> str:
-    return shlex.join(["nbnumba", *sys.argv[1:]])
+def command_line(sim: Simulation) -> str:
+    return shlex.join(["nbnumba", "run", *sim.params.argv])
 
 
 def _write_image(sim: Simulation, path: str, counts: np.ndarray, floats=None) -> None:
     """An SMV or float file, or an NXmx file when the name ends in .nxs, .h5 or .nx5."""
     if nexus.is_nexus_name(path):
-        nexus.write_image(path, nexus.geometry(sim, command_line()), counts, floats)
+        nexus.write_image(path, nexus.geometry(sim, command_line(sim)), counts, floats)
     elif counts.dtype == np.uint16:
         write_smv(path, counts, header_fields(sim))
     else:
@@ -192,6 +191,6 @@ def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None
         counts = noise
     if p.nexusfile:
         say(f"writing {p.nexusfile} as NXmx (NeXus/HDF5)")
-        g = nexus.geometry(sim, command_line())
+        g = nexus.geometry(sim, command_line(sim))
         g.extra.update(images_are="noise" if p.calculate_noise else "int", int_scale=scale)
         nexus.write_image(p.nexusfile, g, counts, image)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 
 import click
 
@@ -97,6 +98,7 @@ def run_sweep(args: list[str]) -> int:
         raise UserError("sweep needs -nframes N (the number of frames)")
     outputs = _outputs(ours, "sweep")
     job = sweep_frames(rest, ours["nframes"], outputs, ours.get("first", 1))
+    job.command_line = shlex.join(["nbnumba", "sweep", *args])
     try:
         os.makedirs(outputs.outdir, exist_ok=True)
     except OSError as err:
@@ -112,6 +114,7 @@ def run_batch(args: list[str]) -> int:
         raise UserError("batch needs a job file: nbnumba batch JOBS.csv [run flags] (see docs/batch.md)")
     outputs = _outputs(ours, "batch")
     job = batch_frames(files[0], rest[1:], outputs)
+    job.command_line = shlex.join(["nbnumba", "batch", *args])
     if outputs.format == "hdf5":
         try:
             os.makedirs(os.path.dirname(job.sink), exist_ok=True)

@@ -67,6 +67,7 @@ class Job:
     images: str = "float"  # batch -format hdf5: which image goes into `images`
     rescale: object = None  # sweep without -scale: scale -> the job with that scale pinned in every frame
     scale_probe: object = None  # the frame whose maximum sets that scale
+    command_line: str = ""  # the sweep or batch command, for the notes of HDF5 files
 
 
 @dataclass
@@ -244,8 +245,14 @@ def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -
                                                 "-nopgm", "-nonoise"])
         job.scale_probe = Frame("probe", "frame 1", tuple(probe), (),
                                 digest(probe, params), key)
-        job.rescale = lambda scale: sweep_frames(list(argv) + ["-scale", fmt(scale)], nframes, opts, first)
+        job.rescale = lambda scale: _rescaled(sweep_frames(list(argv) + ["-scale", fmt(scale)], nframes, opts,
+                                                           first), job)
     return job
+
+
+def _rescaled(new: Job, old: Job) -> Job:
+    new.command_line = old.command_line
+    return new
 
 
 # ---------------------------------------------------------------- batch

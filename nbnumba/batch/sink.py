@@ -29,6 +29,8 @@ def _scalars(p) -> dict:
             continue
         if name == "misset":
             value = [math.nan] * 3 if value == "random" else list(value)
+        if name in ("seed", "mosaic_seed", "misset_seed"):
+            value = -value  # Params keeps seeds negated, as the reference's ran1 wants them
         if isinstance(value, (list, tuple)):
             if all(isinstance(v, (int, float)) for v in value):
                 out.update({f"{name}_{i}": float(v) for i, v in enumerate(value)})
@@ -57,10 +59,12 @@ def derived_labels(sim) -> list[float]:
     c = sim.crystal
     det = sim.detector
     values = [float(x) for v in (c.a_star, c.b_star, c.c_star) for x in v]
-    f = (np.arange(det.fpixels) + 0.5) * det.pixel_size
-    s = (np.arange(det.spixels) + 0.5) * det.pixel_size
-    edge_f = np.concatenate([f, f, np.zeros(det.spixels), np.full(det.spixels, det.fpixels * det.pixel_size)])
-    edge_s = np.concatenate([np.zeros(det.fpixels), np.full(det.fpixels, det.spixels * det.pixel_size), s, s])
+    # the perimeter, sampled at every pixel boundary
+    f = np.arange(det.fpixels + 1) * det.pixel_size
+    s = np.arange(det.spixels + 1) * det.pixel_size
+    width, height = det.fpixels * det.pixel_size, det.spixels * det.pixel_size
+    edge_f = np.concatenate([f, f, np.zeros(s.size), np.full(s.size, width)])
+    edge_s = np.concatenate([np.zeros(f.size), np.full(f.size, height), s, s])
     pix0, fd, sd = (np.asarray(v, dtype=float) for v in (det.pix0, det.fdet, det.sdet))
     pos = pix0 + edge_f[:, None] * fd + edge_s[:, None] * sd
     cos2t = pos @ np.asarray(det.beam, dtype=float) / np.linalg.norm(pos, axis=1)
@@ -79,10 +83,9 @@ class NexusSink:
 
     def __init__(self, job, frames):
         from ..io.nexus import SeriesWriter, geometry
-        from ..outputs import command_line
         self.path = job.sink
         first = frames[0]
-        g = geometry(sim := _sim(first), command_line())
+        g = geometry(sim := _sim(first), job.command_line)
         g.extra["images_are"] = first.data
         if first.data == "int":
             g.extra["int_scale"] = sim.params.intfile_scale
@@ -126,8 +129,7 @@ class DatasetSink:
         self.row_of = {frame.index: j for j, frame in enumerate(frames)}
         self.columns = self.names + DERIVED
         from ..io.nexus import geometry
-        from ..outputs import command_line
-        self.geom = geometry(sim, command_line())
+        self.geom = geometry(sim, job.command_line)
 
     def _matches(self) -> bool:
         import h5py
