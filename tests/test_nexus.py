@@ -125,6 +125,13 @@ def test_run_nexus_holds_the_smv_images(tmp_path):
         assert "-nexus a.nxs" in f["entry/command_line/data"][()].decode()
         assert f["entry/instrument/detector/saturation_value"][()] == 65535
         assert f["entry/instrument/beam/incident_wavelength"][()] == pytest.approx(1.0)
+    # compare and the API read them too
+    from nbnumba import api
+    assert np.array_equal(api.read_image(tmp_path / "a.nxs"), noise)
+    same = invoke(["compare", "a.nxs", "n.img", "--frame", "1"], tmp_path)
+    assert same.exit_code == 0 and "max |diff|   0" in same.output, same.output
+    beyond = invoke(["compare", "a.nxs", "n.img", "--frame", "2"], tmp_path)
+    assert beyond.exit_code == 2 and "no frame 2: it has 1 (1..1)" in beyond.output
 
 
 # ---------------------------------------------------------------- sweeps
@@ -147,6 +154,8 @@ def test_nexus_sweep_equals_the_smv_sweep_with_one_int_scale(tmp_path, cluster):
         assert np.array_equal(stack[i], frame)
         assert np.array_equal(image.getframe(i).data, frame)
         assert np.array_equal(nexus.read_frame(str(path), i, nexus.FLOATS), floats)
+        from nbnumba import api
+        assert np.array_equal(api.read_image(path, i + 1), frame)
         maxima.append(float(floats.max()))
     assert max(maxima) > 1.2 * min(maxima)  # frames whose brightest pixels differ ...
     with h5py.File(path) as f:

@@ -344,7 +344,7 @@ def read_frames(path: str, dataset: str | None = None):
 
 
 def read_frame(path: str, index: int = 0, dataset: str | None = None) -> np.ndarray:
-    """One image (slow, fast) of an HDF5 file; `index` counts from 0."""
+    """One image (slow, fast) of an HDF5 file; `index` counts from 0 (messages count from 1)."""
     import h5py
     try:
         with h5py.File(path, "r") as f:
@@ -355,7 +355,7 @@ def read_frame(path: str, index: int = 0, dataset: str | None = None) -> np.ndar
                     if d.ndim == 2:
                         d = d[np.newaxis]
                     if not -d.shape[0] <= index < d.shape[0]:
-                        raise UserError(f"{path}: frame {index} out of range: it has {d.shape[0]} frames (0..{d.shape[0] - 1})")
+                        raise UserError(f"{path}: no frame {index + 1}: it has {d.shape[0]} (1..{d.shape[0]})")
                     return d[index]
     except OSError as err:
         raise UserError(f"{path}: not a readable HDF5 file: {err}") from None
