@@ -137,12 +137,14 @@ def sweep(args) -> None:
 
     \b
     nbnumba sweep [run flags] -nframes N [-outdir DIR] [-prefix NAME] [-first K]
-                  [-floats] [-noise] [-pgm] [--workers N | --scheduler ADDRESS]
-                  [-max_frames M] [-noprogress]
+                  [-floats] [-noise] [-pgm] [-format smv|nexus] [-compression gzip|none|bslz4]
+                  [--workers N | --scheduler ADDRESS] [-max_frames M] [-noprogress]
     \b
     Writes DIR/NAME_00001.img ... (SMV with PHI/OSC_START/OSC_RANGE), with -floats
     NAME_00001.bin, with -noise NAME_noise_00001.img (noise seed S+i, S = -seed or 1),
     and DIR/NAME_manifest.json; running it again renders only missing or stale frames.
+    Every int frame has one scale (-scale, else chosen from frame 1).  -format nexus:
+    the whole series in one NXmx file DIR/NAME.nxs instead.
     """
     _guard(run_sweep, args)
 
@@ -154,11 +156,14 @@ def batch(args) -> None:
 
     \b
     nbnumba batch JOBS.csv [run flags added to the base] [-outdir DIR] [-prefix NAME]
-                  [-floats] [-noise] [-pgm] [--workers N | --scheduler ADDRESS]
-                  [-max_frames M] [-noprogress]
+                  [-floats] [-noise] [-pgm] [-format smv|hdf5 [-out DATASET.h5]
+                  [-images float|int|noise] [-compression gzip|none|bslz4]]
+                  [--workers N | --scheduler ADDRESS] [-max_frames M] [-noprogress]
     \b
     JOBS.csv: '# base: FLAGS' lines, a header of flag names without the dash, one row
     per image (see data/batch_example.csv).  Outputs default to DIR/NAME_00001.img
-    (NAME: the job file's name); a row without -seed gets -seed ROW.
+    (NAME: the job file's name); a row without -seed gets -seed ROW.  -format hdf5:
+    one training-set file with images, labels (the varying flags and derived values)
+    and geom.
     """
     _guard(run_batch, args)

@@ -187,6 +187,8 @@ def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -
     if first < 1:
         raise UserError(f"-first must be at least 1, got {first}")
     nexus = opts.format == "nexus"
+    if nexus and opts.pgm:
+        raise UserError("-pgm makes one preview file per frame; a -format nexus sweep writes one file: remove -pgm")
     if nexus and first != 1:
         raise UserError("-first splits a sweep over commands that write their own files; a -format nexus "
                         "sweep is one file written by one command (use -max_frames to split it in time)")
@@ -354,6 +356,9 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
     key = job_key(base)
     digits = _digits(len(rows))
     hdf5 = opts.format == "hdf5"
+    if hdf5 and (opts.floats or opts.pgm):
+        raise UserError("a -format hdf5 batch keeps one image per row (-images float, int or noise): "
+                        "remove -floats/-pgm")
     sink = os.path.abspath(opts.out or os.path.join(opts.outdir, f"{opts.prefix}.h5")) if hdf5 else None
     images = opts.images or ("noise" if opts.noise else "float")
     if images not in ("float", "int", "noise"):
