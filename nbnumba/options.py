@@ -321,7 +321,7 @@ FLAGS: list[Flag] = [
     Flag("-fix_twotheta_axis", exact("-fix_twotheta_axis"), 0, _set(fix_twotheta_axis=True),
          help="-twotheta_axis no longer also sets -twotheta and the pivot"),
     Flag("-nexus", exact("-nexus"), 1, _value("nexusfile"), "s",
-         help="NXmx (NeXus/HDF5) output: the noise image (int image with -nonoise), float image beside it"),
+         help="NXmx (NeXus/HDF5) output: the noise image (int image with -nonoise) and the float image"),
 ]
 
 CANONICAL = sorted({f.name.split()[0] for f in FLAGS})

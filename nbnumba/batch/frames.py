@@ -50,6 +50,7 @@ class Frame:
     index: int = 0  # the frame's place in that file
     floats: bool = False  # the sink also keeps the float image
     data: str = "int"  # the image the sink keeps: int, noise or float
+    compression: str = "gzip"  # of the sink's datasets: the worker encodes its chunks
 
 
 @dataclass
@@ -236,7 +237,7 @@ def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -
             frames.append(Frame(str(number), f"frame {number}", tuple(argv_i), (sink,),
                                 digest(argv_i + ["-format", "nexus", opts.compression], params), key,
                                 sink=sink, index=number - 1, floats=opts.floats,
-                                data="noise" if noise else "int"))
+                                data="noise" if noise else "int", compression=opts.compression))
         else:
             frames.append(Frame(str(number), f"frame {number}", tuple(argv_i), tuple(files),
                                 digest(argv_i, params), key))
@@ -384,7 +385,7 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
         if hdf5:
             frames.append(Frame(str(number), label, tuple(argv), (sink,),
                                 digest(argv + ["-format", "hdf5", images, opts.compression], params), key,
-                                sink=sink, index=number - 1, data=images))
+                                sink=sink, index=number - 1, data=images, compression=opts.compression))
         else:
             frames.append(Frame(str(number), label, tuple(argv), tuple(files), digest(argv, params), key))
     owners: dict = {}

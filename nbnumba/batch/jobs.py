@@ -149,9 +149,14 @@ def _pixels(frame, sim, image, stats) -> dict:
         data = rng.noise_image(image, roi, sim.params.adc_offset, sim.seed)[0]
     else:
         data = int_image(sim, image, stats.max_I)[0]
-    out = {"data": data, "derived": derived_labels(sim)}
+    from ..io.nexus import encode_chunk
+    out = {"derived": derived_labels(sim)}
+    images = [("data", "chunk", data)]
     if frame.floats:
-        out["floats"] = np.asarray(image, dtype=np.float32)
+        images.append(("floats", "float_chunk", np.asarray(image, dtype=np.float32)))
+    for name, encoded, pixels in images:
+        chunk = encode_chunk(pixels, frame.compression)
+        out[encoded if chunk is not None else name] = chunk if chunk is not None else pixels
     return out
 
 

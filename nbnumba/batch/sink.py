@@ -101,7 +101,8 @@ class NexusSink:
         return frame.index in self.held
 
     def write(self, frame, result) -> None:
-        self.writer.write(frame.index, result["data"], result.get("floats"))
+        self.writer.write(frame.index, result.get("data"), result.get("floats"), result.get("chunk"),
+                          result.get("float_chunk"))
 
     def note(self) -> str | None:
         if self.writer.replaced:
@@ -128,18 +129,20 @@ class DatasetSink:
         self.names, self.table = label_columns(frames)
         self.row_of = {frame.index: j for j, frame in enumerate(frames)}
         self.columns = self.names + DERIVED
-        from ..io.nexus import geometry
+        from ..io.nexus import geometry, lab_to_mcstas
         self.geom = geometry(sim, job.command_line)
+        det = sim.detector
+        self.origin_mm = lab_to_mcstas(det.beam) @ np.asarray(det.pix0, dtype=float) * 1000.0
 
     def _matches(self) -> bool:
-        import h5py
-        try:
-            with h5py.File(self.path, "r") as f:
-                return (f.attrs.get("nbnumba_job") == self.job.sink_key and f["images"].dtype == self.dtype
-                        and f["images"].shape == (self.job.total, *self.shape)
-                        and list(f["labels"].attrs["columns"]) == self.columns)
-        except (OSError, KeyError):
-            return False
+        from ..io.nexus import readable
+        with readable(self.path) as f:
+            try:
+                return (f is not None and f.attrs.get("nbnumba_job") == self.job.sink_key
+                        and f["images"].dtype == self.dtype and f["images"].shape == (self.job.total, *self.shape)
+                        and list(f["labels"].attrs["columns"]) == self.columns and "written" in f)
+            except KeyError:
+                return False
 
     def _create(self, temp: str) -> None:
         import h5py
@@ -160,19 +163,13 @@ class DatasetSink:
             for name in ("fast", "slow", "pixel_mm", "shape", "spindle", "wavelength_A", "distance_mm",
                          "beam_center_px", "thickness_mm", "command"):
                 geom[name] = getattr(g, name)
-            geom["origin_mm"] = self._origin()
+            geom["origin_mm"] = self.origin_mm
             geom.attrs["frame"] = "McStas (NeXus): beam along +z, y up; values of the first row"
-
-    def _origin(self):
-        from ..io.nexus import lab_to_mcstas
-        det = self._first_det
-        return lab_to_mcstas(det.beam) @ np.asarray(det.pix0, dtype=float) * 1000.0
 
     def open(self):
         import h5py
 
         from ..io.atomic import atomic_path
-        self._first_det = _sim(self.frames[0]).detector
         exists = os.path.exists(self.path)
         if exists and not self._matches():
             self.replaced = "it was made by other flags or could not be read"
@@ -190,9 +187,10 @@ class DatasetSink:
         return frame.index in self.held
 
     def write(self, frame, result) -> None:
+        from ..io.nexus import store
         f = self.file
         i = frame.index
-        f["images"][i] = result["data"]
+        store(f["images"], i, result.get("data"), result.get("chunk"))
         row = list(self.table[self.row_of[i]])
         f["labels"][i] = np.array(row + list(result["derived"]), dtype=np.float64)
         f["written"][i] = 1

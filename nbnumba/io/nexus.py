@@ -15,6 +15,7 @@ import contextlib
 import datetime as _dt
 import math
 import os
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,6 +152,26 @@ def _filters(compression: str) -> dict:
     raise UserError(f"-compression expects {', '.join(COMPRESSIONS)}, got {compression!r}")
 
 
+def encode_chunk(image: np.ndarray, compression: str) -> bytes | None:
+    """One image as the stored bytes of its chunk (shuffle, then deflate, as h5py's gzip
+    pipeline), so that workers compress in parallel and the one writer only copies bytes; None
+    for filters left to HDF5 (bslz4)."""
+    data = np.ascontiguousarray(image)
+    if compression == "none":
+        return data.tobytes()
+    if compression == "gzip":
+        return zlib.compress(data.view(np.uint8).reshape(-1, data.dtype.itemsize).T.tobytes(), 2)
+    return None
+
+
+def store(dataset, index: int, image: np.ndarray | None, chunk: bytes | None) -> None:
+    """Frame `index` of a chunked (frames, slow, fast) dataset, from encoded bytes when given."""
+    if chunk is not None:
+        dataset.id.write_direct_chunk((index, 0, 0), chunk)
+    else:
+        dataset[index] = image
+
+
 def _group(parent, name: str, nx_class: str):
     g = parent.require_group(name)
     g.attrs["NX_class"] = nx_class
@@ -257,6 +278,27 @@ def write_image(path: str, g: Geometry, image: np.ndarray, floats: np.ndarray | 
             f[WRITTEN][0] = 1
 
 
+@contextlib.contextmanager
+def readable(path: str):
+    """The HDF5 file at `path` opened for reading, or None when it is missing or does not open; a
+    file another process holds open for writing stops the command instead of being replaced."""
+    import h5py
+    try:
+        f = h5py.File(path, "r")
+    except FileNotFoundError:
+        yield None
+        return
+    except OSError as err:
+        if "lock" in str(err).lower():
+            raise RuntimeFailure(f"cannot write {path}: another command is writing it") from None
+        yield None
+        return
+    try:
+        yield f
+    finally:
+        f.close()
+
+
 class SeriesWriter:
     """A rotation series in one NXmx file, filled frame by frame by one process.
 
@@ -274,23 +316,17 @@ class SeriesWriter:
         self.replaced = None  # why an existing file was started over, for the summary
 
     def _matches(self) -> bool:
-        import h5py
-        try:
-            with h5py.File(self.path, "r") as f:
-                return (f[ENTRY].attrs.get("nbnumba_job") == self.job and f[DATA].shape[0] == self.nframes
-                        and f[DATA].dtype == self.dtype and (FLOATS in f) == self.floats)
-        except (OSError, KeyError):
-            return False
+        with readable(self.path) as f:
+            try:
+                return (f is not None and f[ENTRY].attrs.get("nbnumba_job") == self.job
+                        and f[DATA].shape[0] == self.nframes and f[DATA].dtype == self.dtype
+                        and (FLOATS in f) == self.floats and WRITTEN in f)
+            except KeyError:
+                return False
 
     def done(self) -> set[int]:
-        """Frame indices (0-based) the file holds."""
-        if self.file is not None:
-            return set(np.flatnonzero(self.file[WRITTEN][()]).tolist())
-        if not os.path.exists(self.path) or not self._matches():
-            return set()
-        import h5py
-        with h5py.File(self.path, "r") as f:
-            return set(np.flatnonzero(f[WRITTEN][()]).tolist())
+        """Frame indices (0-based) the open file holds."""
+        return set(np.flatnonzero(self.file[WRITTEN][()]).tolist())
 
     def open(self) -> "SeriesWriter":
         import h5py
@@ -311,11 +347,12 @@ class SeriesWriter:
             raise RuntimeFailure(f"cannot write {self.path}: {err} (is another command writing it?)") from None
         return self
 
-    def write(self, index: int, image: np.ndarray, floats: np.ndarray | None = None) -> None:
+    def write(self, index: int, image=None, floats=None, chunk=None, float_chunk=None) -> None:
+        """Frame `index`: the arrays, or their chunks as `encode_chunk` makes them."""
         f = self.file
-        f[DATA][index] = image
-        if self.floats and floats is not None:
-            f[FLOATS][index] = floats
+        store(f[DATA], index, image, chunk)
+        if self.floats:
+            store(f[FLOATS], index, floats, float_chunk)
         f[WRITTEN][index] = 1
         f.flush()
 
