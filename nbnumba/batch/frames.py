@@ -69,6 +69,7 @@ class Job:
     rescale: object = None  # sweep without -scale: scale -> the job with that scale pinned in every frame
     scale_probe: object = None  # the frame whose maximum sets that scale
     command_line: str = ""  # the sweep or batch command, for the notes of HDF5 files
+    label_rows: list = field(default_factory=list)  # batch -format hdf5: each frame's label values
 
 
 @dataclass
@@ -364,7 +365,7 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
     images = opts.images or ("noise" if opts.noise else "float")
     if images not in ("float", "int", "noise"):
         raise UserError(f"-images expects float, int or noise, got {images!r}")
-    frames, errors = [], []
+    frames, errors, label_rows = [], [], []
     for number, lineno, cells in rows:
         label = f"row {number} (line {lineno})"
         try:
@@ -383,6 +384,8 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
             errors.append((str(number), label, str(err)))
             continue
         if hdf5:
+            from .sink import label_values
+            label_rows.append(label_values(params))
             frames.append(Frame(str(number), label, tuple(argv), (sink,),
                                 digest(argv + ["-format", "hdf5", images, opts.compression], params), key,
                                 sink=sink, index=number - 1, data=images, compression=opts.compression))
@@ -399,5 +402,5 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
     manifest = os.path.abspath(os.path.join(opts.outdir, f"{opts.prefix}_manifest.json"))
     sink_key = job_key(base + [r for _, _, cells in rows for r in cells] + [images])
     return Job("batch", frames, manifest, errors=errors, total=len(rows), sink=sink, sink_key=sink_key,
-               compression=opts.compression, images=images)
+               compression=opts.compression, images=images, label_rows=label_rows)
 

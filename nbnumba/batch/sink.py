@@ -21,14 +21,13 @@ _NOT_LABELS = {"argv", "floatfile", "intfile", "pgmfile", "noisefile", "nexusfil
 DERIVED = [f"A_star_{r}{c}" for r in "abc" for c in "xyz"] + ["d_edge_A"]
 
 
-def _scalars(p) -> dict:
-    """The numeric values of a Params, lists flattened (cell_0 .. cell_5), misset angles included."""
+def label_values(p) -> dict:
+    """The numeric values of a Params, lists flattened (cell_0 .. cell_5, misset_0 .. misset_2;
+    `-misset random` leaves no misset values: NaN in the table)."""
     out = {}
     for name, value in vars(p).items():
         if name in _NOT_LABELS or isinstance(value, str) or value is None:
             continue
-        if name == "misset":
-            value = [math.nan] * 3 if value == "random" else list(value)
         if name in ("seed", "mosaic_seed", "misset_seed"):
             value = -value  # Params keeps seeds negated, as the reference's ran1 wants them
         if isinstance(value, (list, tuple)):
@@ -39,10 +38,8 @@ def _scalars(p) -> dict:
     return out
 
 
-def label_columns(frames) -> tuple[list[str], np.ndarray]:
-    """(names, rows) of the parameters that differ between frames (SI units, as in Params)."""
-    from ..options import parse_args
-    rows = [_scalars(parse_args(list(f.argv))) for f in frames]
+def label_columns(rows: list[dict]) -> tuple[list[str], np.ndarray]:
+    """(names, table) of the values (`label_values` of each row) that differ between rows."""
     names = sorted({k for r in rows for k in r})
     varying = []
     for name in names:
@@ -126,7 +123,7 @@ class DatasetSink:
         self.shape = sim.shape
         self.kind = job.images
         self.dtype = np.float32 if self.kind == "float" else np.uint16
-        self.names, self.table = label_columns(frames)
+        self.names, self.table = label_columns(job.label_rows)
         self.row_of = {frame.index: j for j, frame in enumerate(frames)}
         self.columns = self.names + DERIVED
         from ..io.nexus import geometry, lab_to_mcstas
