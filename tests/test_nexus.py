@@ -221,6 +221,11 @@ def test_nexus_sweep_refuses_parts(tmp_path):
     assert done.exit_code == 2 and "-first" in done.output
     bad = invoke(["sweep", *SWEEP, "-nframes", 2, "-format", "cbf"], tmp_path)
     assert bad.exit_code == 2 and "-format expects smv or nexus" in bad.output
+    squeeze = invoke(["sweep", *SWEEP, "-nframes", 2, "-format", "nexus", "-compression", "zip"], tmp_path)
+    assert squeeze.exit_code == 2 and "-compression expects gzip, none, bslz4" in squeeze.output
+    preview = invoke(["sweep", *SWEEP, "-nframes", 2, "-format", "nexus", "-pgm"], tmp_path)
+    assert preview.exit_code == 2 and "remove -pgm" in preview.output
+    assert not list(tmp_path.glob("*.nxs"))
 
 
 # ---------------------------------------------------------------- training sets
