@@ -46,6 +46,14 @@ def arguments(**flags) -> list[str]:
     return argv
 
 
+def read_image(path, frame: int = 1, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Any image nbnumba writes or compares, as float64 (slow, fast): float .bin/.bin.gz (square,
+    or `shape`), TIFF, SMV, or one image of an HDF5/NeXus file (`frame` from 1: a sweep's frame
+    number, a batch's row)."""
+    from .compare import load_image
+    return load_image(path, shape, frame).image
+
+
 def simulation(argv: list[str] | None = None, **flags) -> Simulation:
     """A simulation from an argument list, keywords, or both (keywords come last)."""
     return build(list(argv or []) + arguments(**flags))

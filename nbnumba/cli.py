@@ -223,13 +223,15 @@ def trace_diff(ref, ours, tolerance, json_path) -> None:
 @click.option("--peaks", type=int, default=20, show_default=True, help="local maxima to match in each image")
 @click.option("--json", "json_path", type=click.Path(), default=None, help="write the comparison as JSON")
 @click.option("--png-dir", type=click.Path(), default=None, help="write a.png, b.png and diff.png previews here")
-def compare_images(a, b, roi, shape, threshold, peaks, json_path, png_dir) -> None:
-    """Compare two images (float .bin/.bin.gz, TIFF or SMV); exit 1 when the correlation is below threshold."""
+@click.option("--frame", type=int, default=1, show_default=True,
+              help="image of an HDF5/NeXus file (from 1: a sweep's frame, a batch's row)")
+def compare_images(a, b, roi, shape, threshold, peaks, json_path, png_dir, frame) -> None:
+    """Compare two images (float .bin/.bin.gz, TIFF, SMV or HDF5/NeXus); exit 1 when the correlation is below threshold."""
     def run_compare():
         from . import compare
 
         sys.exit(compare.main(a, b, roi=roi, shape=shape, threshold=threshold, peaks=peaks,
-                              json_path=json_path, png_dir=png_dir))
+                              json_path=json_path, png_dir=png_dir, frame=frame))
 
     _guarded(run_compare)
 

@@ -2,7 +2,8 @@
 with optional JSON summary and PNG previews.
 
 Images may be raw float32 (``.bin``, optionally ``.gz``; shape from ``--shape`` or, failing that,
-a square), float TIFFs or SMV (``.img``) files, in any combination of the same shape.
+a square), float TIFFs, SMV (``.img``) files or HDF5/NeXus files (``--frame``), in any
+combination of the same shape.
 """
 
 from __future__ import annotations
@@ -56,12 +57,25 @@ def _looks_like_smv(path: Path) -> bool:
     return head.startswith(b"{") and b"HEADER_BYTES=" in head
 
 
-def load_image(path, shape: tuple[int, int] | None = None) -> Loaded:
+def _is_hdf5(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+def load_image(path, shape: tuple[int, int] | None = None, frame: int = 1) -> Loaded:
     """An image as float64 (slow, fast); ``shape`` is (slow, fast) and is needed only for raw
-    files that are not square."""
+    files that are not square; ``frame`` (from 1) picks one image of an HDF5/NeXus file."""
     path = Path(path)
     if shape is not None and (len(shape) != 2 or min(shape) <= 0):
         raise UserError(f"--shape needs two positive sizes (slow fast), got {' '.join(map(str, shape))}")
+    if _is_hdf5(path):
+        from .io.nexus import read_frame
+        if frame < 1:
+            raise UserError(f"--frame counts from 1, got {frame}")
+        return Loaded(read_frame(str(path), frame - 1).astype(np.float64), "hdf5")
     if _looks_like_smv(path):
         smv = read_smv(path)
         if shape is not None and tuple(shape) != smv.data.shape:
@@ -271,7 +285,7 @@ def _clean(obj):
 
 
 def main(a_path, b_path, roi=None, shape=None, threshold: float = 0.999, peaks: int = 20,
-         json_path=None, png_dir=None, out: TextIO | None = None) -> int:
+         json_path=None, png_dir=None, out: TextIO | None = None, frame: int = 1) -> int:
     """Print the comparison; 0 when the correlation reaches ``threshold``, 1 otherwise."""
     out = out if out is not None else sys.stdout
     if not math.isfinite(threshold):
@@ -279,8 +293,8 @@ def main(a_path, b_path, roi=None, shape=None, threshold: float = 0.999, peaks: 
     if peaks < 0:
         raise UserError(f"--peaks must be 0 or more, got {peaks}")
     shape = tuple(shape) if shape else None
-    a = load_image(a_path, shape).image
-    b = load_image(b_path, shape).image
+    a = load_image(a_path, shape, frame).image
+    b = load_image(b_path, shape, frame).image
     if roi:
         roi = check_roi(roi, a.shape)
     else:

@@ -436,6 +436,7 @@ FLAGS: list[Flag] = [
     Flag("-fix_pix0_mm", exact("-fix_pix0_mm"), 0, _set(fix_pix0_mm=True), help="read -pix0_vector_mm in mm (reference: as metres)"),
     Flag("-fix_misset_random", exact("-fix_misset_random"), 0, _set(fix_misset_random=True), help="-misset random draws from the whole sphere (reference: a 90-radian cap)"),
     Flag("-fix_twotheta_axis", exact("-fix_twotheta_axis"), 0, _set(fix_twotheta_axis=True), help="-twotheta_axis no longer also sets -twotheta and the pivot"),
+    Flag("-nexus", exact("-nexus"), 1, _value("nexusfile"), "s", help="NXmx (NeXus/HDF5) output: the noise image (int image with -nonoise) and the float image", unit="file"),
 ]
 
 CANONICAL = sorted({f.name.split()[0] for f in FLAGS})

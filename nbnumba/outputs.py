@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
 from . import jitcache, rng  # noqa: F401  (jitcache: the cache folder, set before the functions below)
+from .io import nexus
 from .io.images import pgm_bytes, write_float_image, write_pgm
 from .io.smv import write_smv
 from .errors import RuntimeFailure
@@ -41,6 +43,8 @@ def output_paths(p) -> list[str]:
         paths.append(p.pgmfile)
     if p.calculate_noise:
         paths.append(p.noisefile)
+    if p.nexusfile:
+        paths.append(p.nexusfile)
     return paths
 
 
@@ -160,19 +164,33 @@ def noise_image(sim: Simulation, image: np.ndarray) -> tuple[np.ndarray, float, 
     return rng.noise_image(image, np.array(sim.detector.roi, dtype=np.int64), sim.params.adc_offset, sim.seed)
 
 
+def command_line(sim: Simulation) -> str:
+    return shlex.join(["nbnumba", "run", *sim.params.argv])
+
+
+def _write_image(sim: Simulation, path: str, counts: np.ndarray, floats=None) -> None:
+    """An SMV or float file, or an NXmx file when the name ends in .nxs, .h5 or .nx5."""
+    if nexus.is_nexus_name(path):
+        nexus.write_image(path, nexus.geometry(sim, command_line(sim)), counts, floats)
+    elif counts.dtype == np.uint16:
+        write_smv(path, counts, header_fields(sim))
+    else:
+        write_float_image(path, counts)
+
+
 def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None:
-    """Write every output the reference writes, in its order, reporting as it does."""
+    """Write every output the reference writes, in its order, reporting as it does; then the
+    NXmx file of -nexus (the noise image, or the int image under -nonoise, with the float image)."""
     p = sim.params
     det = sim.detector
     say(f"writing {p.floatfile} as {det.fpixels * det.spixels} 4-byte floats")
-    write_float_image(p.floatfile, image)
+    _write_image(sim, p.floatfile, image)
     say(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
     say(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
     counts, scale = int_image(sim, image, stats.max_I)
     say(f"intfile_scale = {scale:g}")
-    fields = header_fields(sim)
     say(f"writing {p.intfile} as 2-byte integers")
-    write_smv(p.intfile, counts, fields)
+    _write_image(sim, p.intfile, counts)
     if p.write_pgm:
         pgm_scale = pgm_scale_for(sim, stats, scale)
         say(f"pgm_scale = {pgm_scale:g}")
@@ -182,4 +200,10 @@ def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None
         noise, photons, overloads = noise_image(sim, image)
         say(f"{photons:.0f} photons on noise image ({overloads} overloads)")
         say(f"writing {p.noisefile} as 2-byte integers")
-        write_smv(p.noisefile, noise, fields)
+        _write_image(sim, p.noisefile, noise)
+        counts = noise
+    if p.nexusfile:
+        say(f"writing {p.nexusfile} as NXmx (NeXus/HDF5)")
+        g = nexus.geometry(sim, command_line(sim))
+        g.extra.update(images_are="noise" if p.calculate_noise else "int", int_scale=scale)
+        nexus.write_image(p.nexusfile, g, counts, image)

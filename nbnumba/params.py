@@ -120,6 +120,7 @@ class Params:
     intfile: str = "intimage.img"
     pgmfile: str = "image.pgm"
     noisefile: str = "noiseimage.img"
+    nexusfile: str | None = None  # NXmx file of the detector counts (nbnumba's -nexus)
     write_pgm: bool = True
     calculate_noise: bool = True
     intfile_scale: float = 0.0

@@ -67,12 +67,19 @@ def cluster():
 
 def test_sweep_frames_match_single_runs(tmp_path):
     flags = BASE + ["-phi", "10", "-osc", "2", "-phisteps", "2", "-misset", "random", "-seed", "7"]
-    # the matching single runs first (in this process: they also refresh Numba's cache for the workers)
+    # the matching single runs first (in this process: they also refresh Numba's cache for the workers);
+    # every int frame of a sweep has the scale that puts frame 1's maximum at 27500
+    scale = None
     for i in range(8):
         run = invoke(["run", *flags, "-phi", fmt(10 + 2 * i), "-osc", "2", "-seed", 7 + i, "-misset_seed", 7,
                       "-intfile", f"run_{i}.img", "-floatfile", f"run_{i}.bin", "-noisefile", f"noise_{i}.img",
-                      "-nopgm", "-noprogress"], tmp_path)
+                      "-nopgm", "-noprogress"] + ["-scale", scale] * (scale is not None), tmp_path)
         assert run.exit_code == 0, run.output
+        if scale is None:
+            scale = fmt(27500.0 / float(np.fromfile(tmp_path / "run_0.bin", dtype="<f4").max()))
+            run = invoke(["run", *flags, "-phi", "10", "-osc", "2", "-seed", 7, "-misset_seed", 7, "-scale", scale,
+                          "-intfile", "run_0.img", "-floatfile", os.devnull, "-nonoise", "-nopgm", "-noprogress"],
+                         tmp_path)
     result = invoke(["sweep", *flags, "-nframes", 8, "-outdir", "frames", "-prefix", "lyso", "-floats", "-noise",
                      "--workers", 2, "-noprogress"], tmp_path)
     assert result.exit_code == 0, result.output

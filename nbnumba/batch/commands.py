@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 
 import click
 
@@ -15,9 +16,11 @@ CONTEXT = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_n
 # Options of sweep/batch themselves, taken out of the argument list before the rest goes to the
 # run parser; each may be written with one dash or two, and `--name=value` works too.
 VALUED = {"nframes": int, "first": int, "outdir": str, "prefix": str, "workers": int, "scheduler": str,
-          "max_frames": int}
+          "max_frames": int, "format": str, "compression": str, "images": str, "out": str}
 SWITCHES = {"floats", "noise", "pgm", "noprogress"}
 SWEEP_ONLY = {"nframes", "first"}
+BATCH_ONLY = {"images", "out"}
+FORMATS = {"sweep": ("smv", "nexus"), "batch": ("smv", "hdf5")}
 
 
 def split_options(args: list[str], allowed: set[str]) -> tuple[dict, list[str]]:
@@ -53,9 +56,20 @@ def split_options(args: list[str], allowed: set[str]) -> tuple[dict, list[str]]:
     return ours, rest
 
 
-def _outputs(ours: dict) -> Outputs:
+def _outputs(ours: dict, command: str) -> Outputs:
+    from ..io.nexus import COMPRESSIONS, _filters
+    form = ours.get("format", "smv").lower()
+    if form not in FORMATS[command]:
+        raise UserError(f"-format expects {' or '.join(FORMATS[command])}, got {ours['format']!r}")
+    compression = ours.get("compression", "gzip").lower()
+    if compression not in COMPRESSIONS:
+        raise UserError(f"-compression expects {', '.join(COMPRESSIONS)}, got {ours['compression']!r}")
+    _filters(compression)  # a missing plugin stops the command before any rendering
+    if "out" in ours and form != "hdf5":
+        raise UserError("-out names the file of -format hdf5; SMV batches name their files by -outdir/-prefix")
     return Outputs(outdir=ours.get("outdir", "."), prefix=ours.get("prefix"), floats=ours.get("floats", False),
-                   noise=ours.get("noise", False), pgm=ours.get("pgm", False))
+                   noise=ours.get("noise", False), pgm=ours.get("pgm", False), format=form,
+                   compression=compression, images=ours.get("images"), out=ours.get("out"))
 
 
 def _engine(ours: dict) -> EngineOptions:
@@ -79,11 +93,12 @@ def _check_first(frame) -> None:
 
 
 def run_sweep(args: list[str]) -> int:
-    ours, rest = split_options(args, set(VALUED) | SWITCHES)
+    ours, rest = split_options(args, (set(VALUED) - BATCH_ONLY) | SWITCHES)
     if "nframes" not in ours:
         raise UserError("sweep needs -nframes N (the number of frames)")
-    outputs = _outputs(ours)
+    outputs = _outputs(ours, "sweep")
     job = sweep_frames(rest, ours["nframes"], outputs, ours.get("first", 1))
+    job.command_line = shlex.join(["nbnumba", "sweep", *args])
     try:
         os.makedirs(outputs.outdir, exist_ok=True)
     except OSError as err:
@@ -97,7 +112,16 @@ def run_batch(args: list[str]) -> int:
     files = [a for a in rest[:1] if not a.startswith("-")]
     if not files:
         raise UserError("batch needs a job file: nbnumba batch JOBS.csv [run flags] (see docs/batch.md)")
-    job = batch_frames(files[0], rest[1:], _outputs(ours))
+    outputs = _outputs(ours, "batch")
+    job = batch_frames(files[0], rest[1:], outputs)
+    job.command_line = shlex.join(["nbnumba", "batch", *args])
+    if outputs.format == "hdf5":
+        try:
+            os.makedirs(os.path.dirname(job.sink), exist_ok=True)
+        except OSError as err:
+            raise RuntimeFailure(f"cannot create {os.path.dirname(job.sink)}: {err.strerror or err}") from None
+        if job.frames:
+            _check_first(job.frames[0])
     return run_job(job, _engine(ours), say=click.echo)
 
 
@@ -113,12 +137,14 @@ def sweep(args) -> None:
 
     \b
     nbnumba sweep [run flags] -nframes N [-outdir DIR] [-prefix NAME] [-first K]
-                  [-floats] [-noise] [-pgm] [--workers N | --scheduler ADDRESS]
-                  [-max_frames M] [-noprogress]
+                  [-floats] [-noise] [-pgm] [-format smv|nexus] [-compression gzip|none|bslz4]
+                  [--workers N | --scheduler ADDRESS] [-max_frames M] [-noprogress]
     \b
     Writes DIR/NAME_00001.img ... (SMV with PHI/OSC_START/OSC_RANGE), with -floats
     NAME_00001.bin, with -noise NAME_noise_00001.img (noise seed S+i, S = -seed or 1),
     and DIR/NAME_manifest.json; running it again renders only missing or stale frames.
+    Every int frame has one scale (-scale, else chosen from frame 1).  -format nexus:
+    the whole series in one NXmx file DIR/NAME.nxs instead.
     """
     _guard(run_sweep, args)
 
@@ -130,11 +156,14 @@ def batch(args) -> None:
 
     \b
     nbnumba batch JOBS.csv [run flags added to the base] [-outdir DIR] [-prefix NAME]
-                  [-floats] [-noise] [-pgm] [--workers N | --scheduler ADDRESS]
-                  [-max_frames M] [-noprogress]
+                  [-floats] [-noise] [-pgm] [-format smv|hdf5 [-out DATASET.h5]
+                  [-images float|int|noise] [-compression gzip|none|bslz4]]
+                  [--workers N | --scheduler ADDRESS] [-max_frames M] [-noprogress]
     \b
     JOBS.csv: '# base: FLAGS' lines, a header of flag names without the dash, one row
     per image (see data/batch_example.csv).  Outputs default to DIR/NAME_00001.img
-    (NAME: the job file's name); a row without -seed gets -seed ROW.
+    (NAME: the job file's name); a row without -seed gets -seed ROW.  -format hdf5:
+    one training-set file with images, labels (the varying flags and derived values)
+    and geom.
     """
     _guard(run_batch, args)

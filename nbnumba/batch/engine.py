@@ -23,7 +23,9 @@ from .. import interrupt
 from ..errors import RuntimeFailure, UserError
 from .frames import Job
 from .manifest import Manifest
+from .sink import open_sink
 
+SCALE_HEADROOM = 2.0  # a sweep's int scale puts frame 1's brightest pixel at 55000 / SCALE_HEADROOM
 RETRIES = 2  # extra attempts for a frame whose task raised (a worker that died is rescheduled by Dask)
 HOOKS_ENV = "NBNUMBA_BATCH_HOOKS"  # tests only: JSON of fault-injection hooks (see jobs.py)
 POLL_S = 0.02  # the client's wait between looks at the frames and at a signal
@@ -114,6 +116,7 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
     t0 = time.perf_counter()
     manifest = Manifest(job.manifest, job.command).open()
     engine = None
+    sink = None
     rendered: list[str] = []
     failed: list[tuple[str, str, str]] = []  # key, label, message
     skipped = []
@@ -124,21 +127,39 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
             failed.append((key, label, message))
             manifest.record_failure(key, label, message)
             warn(f"nbnumba: {label}: {message}")
-        done = {f.key for f in job.frames if manifest.is_done(f)}
+        want_gpu = any(_device(f) in ("cuda", "auto") for f in job.frames)
+        fake_gpus = int(opts.hooks.get("fake_gpus", 0))
+        if job.rescale is not None:
+            scales = manifest.data.get("int_scale", {})
+            scale = scales.get(job.scale_probe.job)
+            if scale is None:
+                engine = start(opts.scheduler, opts.workers, want_gpu, len(job.frames), fake_gpus)
+                scale = _choose_scale(engine, job.scale_probe, say)
+                manifest.set_value("int_scale", job.scale_probe.job, scale)
+            job = job.rescale(scale)
+            say(f"{job.command}: int scale {scale:.6g} for every frame (-scale to choose another)")
+        sink = open_sink(job)
+        if sink is not None and sink.note():
+            say(f"{job.command}: {sink.note()}")
+        done = {f.key for f in job.frames if manifest.is_done(f) and (sink is None or sink.has(f))}
         skipped = [f for f in job.frames if f.key in done]
         todo = [f for f in job.frames if f.key not in done]
         if opts.max_frames is not None:
             todo = todo[:opts.max_frames]
+        stale = sum(1 for f in todo if manifest.data["frames"].get(f.key, {}).get("hash") not in (None, f.digest))
         if todo:
-            want_gpu = any(_device(f) in ("cuda", "auto") for f in todo)
-            engine = start(opts.scheduler, opts.workers, want_gpu, len(todo), int(opts.hooks.get("fake_gpus", 0)))
+            if engine is None:
+                engine = start(opts.scheduler, opts.workers, want_gpu, len(todo), fake_gpus)
             say(f"{job.command}: {len(todo)} to render, {len(skipped)} already done, "
                 f"{len(job.errors)} refused; {engine.description}")
+            if stale:
+                say(f"{job.command}: {stale} of them were rendered before with other flags or inputs: "
+                    f"those old frames are stale and are replaced")
             worker_hooks = {k: v for k, v in opts.hooks.items() if k in ("kill_marker", "kill_key",
                                                                           "render_log", "delay")}
             interrupt.check()
             rendered, interrupted, render_seconds = _render(engine, todo, opts, worker_hooks, manifest, failed,
-                                                            render_frame)
+                                                            render_frame, sink)
         manifest.flush()
     except KeyboardInterrupt:
         interrupted = True
@@ -146,6 +167,8 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
         try:
             manifest.flush()
         finally:
+            if sink is not None:
+                sink.close()
             manifest.close()
             # after a signal the way out stops the embedded cluster's processes at once
             if engine is not None and not interrupt.requested():
@@ -179,7 +202,19 @@ def _device(frame) -> str:
     return device
 
 
-def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame):
+def _choose_scale(engine, probe, say) -> float:
+    """One int scale for a whole sweep, from frame 1's brightest pixel (the probe renders it
+    without writing), so that frames are comparable: 55000 / (SCALE_HEADROOM * max_I)."""
+    from .jobs import render_frame
+    say(f"choosing the int scale from {probe.label}")
+    result = engine.client.submit(render_frame, probe, engine.threads, {}, pure=False).result()
+    if not result.get("ok"):
+        raise UserError(result.get("error") or "the scale probe failed")
+    max_I = result.get("max_I") or 0.0
+    return 55000.0 / (SCALE_HEADROOM * max_I) if max_I > 0.0 else 1.0
+
+
+def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, sink=None):
     from distributed import as_completed
 
     client = engine.client
@@ -210,6 +245,8 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame):
                 except Exception as err:  # noqa: BLE001 - reported per frame
                     result = {"ok": False, "error": _describe(err)}
                 if result.get("ok"):
+                    if sink is not None:
+                        sink.write(frame, result)
                     manifest.record(frame, result, result.get("worker"))
                     rendered.append(frame.key)
                 else:

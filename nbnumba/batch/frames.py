@@ -46,6 +46,11 @@ class Frame:
     # the Fdump.bin a run without -hkl would read: the one in the directory the job was started
     # from, wherever the worker runs
     fdump: str = field(default_factory=lambda: os.path.abspath("Fdump.bin"))
+    sink: str | None = None  # the job's one HDF5 file: the worker returns the pixels instead of writing
+    index: int = 0  # the frame's place in that file
+    floats: bool = False  # the sink also keeps the float image
+    data: str = "int"  # the image the sink keeps: int, noise or float
+    compression: str = "gzip"  # of the sink's datasets: the worker encodes its chunks
 
 
 @dataclass
@@ -57,6 +62,14 @@ class Job:
     manifest: str  # path of the manifest JSON
     errors: list = field(default_factory=list)  # (key, label, message) of frames refused before rendering
     total: int = 0  # frames + refused rows
+    sink: str | None = None  # sweep -format nexus / batch -format hdf5: the one file of the job
+    sink_key: str = ""  # hash of what the file's fixed contents depend on
+    compression: str = "gzip"
+    images: str = "float"  # batch -format hdf5: which image goes into `images`
+    rescale: object = None  # sweep without -scale: scale -> the job with that scale pinned in every frame
+    scale_probe: object = None  # the frame whose maximum sets that scale
+    command_line: str = ""  # the sweep or batch command, for the notes of HDF5 files
+    label_rows: list = field(default_factory=list)  # batch -format hdf5: each frame's label values
 
 
 @dataclass
@@ -68,6 +81,10 @@ class Outputs:
     floats: bool = False
     noise: bool = False
     pgm: bool = False
+    format: str = "smv"  # sweep: smv or nexus; batch: smv or hdf5
+    compression: str = "gzip"  # of the HDF5 datasets: gzip, none or bslz4 (hdf5plugin)
+    images: str | None = None  # batch -format hdf5: float, int or noise (default: noise with -noise, else float)
+    out: str | None = None  # batch -format hdf5: the file
 
 
 def fmt(x: float) -> str:
@@ -160,20 +177,31 @@ def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -
     """A rotation series: frame n (1-based; i = n - 1) starts at phi0 + i*osc and covers osc, with
     the run's phi steps inside it; its noise seed is S + i (S: the -seed given, else 1) and, with
     -misset random, its misset seed stays S so that every frame shows the same crystal.  Frames
-    first .. first + nframes - 1 are made: `-first` renders a part of the same sweep."""
+    first .. first + nframes - 1 are made: `-first` renders a part of the same sweep.
+
+    Without -scale, the job comes back with `rescale` and `scale_probe` set: the engine renders
+    the probe (frame 1's float image), picks one int scale from it and calls `rescale(scale)` for
+    the frames to render, every one with `-scale` in its argv (see SCALE_HEADROOM)."""
     from ..simulation import parse_command
 
     if nframes < 1:
         raise UserError(f"-nframes must be at least 1, got {nframes}")
     if first < 1:
         raise UserError(f"-first must be at least 1, got {first}")
+    nexus = opts.format == "nexus"
+    if nexus and opts.pgm:
+        raise UserError("-pgm makes one preview file per frame; a -format nexus sweep writes one file: remove -pgm")
+    if nexus and first != 1:
+        raise UserError("-first splits a sweep over commands that write their own files; a -format nexus "
+                        "sweep is one file written by one command (use -max_frames to split it in time)")
     asked = named_outputs(argv)
     named = [flag for flag, attr in (("-floatfile/-out", "floatfile"), ("-intfile", "intfile"),
-                                     ("-pgmfile", "pgmfile"), ("-noisefile", "noisefile"))
+                                     ("-pgmfile", "pgmfile"), ("-noisefile", "noisefile"),
+                                     ("-nexus", "nexusfile"))
              if getattr(asked, attr) is not None]
     if named:
-        raise UserError(f"sweep names its frames itself (-outdir DIR -prefix NAME, -floats, -noise, -pgm): "
-                        f"remove {', '.join(named)}")
+        raise UserError(f"sweep names its frames itself (-outdir DIR -prefix NAME, -floats, -noise, -pgm, "
+                        f"-format nexus): remove {', '.join(named)}")
     p, _ = parse_command(argv)
     steps, osc, _step = phi_steps(p.phisteps, p.osc, p.phistep, RTD)
     if not osc > 0.0:
@@ -185,27 +213,50 @@ def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -
         opts.prefix = "image"
     key = job_key(argv)
     digits = _digits(first + nframes - 1)
-    frames = []
-    extra_steps: list[str] = []
-    params = None  # every frame reads the same input files: parse them once for the hashes
-    for number in range(first, first + nframes):
+    sink = os.path.abspath(os.path.join(opts.outdir, f"{opts.prefix}.nxs")) if nexus else None
+    noise = asked.calculate_noise or opts.noise
+    # -osc given per frame may change the number of phi steps the run infers: keep the sweep's
+    q = parse_args(list(argv) + ["-phi", fmt(phi0_deg), "-osc", fmt(osc_deg)])
+    extra_steps = ["-phisteps", str(steps)] if phi_steps(q.phisteps, q.osc, q.phistep, RTD)[0] != steps else []
+
+    def frame_argv(number: int) -> list[str]:
         i = number - 1
-        argv_i = list(argv) + ["-phi", fmt(phi0_deg + i * osc_deg), "-osc", fmt(osc_deg)]
-        if number == first:
-            q = parse_args(argv_i)
-            if phi_steps(q.phisteps, q.osc, q.phistep, RTD)[0] != steps:
-                extra_steps = ["-phisteps", str(steps)]
-        argv_i += extra_steps + ["-seed", str(seed + i)]
+        argv_i = list(argv) + ["-phi", fmt(phi0_deg + i * osc_deg), "-osc", fmt(osc_deg)] + extra_steps
+        argv_i += ["-seed", str(seed + i)]
         if pin_misset:
             argv_i += ["-misset_seed", str(seed)]
+        return argv_i
+
+    frames = []
+    params = None  # every frame reads the same input files: parse them once for the hashes
+    for number in range(first, first + nframes):
         flags, files = output_flags(asked, opts, number, digits)
-        argv_i = absolute_paths(argv_i + flags)
+        argv_i = absolute_paths(frame_argv(number) + flags)
         if params is None:
             params = parse_args(argv_i)
-        frames.append(Frame(str(number), f"frame {number}", tuple(argv_i), tuple(files),
-                            digest(argv_i, params), key))
+        if nexus:
+            frames.append(Frame(str(number), f"frame {number}", tuple(argv_i), (sink,),
+                                digest(argv_i + ["-format", "nexus", opts.compression], params), key,
+                                sink=sink, index=number - 1, floats=opts.floats,
+                                data="noise" if noise else "int", compression=opts.compression))
+        else:
+            frames.append(Frame(str(number), f"frame {number}", tuple(argv_i), tuple(files),
+                                digest(argv_i, params), key))
     manifest = os.path.abspath(os.path.join(opts.outdir, f"{opts.prefix}_manifest.json"))
-    return Job("sweep", frames, manifest, total=nframes)
+    job = Job("sweep", frames, manifest, total=nframes, sink=sink, sink_key=key, compression=opts.compression)
+    if p.intfile_scale <= 0.0 and not (nexus and noise):
+        probe = absolute_paths(frame_argv(1) + ["-floatfile", os.devnull, "-intfile", os.devnull,
+                                                "-nopgm", "-nonoise"])
+        job.scale_probe = Frame("probe", "frame 1", tuple(probe), (),
+                                digest(probe, params), key)
+        job.rescale = lambda scale: _rescaled(sweep_frames(list(argv) + ["-scale", fmt(scale)], nframes, opts,
+                                                           first), job)
+    return job
+
+
+def _rescaled(new: Job, old: Job) -> Job:
+    new.command_line = old.command_line
+    return new
 
 
 # ---------------------------------------------------------------- batch
@@ -306,7 +357,15 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
     base = base + list(extra)
     key = job_key(base)
     digits = _digits(len(rows))
-    frames, errors = [], []
+    hdf5 = opts.format == "hdf5"
+    if hdf5 and (opts.floats or opts.pgm):
+        raise UserError("a -format hdf5 batch keeps one image per row (-images float, int or noise): "
+                        "remove -floats/-pgm")
+    sink = os.path.abspath(opts.out or os.path.join(opts.outdir, f"{opts.prefix}.h5")) if hdf5 else None
+    images = opts.images or ("noise" if opts.noise else "float")
+    if images not in ("float", "int", "noise"):
+        raise UserError(f"-images expects float, int or noise, got {images!r}")
+    frames, errors, label_rows = [], [], []
     for number, lineno, cells in rows:
         label = f"row {number} (line {lineno})"
         try:
@@ -324,9 +383,16 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
         except UserError as err:
             errors.append((str(number), label, str(err)))
             continue
-        frames.append(Frame(str(number), label, tuple(argv), tuple(files), digest(argv, params), key))
+        if hdf5:
+            from .sink import label_values
+            label_rows.append(label_values(params))
+            frames.append(Frame(str(number), label, tuple(argv), (sink,),
+                                digest(argv + ["-format", "hdf5", images, opts.compression], params), key,
+                                sink=sink, index=number - 1, data=images, compression=opts.compression))
+        else:
+            frames.append(Frame(str(number), label, tuple(argv), tuple(files), digest(argv, params), key))
     owners: dict = {}
-    for frame in frames:
+    for frame in ([] if hdf5 else frames):  # an HDF5 batch writes one file for all rows
         for name in frame.files:
             owners.setdefault(name, []).append(frame.key)
     clash = {name: keys for name, keys in owners.items() if len(keys) > 1}
@@ -334,5 +400,7 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
         name, keys = next(iter(clash.items()))
         raise UserError(f"{path}: rows {', '.join(keys)} all write {name}: give each row its own output names")
     manifest = os.path.abspath(os.path.join(opts.outdir, f"{opts.prefix}_manifest.json"))
-    return Job("batch", frames, manifest, errors=errors, total=len(rows))
+    sink_key = job_key(base + [r for _, _, cells in rows for r in cells] + [images])
+    return Job("batch", frames, manifest, errors=errors, total=len(rows), sink=sink, sink_key=sink_key,
+               compression=opts.compression, images=images, label_rows=label_rows)
 

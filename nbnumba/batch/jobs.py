@@ -141,7 +141,7 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = 
               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
     try:
         install_hkl_cache()
-        sim = build(list(frame.argv), fdump_path=frame.fdump)
+        sim = build(list(frame.argv), fdump_path=frame.fdump, say=None)  # the client warned once already
         backend = backend_for(sim.params)
         with _render_lock:  # one render at a time per process, however many threads the worker has
             set_threads(sim.params.nthreads or min(threads, numba.config.NUMBA_NUM_THREADS))
@@ -150,11 +150,14 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = 
         with _write_lock:
             if run in _stopped:
                 return {"key": frame.key, "ok": False, "error": "stopped: the command was interrupted"}
-            write_outputs(sim, done.image, stats, lambda line: None)
+            if frame.sink:
+                result.update(_pixels(frame, sim, done.image, stats))
+            else:
+                write_outputs(sim, done.image, stats, lambda line: None)
             seconds = time.perf_counter() - t0
             result.update(ok=True, error=None, seconds=seconds, device=backend.__name__.rsplit(".", 1)[-1],
                           max_I=stats.max_I, mean=stats.mean, worker=_worker_address())
-            if run:
+            if run and not frame.sink:  # a sink's frames are written by the command, not here
                 _finished.setdefault(run, {})[frame.key] = result
     except UserError as err:
         result.update(ok=False, error=str(err), seconds=time.perf_counter() - t0)
@@ -166,6 +169,32 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = 
         result["worker_frames"] = state["frames"]
     _hook_log(frame, hooks)
     return result
+
+
+def _pixels(frame, sim, image, stats) -> dict:
+    """What a frame of a one-file job sends back instead of writing: the image the file keeps
+    (int, noise or float), the float image when kept too, and the derived labels of a batch."""
+    import numpy as np
+
+    from .. import rng
+    from ..outputs import int_image
+    from .sink import derived_labels
+    if frame.data == "float":
+        data = np.asarray(image, dtype=np.float32)
+    elif frame.data == "noise":
+        roi = np.array(sim.detector.roi, dtype=np.int64)
+        data = rng.noise_image(image, roi, sim.params.adc_offset, sim.seed)[0]
+    else:
+        data = int_image(sim, image, stats.max_I)[0]
+    from ..io.nexus import encode_chunk
+    out = {"derived": derived_labels(sim)}
+    images = [("data", "chunk", data)]
+    if frame.floats:
+        images.append(("floats", "float_chunk", np.asarray(image, dtype=np.float32)))
+    for name, encoded, pixels in images:
+        chunk = encode_chunk(pixels, frame.compression)
+        out[encoded if chunk is not None else name] = chunk if chunk is not None else pixels
+    return out
 
 
 def _worker_address() -> str | None:

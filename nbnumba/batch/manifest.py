@@ -66,6 +66,7 @@ class Manifest:
         self.lock_path = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
         self.data = self._empty()
         self._changes: dict = {}  # key -> ("frames" | "failed", entry)
+        self._values: dict = {}  # (name, key) -> value, see set_value
         self._last_write = 0.0
 
     def _empty(self) -> dict:
@@ -130,6 +131,12 @@ class Manifest:
         self._changes[frame.key] = ("frames", entry)
         self._apply(self.data, frame.key, "frames", entry)
 
+    def set_value(self, name: str, key: str, value) -> None:
+        """A job-wide value kept beside the frames (data[name][key] = value), e.g. the int scale
+        a sweep chose, so that resuming it uses the same one."""
+        self._values[(name, key)] = value
+        self.data.setdefault(name, {})[key] = value
+
     def record_failure(self, key: str, label: str, error: str, digest: str | None = None) -> None:
         entry = {"hash": digest, "label": label, "error": error, "finished": now()}
         self._changes[key] = ("failed", entry)
@@ -143,15 +150,18 @@ class Manifest:
 
     def flush(self, force: bool = True, every: float = 0.5) -> None:
         """Write this process's new records (at most every `every` seconds unless forced)."""
-        if not self._changes or (not force and time.monotonic() - self._last_write < every):
+        if not (self._changes or self._values) or (not force and time.monotonic() - self._last_write < every):
             return
         with self._locked():
             data = self._read()
             for key, (section, entry) in self._changes.items():
                 self._apply(data, key, section, entry)
+            for (name, key), value in self._values.items():
+                data.setdefault(name, {})[key] = value
             data["updated"] = now()
             data["command"] = self.command
             atomic_write_bytes(self.path, dumps(data).encode())
         self.data = data
         self._changes = {}
+        self._values = {}
         self._last_write = time.monotonic()

@@ -99,3 +99,26 @@ def atomic_write_bytes(path, *chunks) -> None:
     with atomic_open(path) as f:
         for chunk in chunks:
             f.write(chunk)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path beside ``path`` for writers that need a file name of their own (HDF5
+    reads back what it writes); it replaces ``path`` only once the block completes."""
+    target = os.path.realpath(path)
+    directory, name = os.path.split(target)
+    temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        yield temp
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, target)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(e, OSError):
+            raise _failure(path, e) from e
+        raise

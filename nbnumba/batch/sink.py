@@ -1,0 +1,210 @@
+"""One HDF5 file for a whole job, written by the client alone as frames come back from workers:
+a NeXus sweep (`sweep -format nexus`: DIR/NAME.nxs) or a training set (`batch -format hdf5`:
+`images`, `labels`, `geom`).  Workers return their frame's pixels instead of writing files; a frame
+is recorded in the manifest only after its chunk is flushed, so the manifest never claims a frame
+the file lacks (and the file's `written` flags say the same).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from ..errors import RuntimeFailure
+
+# Params fields that describe files, output choices or the run itself, not the image's physics
+_NOT_LABELS = {"argv", "floatfile", "intfile", "pgmfile", "noisefile", "nexusfile", "write_pgm",
+               "calculate_noise", "printout", "progress", "nthreads", "device", "precision",
+               "trace_spixel", "trace_fpixel", "printout_spixel", "printout_fpixel", "pgm_scale"}
+DERIVED = [f"A_star_{r}{c}" for r in "abc" for c in "xyz"] + ["d_edge_A"]
+
+
+def label_values(p) -> dict:
+    """The numeric values of a Params, lists flattened (cell_0 .. cell_5, misset_0 .. misset_2;
+    `-misset random` leaves no misset values: NaN in the table)."""
+    out = {}
+    for name, value in vars(p).items():
+        if name in _NOT_LABELS or isinstance(value, str) or value is None:
+            continue
+        if name in ("seed", "mosaic_seed", "misset_seed"):
+            value = -value  # Params keeps seeds negated, as the reference's ran1 wants them
+        if isinstance(value, (list, tuple)):
+            if all(isinstance(v, (int, float)) for v in value):
+                out.update({f"{name}_{i}": float(v) for i, v in enumerate(value)})
+        elif isinstance(value, (bool, int, float)):
+            out[name] = float(value)
+    return out
+
+
+def label_columns(rows: list[dict]) -> tuple[list[str], np.ndarray]:
+    """(names, table) of the values (`label_values` of each row) that differ between rows."""
+    names = sorted({k for r in rows for k in r})
+    varying = []
+    for name in names:
+        values = [r.get(name, math.nan) for r in rows]
+        if any(not (v == values[0] or (math.isnan(v) and math.isnan(values[0]))) for v in values):
+            varying.append(name)
+    table = np.array([[r.get(n, math.nan) for n in varying] for r in rows], dtype=float).reshape(len(rows), -1)
+    return varying, table
+
+
+def derived_labels(sim) -> list[float]:
+    """The orientation (reciprocal axes a*, b*, c* in 1/A, lab frame, phi = 0) and the resolution
+    of the largest circle about the direct beam that the detector holds whole (A)."""
+    c = sim.crystal
+    det = sim.detector
+    values = [float(x) for v in (c.a_star, c.b_star, c.c_star) for x in v]
+    # the perimeter, sampled at every pixel boundary
+    f = np.arange(det.fpixels + 1) * det.pixel_size
+    s = np.arange(det.spixels + 1) * det.pixel_size
+    width, height = det.fpixels * det.pixel_size, det.spixels * det.pixel_size
+    edge_f = np.concatenate([f, f, np.zeros(s.size), np.full(s.size, width)])
+    edge_s = np.concatenate([np.zeros(f.size), np.full(f.size, height), s, s])
+    pix0, fd, sd = (np.asarray(v, dtype=float) for v in (det.pix0, det.fdet, det.sdet))
+    pos = pix0 + edge_f[:, None] * fd + edge_s[:, None] * sd
+    cos2t = pos @ np.asarray(det.beam, dtype=float) / np.linalg.norm(pos, axis=1)
+    theta = 0.5 * np.arccos(np.clip(cos2t.max(), -1.0, 1.0))
+    values.append(sim.lambda0 * 1e10 / (2.0 * math.sin(theta)) if theta > 0 else math.inf)
+    return values
+
+
+def _sim(frame):
+    from ..simulation import build
+    return build(list(frame.argv), fdump_path=frame.fdump)
+
+
+class NexusSink:
+    """A sweep's frames in one NXmx file; frame numbers 1..N at indices 0..N-1."""
+
+    def __init__(self, job, frames):
+        from ..io.nexus import SeriesWriter, geometry
+        self.path = job.sink
+        first = frames[0]
+        g = geometry(sim := _sim(first), job.command_line)
+        g.extra["images_are"] = first.data
+        if first.data == "int":
+            g.extra["int_scale"] = sim.params.intfile_scale
+        self.writer = SeriesWriter(self.path, g, job.total, job.sink_key, floats=first.floats,
+                                   compression=job.compression)
+
+    def open(self):
+        self.writer.open()
+        self.held = self.writer.done()
+        return self
+
+    def has(self, frame) -> bool:
+        return frame.index in self.held
+
+    def write(self, frame, result) -> None:
+        self.writer.write(frame.index, result.get("data"), result.get("floats"), result.get("chunk"),
+                          result.get("float_chunk"))
+
+    def note(self) -> str | None:
+        if self.writer.replaced:
+            return f"{self.path} was started over ({self.writer.replaced})"
+        return None
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class DatasetSink:
+    """A batch as one training set: `images` (N x slow x fast), `labels` (N x columns, with the
+    column names in its `columns` attribute), `written` flags and the first row's geometry in
+    `geom`."""
+
+    def __init__(self, job, frames):
+        self.path, self.job, self.frames = job.sink, job, frames
+        self.file = None
+        self.replaced = None
+        sim = _sim(frames[0])
+        self.shape = sim.shape
+        self.kind = job.images
+        self.dtype = np.float32 if self.kind == "float" else np.uint16
+        self.names, self.table = label_columns(job.label_rows)
+        self.row_of = {frame.index: j for j, frame in enumerate(frames)}
+        self.columns = self.names + DERIVED
+        from ..io.nexus import geometry, lab_to_mcstas
+        self.geom = geometry(sim, job.command_line)
+        det = sim.detector
+        self.origin_mm = lab_to_mcstas(det.beam) @ np.asarray(det.pix0, dtype=float) * 1000.0
+
+    def _matches(self) -> bool:
+        from ..io.nexus import readable
+        with readable(self.path) as f:
+            try:
+                return (f is not None and f.attrs.get("nbnumba_job") == self.job.sink_key
+                        and f["images"].dtype == self.dtype and f["images"].shape == (self.job.total, *self.shape)
+                        and list(f["labels"].attrs["columns"]) == self.columns and "written" in f)
+            except KeyError:
+                return False
+
+    def _create(self, temp: str) -> None:
+        import h5py
+
+        from ..io.nexus import _filters
+        n = self.job.total
+        with h5py.File(temp, "w") as f:
+            f.attrs["nbnumba_job"] = self.job.sink_key
+            f.attrs["images_are"] = self.kind
+            f.create_dataset("images", shape=(n, *self.shape), dtype=self.dtype, chunks=(1, *self.shape),
+                             fillvalue=np.nan if self.kind == "float" else 0, **_filters(self.job.compression))
+            labels = f.create_dataset("labels", shape=(n, len(self.columns)), dtype=np.float64, fillvalue=np.nan)
+            labels.attrs["columns"] = self.columns
+            labels.attrs["units"] = "SI, as nbnumba's Params (m, rad, 1/m); A_star in 1/A, d_edge_A in A"
+            f.create_dataset("written", shape=(n,), dtype=np.uint8, fillvalue=0)
+            g = self.geom
+            geom = f.create_group("geom")
+            for name in ("fast", "slow", "pixel_mm", "shape", "spindle", "wavelength_A", "distance_mm",
+                         "beam_center_px", "thickness_mm", "command"):
+                geom[name] = getattr(g, name)
+            geom["origin_mm"] = self.origin_mm
+            geom.attrs["frame"] = "McStas (NeXus): beam along +z, y up; values of the first row"
+
+    def open(self):
+        import h5py
+
+        from ..io.atomic import atomic_path
+        exists = os.path.exists(self.path)
+        if exists and not self._matches():
+            self.replaced = "it was made by other flags or could not be read"
+        if not exists or self.replaced:
+            with atomic_path(self.path) as temp:
+                self._create(temp)
+        try:
+            self.file = h5py.File(self.path, "r+")
+        except OSError as err:
+            raise RuntimeFailure(f"cannot write {self.path}: {err} (is another command writing it?)") from None
+        self.held = set(np.flatnonzero(self.file["written"][()]).tolist())
+        return self
+
+    def has(self, frame) -> bool:
+        return frame.index in self.held
+
+    def write(self, frame, result) -> None:
+        from ..io.nexus import store
+        f = self.file
+        i = frame.index
+        store(f["images"], i, result.get("data"), result.get("chunk"))
+        row = list(self.table[self.row_of[i]])
+        f["labels"][i] = np.array(row + list(result["derived"]), dtype=np.float64)
+        f["written"][i] = 1
+        f.flush()
+
+    def note(self) -> str | None:
+        return f"{self.path} was started over ({self.replaced})" if self.replaced else None
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def open_sink(job):
+    """The job's HDF5 sink, opened, or None for jobs that write one file per frame."""
+    if not job.sink or not job.frames:
+        return None
+    cls = NexusSink if job.command == "sweep" else DatasetSink
+    return cls(job, job.frames).open()
