@@ -273,6 +273,14 @@ def console() -> None:
     os._exit(code)
 
 
+def _echo_flag_table(rows) -> None:
+    """A companion program's flag table (flag, values, meaning) as Markdown."""
+    click.echo("| flag | values | meaning |")
+    click.echo("| --- | --- | --- |")
+    for name, nargs, text in rows:
+        click.echo(f"| `{name}` | {nargs} | {text} |")
+
+
 @main.command(context_settings=PASSTHROUGH)
 @click.option("--flags", "list_flags", is_flag=True, help="print the nonbragg flag reference (Markdown)")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -281,10 +289,7 @@ def nonbragg(list_flags, args) -> None:
     if list_flags:
         from .nonbragg_options import flag_table
 
-        click.echo("| flag | values | meaning |")
-        click.echo("| --- | --- | --- |")
-        for name, nargs, text in flag_table():
-            click.echo(f"| `{name}` | {nargs} | {text} |")
+        _echo_flag_table(flag_table())
         return
     from .nonbragg import run_nonbragg
 
@@ -293,10 +298,16 @@ def nonbragg(list_flags, args) -> None:
 
 
 @main.command(context_settings=PASSTHROUGH)
+@click.option("--flags", "list_flags", is_flag=True, help="print the noisify flag reference (Markdown)")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def noisify(args) -> None:
+def noisify(list_flags, args) -> None:
     """Add detector effects to a float image: every flag of the reference's noisify works
     (e.g. -floatfile img.bin -readout 3 -flicker 0.02 -psf gauss -psf_fwhm 100)."""
+    if list_flags:
+        from .noisify_options import flag_table
+
+        _echo_flag_table(flag_table())
+        return
     from .noisify import run_noisify
 
     _skip_scipy_blas()
