@@ -58,8 +58,8 @@ def build_sources(p: Params, beam, polar_vector, lambda0: float) -> Sources:
                     points.append((hdiv, vdiv))
         if not points:
             # nanoBragg would divide by zero and write an image of NaN
-            raise UserError("the divergence grid keeps no source: each -hdivstep/-vdivstep must not exceed its "
-                            "-hdivrange/-vdivrange")
+            raise UserError("no X-ray source: a divergence step (-hdivstep/-vdivstep) larger than its range leaves "
+                            "no point of the divergence grid (the reference writes an image of NaN)")
         weight = 1.0 / (len(points) * dsteps)
         for hdiv, vdiv in points:
             start = tuple(-p.source_distance * b for b in beam)

@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass, replace
 
 from .errors import UserError
-from .options import FLAGS, Flag, _convert, _set, _stol, _take, _value, exact, looks_numeric, sub
+from .options import FLAGS, Flag, _check, _convert, _set, _stol, _take, _value, exact, looks_numeric, sub
 from .params import Params
 
 SHARED = {flag.name: flag for flag in FLAGS}
@@ -146,6 +146,7 @@ def parse_nonbragg(argv: list[str]) -> NonBraggParams:
                 continue
             tokens = _take(argv, i, flag.nargs, arg)
             values = _convert(flag, arg, tokens)
+            _check(flag, arg, values, tokens, p)
             consumed.update(range(i + 1, i + 1 + flag.nargs))
             matched = True
             flag.apply(p, values)

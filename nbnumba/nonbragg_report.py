@@ -77,7 +77,7 @@ def solid_angle_line(omega_sum: float) -> str:
             f"( {cfmt_g(100 * omega_sum / 4 / math.pi)}% sphere)")
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _moments(image, roi, float_squares):
     """Sum, sum of squares, count and first maximum over the ROI in scan order; with
     `float_squares` each square is a float product, as the reference forms it (it overflows to
@@ -100,7 +100,7 @@ def _moments(image, roi, float_squares):
     return total, squares, n, best, best_index
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _deviation_from_next(image, roi, mean):
     """The reference's rmsd loop: it steps its index before reading, so each ROI pixel stands for
     its right-hand neighbour in scan order (the pixel after the last is 0)."""

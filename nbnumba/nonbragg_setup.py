@@ -23,7 +23,7 @@ from .errors import UserError
 from .nonbragg_options import NonBraggParams, parse_nonbragg
 from .options import RTD
 from .sampling import phi_steps
-from .simulation import _check_memory
+from .simulation import check_memory
 
 DBL_MIN = sys.float_info.min
 
@@ -108,13 +108,9 @@ def build_detector(p: NonBraggParams) -> Detector:
 
 
 def _sources(p: NonBraggParams, det: Detector) -> tuple[Sources, np.ndarray]:
-    try:
-        sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
-    except ZeroDivisionError:  # the divergence grid kept no point
-        sources = None
-    if sources is None or len(sources.wavelengths) == 0:
-        raise UserError("no X-ray source: a divergence step (-hdivstep/-vdivstep) larger than its range leaves "
-                        "no point of the divergence grid (the reference writes an image of NaN)")
+    sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
+    if len(sources.wavelengths) == 0:
+        raise UserError("no X-ray source to render with")
     weights = [row[3] for row in sources.listing] if p.sourcefile is not None else 1.0
     return sources, source_rows(sources, det.polar_vector, weights)
 
@@ -129,7 +125,7 @@ def build(argv: list[str]) -> NonBragg:
     if p.oversample > 100:
         raise UserError(f"-oversample {p.oversample} is too large (at most 100)")
     det = build_detector(p)
-    _check_memory(det)
+    check_memory(det)
     fluence = p.fluence
     if p.flux != 0.0 and p.exposure > 0.0 and p.beamsize >= 0:
         fluence = p.flux * p.exposure / p.beamsize / p.beamsize

@@ -586,6 +586,12 @@ SWEEP_OPTIONS: list[Option] = [
     Option("-scheduler", 1, "none", "tcp://HOST:PORT", "sweep, batch", "render on an existing Dask cluster"),
     Option("-max_frames", 1, "all", "integer >= 0", "sweep, batch", "render at most M frames, then stop (0: only report what is left)"),
     Option("-noprogress", 0, "", "", "sweep, batch", "no progress meter"),
+    Option("-format", 1, "smv", "smv or nexus (sweep), smv or hdf5 (batch)", "sweep, batch",
+           "nexus: the whole sweep in one NXmx file DIR/NAME.nxs; hdf5: the batch as one training-set file"),
+    Option("-compression", 1, "gzip", "gzip, none or bslz4 (needs hdf5plugin)", "sweep, batch",
+           "compression of the HDF5/NeXus frames"),
+    Option("-images", 1, "float (noise with -noise)", "float, int or noise", "batch", "which images the HDF5 training set holds"),
+    Option("-out", 1, "DIR/NAME.h5", "file", "batch", "the HDF5 training-set file"),
 ]
 
 

@@ -60,7 +60,7 @@ def check_writable(paths: list[str]) -> None:
             raise RuntimeFailure(f"cannot write {path}: permission denied")
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _moments(image, roi, mask, has_mask):
     """One pass in scan order over the rendered pixels: sum, sum of squares, count, first max."""
     xmin, xmax, ymin, ymax = roi
@@ -83,7 +83,7 @@ def _moments(image, roi, mask, has_mask):
     return total, squares, n, best, best_index
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _deviation(image, roi, mean):
     """Sum of squared deviations from the mean over the whole ROI (masked pixels included)."""
     xmin, xmax, ymin, ymax = roi
@@ -97,7 +97,7 @@ def _deviation(image, roi, mean):
     return total, n
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _counts(image, roi, scale, adc):
     """The int image: floorf(clip(value*scale + adc, 0, 65535) + 0.5) inside the ROI, 0 outside."""
     xmin, xmax, ymin, ymax = roi

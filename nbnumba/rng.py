@@ -56,7 +56,7 @@ _GAMMLN_COF = (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def new_rng(idum):
     """A fresh generator state seeded with ``idum``, as at program start.
 
@@ -70,7 +70,7 @@ def new_rng(idum):
     return state
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def reseed(state, idum):
     """Point ``state`` at another seed while keeping its tables and caches.
 
@@ -82,7 +82,7 @@ def reseed(state, idum):
     state[_IDUM] = idum
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _next_idum(idum):
     # Schrage's method: IA * idum mod IM without overflowing 32 bits in C.
     k = idum // _IQ
@@ -92,7 +92,7 @@ def _next_idum(idum):
     return idum
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def ran1(state):
     """Uniform deviate on (0, 1) as a float32, advancing ``state``."""
     idum = np.int64(state[_IDUM])
@@ -116,7 +116,7 @@ def ran1(state):
     return temp
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def gaussdev(state):
     """Standard normal deviate (Box-Muller, polar form) as a float32.
 
@@ -138,7 +138,7 @@ def gaussdev(state):
     return np.float32(v2 * fac)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _gammln(xx):
     # ln(Gamma(xx)) by Lanczos: float32 in and out, float64 inside, as in C.
     x = np.float64(np.float32(xx))
@@ -152,7 +152,7 @@ def _gammln(xx):
     return np.float32(-tmp + math.log(2.5066282746310005 * ser / x))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def poidev(xm, state):
     """Poisson deviate with mean ``xm`` (taken as float32), as a float32.
 
@@ -204,7 +204,7 @@ def poidev(xm, state):
     return em
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _set_row(matrix, row, values):
     # element by element: a slice assignment checks shapes, and compiling its error message
     # (string formatting) costs more than a second on a fresh cache
@@ -212,7 +212,7 @@ def _set_row(matrix, row, values):
         matrix[row, k] = values[k]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mosaic_rotation_umat(mosaicity, state):
     """Random rotation (row-major 3x3 as 9 float64) within a spherical cap.
 
@@ -264,7 +264,7 @@ def mosaic_rotation_umat(mosaicity, state):
     return umat
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _normalize_rows(u):
     # Returns the row lengths; zero-length rows are left as they are.
     norms = np.empty(3)
@@ -278,7 +278,7 @@ def _normalize_rows(u):
     return norms[0], norms[1], norms[2]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _unit_cross(u, a, b):
     c = np.empty(3)
     c[0] = u[a, 1] * u[b, 2] - u[a, 2] * u[b, 1]
@@ -292,7 +292,7 @@ def _unit_cross(u, a, b):
     return c
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def umat2misset(umat):
     """Misset angles (rotx, roty, rotz) in radians of a 9-element rotation.
 
@@ -343,7 +343,7 @@ def umat2misset(umat):
     return angles
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _stream(seed, state):
     # A fresh stream, or the shared process-wide state switched to ``seed``.
     if state is None:
@@ -352,7 +352,7 @@ def _stream(seed, state):
     return state
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mosaic_umats(mosaic_spread_rad, domains, seed, state=None):
     """Rotation matrices of the mosaic domains, shape (domains, 9).
 
@@ -381,7 +381,7 @@ def domain_rotations(mosaic_spread_rad, domains, seed):
     return mosaic_umats(mosaic_spread_rad, domains, seed)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def random_misset(seed, cap_rad=90.0, state=None):
     """The reference's ``-misset random``: angles (rotx, roty, rotz), radians.
 
@@ -393,7 +393,7 @@ def random_misset(seed, cap_rad=90.0, state=None):
     return umat2misset(mosaic_rotation_umat(cap_rad, rng))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _to_ushort(test):
     # C's (unsigned short) of a double on x86-64: truncate to a 32-bit int
     # (out-of-range and NaN give 0x80000000), keep the low 16 bits.  This only
@@ -403,7 +403,7 @@ def _to_ushort(test):
     return np.uint16(np.int64(test) & 0xFFFF)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def noise_image(float_image, roi, adc, seed, state=None):
     """Poisson-noise SMV pixels from a float image, as the reference makes them.
 

@@ -50,7 +50,8 @@ class Simulation:
     mosaic_domains, mosaic_spread (rad), umats: the domains' rotations. thicksteps, thickstep,
     thick (m), mu (1/m): the sensor. fluence (photons/m^2), flux (photons/s), lambda0 (m).
     steps: sources x mosaic domains x phi steps x oversample^2, the divisor of every pixel.
-    seed: the noise seed. The remaining fields are the kernels' flat tables, built from these."""
+    seed: the noise seed. estimate: the work estimate (`estimate.Estimate`: pixel-steps, expected
+    seconds). The remaining fields are the kernels' flat tables, built from these."""
 
     params: Params
     detector: Detector
@@ -248,7 +249,7 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     recommended = 1 if recommended <= 0 else recommended
     oversample = recommended if p.oversample <= 0 else p.oversample
     check_time(p, work(oversample, n_sources))
-    _check_memory(det, phisteps * domains)
+    check_memory(det, phisteps * domains)
 
     hkl, hkl_source = _structure_factors(p, fdump_path)
     if hkl is None or hkl.count == 0:
@@ -294,7 +295,7 @@ def _cells(cells: float, axis: str) -> int:
     return math.ceil(cells)
 
 
-def _check_memory(det: Detector, lattices: int) -> None:
+def check_memory(det: Detector, lattices: int = 0) -> None:
     """Refuse an image whose buffers, or a set of rotated lattices (9 numbers per phi step and
     mosaic domain), that cannot fit, before allocating anything."""
     needed = det.fpixels * det.spixels * 16 + lattices * 72
@@ -303,8 +304,9 @@ def _check_memory(det: Detector, lattices: int) -> None:
     except (ValueError, OSError, AttributeError):
         return
     if needed > available:
-        raise UserError(f"a {det.fpixels}x{det.spixels} detector with {lattices} phi steps x mosaic domains needs "
-                        f"{needed / 2**30:.1f} GiB of memory but only {available / 2**30:.1f} GiB is available")
+        what = f" with {lattices} phi steps x mosaic domains" if lattices else ""
+        raise UserError(f"a {det.fpixels}x{det.spixels} detector{what} needs {needed / 2**30:.1f} GiB of memory "
+                        f"but only {available / 2**30:.1f} GiB is available")
 
 
 def _pack(sim: Simulation) -> None:

@@ -143,7 +143,7 @@ def test_missing_sourcefile(tmp_path):
 def test_divergence_steps_larger_than_their_range(tmp_path):
     """nanoBragg keeps no source and writes an image of NaN."""
     message = fail(tmp_path, [*BASE, "-hdivrange", "1", "-vdivrange", "1", "-hdivstep", "2", "-vdivstep", "2"])
-    assert "-hdivstep" in message and "no source" in message
+    assert "-hdivstep" in message and "no X-ray source" in message
 
 
 # --- the command line ----------------------------------------------------------------------------

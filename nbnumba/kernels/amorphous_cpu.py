@@ -18,7 +18,7 @@ roi_pixel = phys.roi_pixel
 locate = phys.locate
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def walk_starts(table, nsources):
     """Each source's table interval to start walking from.  The parallel loop allocates it
     through this call because Numba hoists a plain allocation out of a prange loop, and every
@@ -26,7 +26,7 @@ def walk_starts(table, nsources):
     return np.full(nsources, locate(table, 0.0), dtype=np.int64)
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
     """Every ROI pixel into `image`; for each ROI row the solid-angle sum and the smallest and
     largest sin(theta)/lambda seen (+inf and -inf for a row without pixels).  Other pixels and

@@ -20,7 +20,7 @@ INT32_MAX = 2147483647.0
 UINT16_MAX = 65535.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _to_uint(x):
     # C's (unsigned int) of a double on x86-64: a 64-bit truncation (NaN and out of range give
     # 0x8000000000000000) of which the low 32 bits are kept
@@ -29,7 +29,7 @@ def _to_uint(x):
     return np.uint32(np.int64(x) & 0xFFFFFFFF)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def photon_scale(image, factor):
     """The input on the photon scale, as the reference rounds it: float32(factor * pixel)."""
     out = np.empty(image.shape[0], np.float32)
@@ -38,7 +38,7 @@ def photon_scale(image, factor):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _calibration_deviate(state, calib_state, calib_idum):
     seed_idum = state[_IDUM]
     calib_state[_IDUM] = calib_idum
@@ -48,7 +48,7 @@ def _calibration_deviate(state, calib_state, calib_idum):
     return deviate, calib_idum
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def photon_noise(photons, flicker, calibration, state, calib_state, calib_idum):
     """Poisson counts (float32) of ideal photons/pixel after flicker and calibration error, and
     their double sum.  ``state`` is the noise stream; ``calib_state`` is the same array (the
@@ -68,7 +68,7 @@ def photon_noise(photons, flicker, calibration, state, calib_state, calib_idum):
     return counts, total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def noise_counts(photons, gain, adc, readout, state):
     """Photons to ADU with read-out noise: the 16- and 32-bit pixels, the photon sum and the
     overloads of each width (pixels clipped at 65535, at 2**31 - 1)."""
@@ -94,7 +94,7 @@ def noise_counts(photons, gain, adc, readout, state):
     return out16, out32, total, over16, over32
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def noiseless_counts(photons, gain, adc, clip32_at_16):
     """Photons to ADU without noise: 16- and 32-bit pixels.  With ``clip32_at_16`` the 32-bit
     pixels are clipped at 65535 too, as in the reference."""

@@ -109,7 +109,7 @@ def auto_radius(kind: int, fwhm_pixels: float, max_input: float) -> int:
 
 # --- compiled loops ------------------------------------------------------------------------------
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _to_int(x):
     # C's (int) of a double on x86-64
     if not (-2147483649.0 < x < 2147483648.0):
@@ -117,7 +117,7 @@ def _to_int(x):
     return np.int64(x)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _radius(v, kind, fwhm, user_radius, max_radius):
     """A source pixel's radius (INT_MIN, for NaN: it spreads nothing)."""
     if user_radius != 0:
@@ -137,7 +137,7 @@ def _radius(v, kind, fwhm, user_radius, max_radius):
     return min(r, max_radius)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _loss(v, r, kind, fwhm, loss_by_radius):
     """The photons a source of ``v`` loses beyond radius ``r``: v·exp(-ln16 (r/fwhm)²) for the
     Gaussian, v·g/sqrt(g² + r²) for the fibre, with the factor of r looked up when r >= 0."""
@@ -154,7 +154,7 @@ def _loss(v, r, kind, fwhm, loss_by_radius):
     return v * (fwhm * G_PER_FWHM) / factor
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _source_radii(image, kind, fwhm, user_radius, max_radius, reach, table_size):
     """Per source pixel: its squared radius, at most the kernel's ``reach`` (-1: it spreads
     nothing), and the photons it loses.  Counts (whole numbers below ``table_size``) are looked
@@ -194,7 +194,7 @@ def _source_radii(image, kind, fwhm, user_radius, max_radius, reach, table_size)
     return r2, lost
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _ordered_sum(values):
     # the reference's running double sum, in scan order
     total = 0.0
@@ -203,7 +203,7 @@ def _ordered_sum(values):
     return total
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _spread_run(out, sources, r2, rsq, weight):
     """One offset along a run of sources: out[t] += sources[t] * weight where the source reaches.
     Adding 0.0 elsewhere leaves a target unchanged (targets are never -0.0) and, with unsigned
@@ -216,7 +216,7 @@ def _spread_run(out, sources, r2, rsq, weight):
         out[u] = np.float32(np.float64(out[u]) + add)
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _spread(image, width, height, off_dx, off_dy, off_rsq, off_w, reach, r2, edge_wraps, band_rows):
     """Spread every source over its circle into a new float32 image, band by band of targets.
 
@@ -251,7 +251,7 @@ def _spread(image, width, height, off_dx, off_dy, off_rsq, off_w, reach, r2, edg
     return out
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _add_evenly(image, amount):
     for i in prange(image.shape[0]):
         image[i] = np.float32(np.float64(image[i]) + amount)
