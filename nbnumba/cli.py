@@ -60,6 +60,7 @@ def _note(line: str) -> None:
 
 def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> None:
     from .api import backend_for, set_threads
+    from .chain import add_background
     from .io.hkl import write_fdump
     from .jitcache import compile_notice
     from .outputs import check_writable, output_paths, statistics, write_outputs
@@ -100,8 +101,9 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     for line in warning or [""]:
         click.echo(line)
     click.echo(solid_angle_line(sim, rendered.omega_sum))
-    stats = statistics(sim, rendered.image)
-    write_outputs(sim, rendered.image, stats, click.echo)
+    image = add_background(sim, rendered.image, progress=p.progress and not p.printout)
+    stats = statistics(sim, image)
+    write_outputs(sim, image, stats, click.echo)
 
 
 def trace_only(argv: list[str], pixel: tuple[int, int]) -> None:

@@ -286,6 +286,15 @@ def _stol(mult: float):
     return apply
 
 
+def _seed_response(attr: str):
+    """noisify's seeds: -N inside, as -seed; giving one turns the detector response on."""
+    def apply(p: Params, values: list) -> None:
+        setattr(p, attr, -values[0])
+        p.response = True
+
+    return apply
+
+
 def _seed(attr: str):
     return lambda p, values: setattr(p, attr, -values[0])
 
@@ -437,6 +446,22 @@ FLAGS: list[Flag] = [
     Flag("-fix_misset_random", exact("-fix_misset_random"), 0, _set(fix_misset_random=True), help="-misset random draws from the whole sphere (reference: a 90-radian cap)"),
     Flag("-fix_twotheta_axis", exact("-fix_twotheta_axis"), 0, _set(fix_twotheta_axis=True), help="-twotheta_axis no longer also sets -twotheta and the pivot"),
     Flag("-nexus", exact("-nexus"), 1, _value("nexusfile"), "s", help="NXmx (NeXus/HDF5) output: the noise image (int image with -nonoise) and the float image", unit="file"),
+    # The amorphous background (nonBragg) and the detector response (noisify) in the same run: named
+    # apart from nanoBragg's crystal-size flags, matched exactly.
+    Flag("-bg_stol", exact("-bg_stol"), 1, _value("bg_stol_file"), "s", help="add an amorphous background: its F vs sin(theta)/lambda table (nonBragg's -stol)", unit="file"),
+    Flag("-bg_4stol", exact("-bg_4stol"), 1, _value("bg_stol_file"), "s", help="as -bg_stol with 4 sin(theta)/lambda", unit="file"),
+    Flag("-bg_Q", exact("-bg_Q"), 1, _value("bg_stol_file"), "s", help="as -bg_stol with Q = 4 pi sin(theta)/lambda", unit="file"),
+    Flag("-bg_thick", exact("-bg_thick"), 1, _value("bg_thick", div=1000.0), "f", help="thickness of the background's sample along the beam", unit="mm", default="0.1", domain=POSITIVE),
+    Flag("-bg_density", exact("-bg_density"), 1, _value("bg_density", mul=1e6), "f", help="density of the background's sample", unit="g/cm^3", default="1", domain=POSITIVE),
+    Flag("-bg_MW", exact("-bg_MW"), 1, _value("bg_MW"), "f", help="molecular weight of the background's sample", unit="g/mol", default="18", domain=POSITIVE),
+    Flag("-readout", exact("-readout"), 1, _value("readout_noise", response=True), "f", help="detector response (noisify): read-out noise", unit="ADU rms", default="0", domain=NON_NEGATIVE),
+    Flag("-flicker", exact("-flicker"), 1, _value("flicker_noise", response=True), "f", help="detector response: beam flicker (fraction)", default="0", domain=NON_NEGATIVE),
+    Flag("-calibration", exact("-calibration"), 1, _value("calibration_noise", response=True), "f", help="detector response: static per-pixel gain error (fraction)", default="0.03", domain=NON_NEGATIVE),
+    Flag("-calib_seed", exact("-calib_seed"), 1, _seed_response("calib_seed"), "i", help="detector response: seed of the calibration error", default="123456789", domain=SEED),
+    Flag("-psf", exact("-psf"), 1, _value("psf", response=True), "s", help="detector response: point-spread function", domain=_words("gauss", "fiber")),
+    Flag("-psf_fwhm", exact("-psf_fwhm"), 1, _value("psf_fwhm", mul=1e-6, response=True), "f", help="detector response: PSF full width at half maximum", unit="um", default="46", domain=POSITIVE),
+    Flag("-psf_radius", exact("-psf_radius"), 1, _value("psf_radius", response=True), "i", help="detector response: PSF rendering radius", unit="pixels", default="0", domain=Range(0, note="0: chosen per pixel")),
+    Flag("-gain", exact("-gain"), 1, _value("gain", response=True), "f", help="detector response: ADU per photon", unit="ADU", default="1", domain=POSITIVE),
 ]
 
 CANONICAL = sorted({f.name.split()[0] for f in FLAGS})

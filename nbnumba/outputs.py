@@ -187,6 +187,22 @@ def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None
     _write_image(sim, p.floatfile, image)
     say(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
     say(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
+    if p.response:
+        from .chain import write_response_images
+        counts, scale = write_response_images(sim, image, say), p.gain
+    else:
+        counts, scale = _write_counts(sim, image, stats, say)
+    if p.nexusfile:
+        say(f"writing {p.nexusfile} as NXmx (NeXus/HDF5)")
+        g = nexus.geometry(sim, command_line(sim))
+        g.extra.update(images_are="noise" if p.calculate_noise else "int", int_scale=scale)
+        nexus.write_image(p.nexusfile, g, counts, image)
+
+
+def _write_counts(sim: Simulation, image: np.ndarray, stats: Stats, say) -> tuple[np.ndarray, float]:
+    """nanoBragg's int, PGM and noise images; returns the detector's counts (the noise image, or
+    the int image under -nonoise) and the int scale."""
+    p, det = sim.params, sim.detector
     counts, scale = int_image(sim, image, stats.max_I)
     say(f"intfile_scale = {scale:g}")
     say(f"writing {p.intfile} as 2-byte integers")
@@ -202,8 +218,4 @@ def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None
         say(f"writing {p.noisefile} as 2-byte integers")
         _write_image(sim, p.noisefile, noise)
         counts = noise
-    if p.nexusfile:
-        say(f"writing {p.nexusfile} as NXmx (NeXus/HDF5)")
-        g = nexus.geometry(sim, command_line(sim))
-        g.extra.update(images_are="noise" if p.calculate_noise else "int", int_scale=scale)
-        nexus.write_image(p.nexusfile, g, counts, image)
+    return counts, scale

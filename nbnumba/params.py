@@ -121,6 +121,20 @@ class Params:
     pgmfile: str = "image.pgm"
     noisefile: str = "noiseimage.img"
     nexusfile: str | None = None  # NXmx file of the detector counts (nbnumba's -nexus)
+    # the amorphous background (-bg_*) and the detector response (-readout, -psf, ...), SI units
+    bg_stol_file: str | None = None
+    bg_thick: float = 1e-4
+    bg_density: float = 1.0e6
+    bg_MW: float = 18.0
+    response: bool = False
+    readout_noise: float = 0.0
+    flicker_noise: float = 0.0
+    calibration_noise: float = 0.03
+    calib_seed: int = 123456789
+    psf: str | None = None
+    psf_fwhm: float = 46e-6
+    psf_radius: int = 0
+    gain: float = 1.0
     write_pgm: bool = True
     calculate_noise: bool = True
     intfile_scale: float = 0.0

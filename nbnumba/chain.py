@@ -1,0 +1,113 @@
+"""One realistic image in one command: nanoBragg's spots, nonBragg's amorphous background on the
+same detector and beam, and noisify's detector response, as users chain the three programs
+(the two float images added pixel by pixel in float32, then noisify with photons/pixel in)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import UserError
+from .simulation import Simulation
+
+
+# The background's group: nonBragg's own flags under a bg_ prefix, handed to nonBragg as typed.
+BACKGROUND_FLAGS = {"-bg_stol": "-stol", "-bg_4stol": "-4stol", "-bg_Q": "-Q", "-bg_thick": "-thickness",
+                    "-bg_density": "-density", "-bg_MW": "-MW"}
+# nanoBragg flags that nonBragg reads with another meaning (its sample is the amorphous one) or that
+# name run's own outputs: the background is rendered without them.
+NOT_FOR_THE_BACKGROUND = ("-sample", "-xtal", "-density", "-MW", "-molec", "-thick", "-floatfile", "-floatimage",
+                          "-intfile", "-intimage", "-noisefile", "-noiseimage", "-pgm", "-nopgm", "-nonoise",
+                          "-out", "-nexus", "-printout", "-trace", "-dump", "-seed", "-scale", "-progress",
+                          "-noprogress")
+
+
+def _groups(argv: list[str]) -> list[list[str]]:
+    """The argument list cut into flags, each with the values that follow it."""
+    from .options import looks_numeric
+
+    groups: list[list[str]] = []
+    for token in argv:
+        if token.startswith("-") and not looks_numeric(token) or not groups:
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+    return groups
+
+
+def nonbragg_argv(argv: list[str]) -> list[str]:
+    """nonBragg's command line for the background of a run: the run's geometry and beam flags that
+    nonBragg also reads, and the -bg_ group under nonBragg's names, each value as typed."""
+    from .nonbragg_options import NONBRAGG_FLAGS
+
+    out = []
+    for flag, *values in _groups(argv):
+        if flag in BACKGROUND_FLAGS:
+            out += [BACKGROUND_FLAGS[flag], *values]
+        elif not flag.startswith(NOT_FOR_THE_BACKGROUND) and any(f.matches(flag) for f in NONBRAGG_FLAGS):
+            out += [flag, *values]
+    return out + ["-nonoise", "-nopgm", "-noprogress"]
+
+
+def add_background(sim: Simulation, spots: np.ndarray, progress: bool = False) -> np.ndarray:
+    """The spots plus the background of the -bg_ group's sample, rendered by nonBragg's rules on the
+    same flags (its beam centre, its oversampling), then added in float32 as users add the two
+    programs' images; the spots alone without -bg_stol."""
+    from .nonbragg import background
+    from .nonbragg_setup import build
+
+    if sim.params.bg_stol_file is None:
+        return spots
+    nb = build(nonbragg_argv(sim.params.argv))
+    if nb.detector.fpixels != sim.detector.fpixels or nb.detector.spixels != sim.detector.spixels:
+        raise UserError("the background's detector differs in size from the run's (check -detsize/-detpixels)")
+    rendered = background(nb, progress=progress)
+    return spots.astype(np.float32) + rendered.image.astype(np.float32)
+
+
+def response_params(sim: Simulation):
+    """noisify's parameters for this run (its input is already in photons/pixel), or None when no
+    detector-effect flag was given."""
+    from .response import ResponseParams
+
+    p = sim.params
+    if not p.response:
+        return None
+    return ResponseParams(pixel_size=sim.detector.pixel_size, gain=p.gain, adc_offset=p.adc_offset,
+                          readout_noise=p.readout_noise, flicker_noise=p.flicker_noise,
+                          calibration_noise=p.calibration_noise, seed=sim.seed, calib_seed=p.calib_seed, psf=p.psf,
+                          psf_fwhm=p.psf_fwhm, psf_radius=p.psf_radius, noise=p.calculate_noise)
+
+
+def write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarray:
+    """noisify's int and noise images of `image` (photons/pixel), with its lines; returns the
+    counts the detector reports (the noise image, or the int image under -nonoise)."""
+    from .io.images import write_pgm
+    from .io.smv import write_smv
+    from .noisify import psf_lines
+    from .outputs import header_fields
+    from .response import apply_detector_response
+
+    p = sim.params
+    rp = response_params(sim)
+    r = apply_detector_response(image, rp)
+    if r.psf_noiseless is not None:
+        say(f"  applying PSF to noiseless image width = {rp.psf_fwhm_pixels:g} pixels")
+        for line in psf_lines(r.psf_noiseless):
+            say(line)
+    fields = header_fields(sim)
+    say(f"writing {p.intfile} as 2-byte integers")
+    write_smv(p.intfile, r.int_image, fields)
+    if p.write_pgm:
+        say(f"writing {p.pgmfile} as 1-byte integers")
+        write_pgm(p.pgmfile, r.pgm, 1.0)
+    if r.noise_image is None:
+        return r.int_image
+    if r.psf is not None:
+        say(f"{r.photons_before_psf:.0f} photons on noise image before PSF")
+        say(f"  applying PSF width = {rp.psf_fwhm_f32 * 1e6:g} um")
+        for line in psf_lines(r.psf):
+            say(line)
+    say(f"{r.photons:.0f} photons on noise image ({r.overloads} overloads)")
+    say(f"writing {p.noisefile} as 2-byte integers")
+    write_smv(p.noisefile, r.noise_image, fields)
+    return r.noise_image

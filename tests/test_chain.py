@@ -1,0 +1,85 @@
+"""One realistic image in one command: `run` with the amorphous background (-bg_ group) and the
+detector response (noisify's flags) gives the three-program chain's images (../shared/suite/pipeline)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden import invoke
+
+from nbnumba.io.smv import read_smv
+
+SUITE = Path(__file__).resolve().parents[1].parent / "shared" / "suite"
+needs_suite = pytest.mark.skipif(not SUITE.exists(), reason="suite corpus ../shared/suite not present")
+RENAMED = {"-stol": "-bg_stol", "-thickness": "-bg_thick", "-density": "-bg_density", "-MW": "-bg_MW"}
+OUTPUTS = ("-floatfile", "-intfile", "-noisefile")
+
+
+def one_command() -> list[str]:
+    """The chain's three steps as one `run`: nanoBragg's flags, nonBragg's sample under -bg_ names,
+    noisify's detector effects and seed."""
+    steps = {s["program"]: s["args"] for s in json.loads((SUITE / "pipeline" / "pipeline.json").read_text())["steps"]}
+
+    def pairs(args):
+        groups, i = [], 0
+        while i < len(args):
+            j = i + 1
+            while j < len(args) and not (args[j].startswith("-") and not args[j].lstrip("-")[:1].isdigit()):
+                j += 1
+            groups.append(args[i:j])
+            i = j
+        return groups
+
+    spots = [g for g in pairs(steps["nanoBragg"]) if g[0] not in (*OUTPUTS, "-seed", "-nonoise", "-nopgm")]
+    sample = [[RENAMED[g[0]], *g[1:]] for g in pairs(steps["nonBragg"]) if g[0] in RENAMED]
+    effects = [g for g in pairs(steps["noisify"]) if g[0] in ("-readout", "-flicker", "-calibration", "-calib_seed",
+                                                              "-psf", "-psf_fwhm", "-seed")]
+    return [t for g in spots + sample + effects for t in g]
+
+
+@needs_suite
+def test_run_with_background_and_detector_effects_gives_the_chain(tmp_path):
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    args = one_command()
+    assert "-bg_stol" in args and "-psf" in args
+    result = invoke("run", [*args, "-floatfile", "sum.bin", "-intfile", "int.img", "-noisefile", "noise.img",
+                            "-nopgm", "-noprogress"], tmp_path)
+    assert result.exit_code == 0, result.output
+    recorded = np.frombuffer(gzip.decompress((SUITE / "pipeline" / "sum.bin.gz").read_bytes()), dtype="<f4")
+    assert np.array_equal(np.fromfile(tmp_path / "sum.bin", dtype="<f4"), recorded)
+    for name in ("int.img", "noise.img"):
+        ours, chain = read_smv(tmp_path / name), read_smv(SUITE / "pipeline" / name)
+        assert np.array_equal(ours.data, chain.data), name
+    assert "photons on noise image before PSF" in result.output and "auto-selected psf_radius" in result.output
+
+
+@needs_suite
+def test_the_background_alone_is_nonbraggs_image(tmp_path):
+    """Spots too faint to reach a float32 (F = 1e-30) leave the recorded water image alone."""
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    spots = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "1e-30", "-lambda", "1", "-distance", "100",
+             "-detpixels", "128", "-pixel", "0.2", "-fluence", "1e24", "-nonoise", "-nopgm", "-noprogress"]
+    result = invoke("run", [*spots, "-bg_stol", "inputs/water.stol", "-bg_thick", "0.00002", "-floatfile", "bg.bin"],
+                    tmp_path)
+    assert result.exit_code == 0, result.output
+    water = np.frombuffer(gzip.decompress((SUITE / "pipeline" / "water.bin.gz").read_bytes()), dtype="<f4")
+    assert np.array_equal(np.fromfile(tmp_path / "bg.bin", dtype="<f4"), water)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("-psf", "box", "-psf must be gauss or fiber (got 'box')"),
+    ("-readout", "-1", "-readout must be a number >= 0 (got -1)"),
+    ("-bg_thick", "0", "-bg_thick must be a number > 0 (got 0)"),
+])
+def test_bad_effect_values_are_refused(tmp_path, flag, value, message):
+    result = invoke("run", ["-cell", "50", "50", "50", "90", "90", "90", "-default_F", "1", "-detpixels", "8",
+                            flag, value], tmp_path)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert os.listdir(tmp_path) == []
