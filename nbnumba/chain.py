@@ -83,17 +83,15 @@ def write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarray
     counts the detector reports (the noise image, or the int image under -nonoise)."""
     from .io.images import write_pgm
     from .io.smv import write_smv
-    from .noisify import psf_lines
+    from .noisify import noise_lines, noiseless_lines
     from .outputs import header_fields
     from .response import apply_detector_response
 
     p = sim.params
     rp = response_params(sim)
     r = apply_detector_response(image, rp)
-    if r.psf_noiseless is not None:
-        say(f"  applying PSF to noiseless image width = {rp.psf_fwhm_pixels:g} pixels")
-        for line in psf_lines(r.psf_noiseless):
-            say(line)
+    for line in noiseless_lines(rp, r):
+        say(line)
     fields = header_fields(sim)
     say(f"writing {p.intfile} as 2-byte integers")
     write_smv(p.intfile, r.int_image, fields)
@@ -102,12 +100,8 @@ def write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarray
         write_pgm(p.pgmfile, r.pgm, 1.0)
     if r.noise_image is None:
         return r.int_image
-    if r.psf is not None:
-        say(f"{r.photons_before_psf:.0f} photons on noise image before PSF")
-        say(f"  applying PSF width = {rp.psf_fwhm_f32 * 1e6:g} um")
-        for line in psf_lines(r.psf):
-            say(line)
-    say(f"{r.photons:.0f} photons on noise image ({r.overloads} overloads)")
+    for line in noise_lines(rp, r):
+        say(line)
     say(f"writing {p.noisefile} as 2-byte integers")
     write_smv(p.noisefile, r.noise_image, fields)
     return r.noise_image

@@ -135,6 +135,22 @@ def psf_lines(report: PsfReport) -> list[str]:
     return lines + [f"adding back {g(report.lost)} lost photons"]
 
 
+def noiseless_lines(p: ResponseParams, r: ResponseResult) -> list[str]:
+    """What noisify prints of the PSF applied to the noiseless image."""
+    if r.psf_noiseless is None:
+        return []
+    return [f"  applying PSF to noiseless image width = {g(p.psf_fwhm_pixels)} pixels", *psf_lines(r.psf_noiseless)]
+
+
+def noise_lines(p: ResponseParams, r: ResponseResult) -> list[str]:
+    """What noisify prints of the noise image: its photons, the PSF applied to them, overloads."""
+    lines = []
+    if r.psf is not None:
+        lines += [f"{r.photons_before_psf:.0f} photons on noise image before PSF",
+                  f"  applying PSF width = {g(p.psf_fwhm_f32 * 1e6)} um", *psf_lines(r.psf)]
+    return lines + [f"{r.photons:.0f} photons on noise image ({r.overloads} overloads)"]
+
+
 def _header(o: NoisifyOptions, geo: Geometry, header) -> bytes:
     if header is not None:
         return retyped_header(header, o.bits) if o.fix_header_type else header.raw
@@ -149,10 +165,8 @@ def write_results(o: NoisifyOptions, geo: Geometry, p: ResponseParams, image: np
         say(f"WARNING: negative intensity in {o.floatfile}: {g(float(value))}")
     scaled = r.max_input * p.photon_scale * p.fluence * R_E_SQR
     say(f"maximum value in input file: {g(r.max_input)} ( {g(scaled)} on photon scale)")
-    if r.psf_noiseless is not None:
-        say(f"  applying PSF to noiseless image width = {g(p.psf_fwhm_pixels)} pixels")
-        for line in psf_lines(r.psf_noiseless):
-            say(line)
+    for line in noiseless_lines(p, r):
+        say(line)
     smv_header = _header(o, geo, header)
     width = 2 if o.bits == 16 else 4
     say(f"writing {o.intfile} as {geo.xpixels * geo.ypixels} {width}-byte integers")
@@ -162,12 +176,8 @@ def write_results(o: NoisifyOptions, geo: Geometry, p: ResponseParams, image: np
         write_pgm(o.pgmfile, r.pgm, 1.0)
     if r.noise_image is None:
         return
-    if r.psf is not None:
-        say(f"{r.photons_before_psf:.0f} photons on noise image before PSF")
-        say(f"  applying PSF width = {g(p.psf_fwhm_f32 * 1e6)} um")
-        for line in psf_lines(r.psf):
-            say(line)
-    say(f"{r.photons:.0f} photons on noise image ({r.overloads} overloads)")
+    for line in noise_lines(p, r):
+        say(line)
     say(f"writing {o.noisefile} as {width}-byte integers")
     write_counts(o.noisefile, smv_header, r.noise_image)
 

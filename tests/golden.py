@@ -41,9 +41,14 @@ def case_dir(tmp_path: Path) -> Path:
 
 
 def invoke(command: str, args: list[str], cwd: Path):
+    return invoke_line([command, *args], cwd)
+
+
+def invoke_line(args, cwd: Path):
+    """The nbnumba command with these arguments, run in `cwd`."""
     old = os.getcwd()
     os.chdir(cwd)
     try:
-        return CliRunner().invoke(main, [command, *args], catch_exceptions=False)
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
     finally:
         os.chdir(old)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+
+from golden import invoke_line as invoke
 
 from nbnumba.batch.frames import fmt, read_jobfile
-from nbnumba.cli import main
 from nbnumba.errors import UserError
 from nbnumba.io.smv import read_smv, smv_value
 
@@ -24,14 +24,6 @@ BASE = ["-default_F", "100", "-cell", "50", "50", "50", "90", "90", "90", "-lamb
         "-detpixels", "32", "-pixel", "0.4", "-N", "5", "-oversample", "1"]
 HOOKS = "NBNUMBA_BATCH_HOOKS"
 
-
-def invoke(args: list[str], cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 def manifest(path: Path) -> dict:

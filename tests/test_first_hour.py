@@ -10,20 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from golden import CASES, GOLDEN, case_dir, needs_golden, output_flags, reference_float
-
-from nbnumba.cli import main
+from golden import CASES, GOLDEN, case_dir, needs_golden, output_flags, reference_float, invoke_line as nbnumba
 
 
-def nbnumba(args, cwd):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 @needs_golden

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from nbnumba.cli import main
+from golden import invoke_line as invoke
+
 from nbnumba.io import nexus
 from nbnumba.io.smv import read_smv
 
@@ -31,14 +31,6 @@ SWEEP = BASE + ["-misset", "10", "20", "30", "-osc", "3", "-phisteps", "2"]
 HOOKS = "NBNUMBA_BATCH_HOOKS"
 ROOT = Path(__file__).resolve().parents[1]
 
-
-def invoke(args, cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
 
 
 @pytest.fixture(scope="module")

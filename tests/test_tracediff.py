@@ -209,6 +209,39 @@ def test_trace_lines_without_a_quantity_are_skipped_and_counted(text, line):
     assert [n for n, _ in skipped] == [line]
 
 
+def test_json_report_round_trips(tmp_path):
+    ours = _ours(REF, F_latt="TRACE_PY: F_latt 124.483765533642")
+    json_path = tmp_path / "diff.json"
+    code = main(_write(tmp_path, "c.txt", REF), _write(tmp_path, "py.txt", ours),
+                tolerance=1e-5, json_path=json_path, out=io.StringIO())
+    assert code == 1
+    with open(json_path) as fh:
+        report = json.load(fh)
+    assert report == to_json(_diff(REF, ours, tolerance=1e-5))
+    assert report["tolerance"] == 1e-5
+    assert report["first_divergence"] == "F_latt"
+    assert report["quantities"] == 10 and report["beyond_tolerance"] == 1
+    assert report["counts"]["DIFF"] == 1 and report["ok"] is False
+    row = report["rows"][3]
+    assert row["key"] == "F_latt" and row["status"] == "DIFF"
+    assert row["ref"] == [124.359406127515] and row["ours"] == [124.483765533642]
+
+
+def test_json_keeps_non_finite_values_strict():
+    report = to_json(_diff("TRACE_C: x 1\n", "TRACE_PY: x nan\n"))
+    text = json.dumps(report, allow_nan=False)
+    assert json.loads(text)["rows"][0]["ours"] == ["nan"]
+
+
+def test_table_columns_are_aligned():
+    table = format_table(_diff(REF, _ours(REF, steps="TRACE_PY: steps 2")))
+    lines = table.splitlines()
+    header, rows = lines[0], lines[2:-1]
+    start = header.index("status")
+    assert all(line[start:].split()[0] in {"ok", "DIFF"} for line in rows)
+    assert len(rows) == 10
+
+
 def test_unreadable_file_is_user_error(tmp_path):
     ref = _write(tmp_path, "c.txt", REF)
     with pytest.raises(UserError, match="missing.txt"):
