@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from golden import invoke
+from golden import invoke, invoke_line
 
 from nbnumba.io.smv import read_smv
 
@@ -83,3 +83,30 @@ def test_bad_effect_values_are_refused(tmp_path, flag, value, message):
     assert result.exit_code == 2
     assert message in result.output
     assert os.listdir(tmp_path) == []
+
+
+@needs_suite
+def test_a_sweep_frame_is_the_run_of_its_angles(tmp_path):
+    """sweep and batch take the same group: frame 2 of a sweep is `run` at frame 2's angles and seed."""
+    pytest.importorskip("distributed")
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    flags = ["-default_F", "100", "-cell", "50", "50", "50", "90", "90", "90", "-lambda", "1", "-distance", "50",
+             "-detpixels", "32", "-pixel", "0.4", "-N", "5", "-oversample", "1", "-phi", "10", "-osc", "2",
+             "-bg_stol", "inputs/water.stol", "-bg_thick", "0.1", "-readout", "2", "-psf", "gauss", "-seed", "7"]
+    swept = invoke_line(["sweep", *flags, "-nframes", "2", "-outdir", "frames", "-floats", "-noise", "--workers", "1",
+                         "-noprogress"], tmp_path)
+    assert swept.exit_code == 0, swept.output
+    ran = invoke("run", [*flags, "-phi", "12", "-seed", "8", "-floatfile", "run.bin", "-intfile", "run.img",
+                         "-noisefile", "run_noise.img", "-nopgm", "-noprogress"], tmp_path)
+    assert ran.exit_code == 0, ran.output
+    frames = tmp_path / "frames"
+    assert (frames / "image_00002.bin").read_bytes() == (tmp_path / "run.bin").read_bytes()
+    assert np.array_equal(read_smv(frames / "image_noise_00002.img").data, read_smv(tmp_path / "run_noise.img").data)
+    assert np.fromfile(tmp_path / "run.bin", dtype="<f4").min() > 0  # the water reaches every pixel
+
+
+def test_one_file_outputs_refuse_the_detector_response(tmp_path):
+    pytest.importorskip("distributed")
+    result = invoke_line(["sweep", "-cell", "50", "50", "50", "90", "90", "90", "-default_F", "1", "-detpixels", "8",
+                          "-osc", "1", "-readout", "2", "-nframes", "2", "-format", "nexus", "-noprogress"], tmp_path)
+    assert result.exit_code == 2 and "SMV frames only" in result.output

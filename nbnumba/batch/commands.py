@@ -78,7 +78,7 @@ def _engine(ours: dict) -> EngineOptions:
                          hooks=hooks_from_env())
 
 
-def _check_first(frame) -> None:
+def _check_first(frame, one_file: bool = False) -> None:
     """Build the first frame here, so that a mistake stops the run before any cluster starts."""
     from ..outputs import check_writable
     from ..simulation import build
@@ -89,6 +89,9 @@ def _check_first(frame) -> None:
         raise UserError(f"-precision expects double or single, got {p.precision!r}")
     if p.device not in ("cpu", "cuda", "auto"):
         raise UserError(f"-device expects cpu, cuda or auto, got {p.device!r}")
+    if one_file and p.response:
+        raise UserError("the detector-response flags (-readout, -flicker, -calibration, -psf, -gain...) write "
+                        "SMV frames only: leave out -format nexus/hdf5")
     check_writable(list(frame.files))
 
 
@@ -103,7 +106,7 @@ def run_sweep(args: list[str]) -> int:
         os.makedirs(outputs.outdir, exist_ok=True)
     except OSError as err:
         raise RuntimeFailure(f"cannot create {outputs.outdir}: {err.strerror or err}") from None
-    _check_first(job.frames[0])
+    _check_first(job.frames[0], outputs.format != "smv")
     return run_job(job, _engine(ours), say=click.echo)
 
 
@@ -121,7 +124,7 @@ def run_batch(args: list[str]) -> int:
         except OSError as err:
             raise RuntimeFailure(f"cannot create {os.path.dirname(job.sink)}: {err.strerror or err}") from None
         if job.frames:
-            _check_first(job.frames[0])
+            _check_first(job.frames[0], one_file=True)
     return run_job(job, _engine(ours), say=click.echo)
 
 

@@ -126,6 +126,7 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = 
     import numba
 
     from ..api import backend_for, set_threads
+    from ..chain import add_background
     from ..outputs import statistics, write_outputs
     from ..render import render
     from ..simulation import build
@@ -146,14 +147,15 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = 
         with _render_lock:  # one render at a time per process, however many threads the worker has
             set_threads(sim.params.nthreads or min(threads, numba.config.NUMBA_NUM_THREADS))
             done = render(sim, backend, sim.params.precision)
-        stats = statistics(sim, done.image)
+            image = add_background(sim, done.image)
+        stats = statistics(sim, image)
         with _write_lock:
             if run in _stopped:
                 return {"key": frame.key, "ok": False, "error": "stopped: the command was interrupted"}
             if frame.sink:
-                result.update(_pixels(frame, sim, done.image, stats))
+                result.update(_pixels(frame, sim, image, stats))
             else:
-                write_outputs(sim, done.image, stats, lambda line: None)
+                write_outputs(sim, image, stats, lambda line: None)
             seconds = time.perf_counter() - t0
             result.update(ok=True, error=None, seconds=seconds, device=backend.__name__.rsplit(".", 1)[-1],
                           max_I=stats.max_I, mean=stats.mean, worker=_worker_address())
