@@ -66,13 +66,14 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     from .outputs import check_writable, output_paths, statistics, write_outputs
     from .render import render
     from .report import setup_lines, solid_angle_line
-    from .simulation import FDUMP, build
+    from .simulation import FDUMP, announce, build
     from .trace_report import trace_lines, trace_pixel
 
-    sim = build(argv)
+    sim = build(argv, say=None)
     backend = backend_for(sim.params)
     set_threads(sim.params.nthreads)
     check_writable(output_paths(sim.params))
+    announce(sim, _note)
     for line in setup_lines(sim):
         click.echo(line)
     if sim.hkl_source == "file":

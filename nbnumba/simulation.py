@@ -267,13 +267,20 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
                      thickstep, thick, mu, fluence, flux, p.lambda0, steps, seed, notes)
     sim.estimate = work(oversample, len(sources.wavelengths), bool(interpolate))
     if say is not None:
-        for _, line in p.slips:
-            say("nbnumba: warning: " + line)
-        if sim.estimate.worth_saying() and p.progress and not p.printout:
-            say(sim.estimate.summary())  # the first line of the progress display, as unprefixed as the meter
+        announce(sim, say)
     sim.lattice = phi_lattices(crystal, det.spindle, p.phi0, phistep, phisteps, umats, spread, p.fix_phi0)
     _pack(sim)
     return sim
+
+
+def announce(sim: Simulation, say: Callable[[str], None]) -> None:
+    """The unit-slip warnings and, for a long render with the progress meter on, the work estimate:
+    said once every check has passed, so that a refused command prints only its error."""
+    p = sim.params
+    for _, line in p.slips:
+        say("nbnumba: warning: " + line)
+    if sim.estimate.worth_saying() and p.progress and not p.printout:
+        say(sim.estimate.summary())  # the first line of the progress display, as unprefixed as the meter
 
 
 def _check_inside(p: Params, det: Detector) -> None:

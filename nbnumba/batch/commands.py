@@ -81,9 +81,9 @@ def _engine(ours: dict) -> EngineOptions:
 def _check_first(frame, one_file: bool = False) -> None:
     """Build the first frame here, so that a mistake stops the run before any cluster starts."""
     from ..outputs import check_writable
-    from ..simulation import build
+    from ..simulation import announce, build
 
-    sim = build(list(frame.argv))
+    sim = build(list(frame.argv), say=None)
     p = sim.params
     if p.precision not in ("double", "single"):
         raise UserError(f"-precision expects double or single, got {p.precision!r}")
@@ -93,6 +93,7 @@ def _check_first(frame, one_file: bool = False) -> None:
         raise UserError("the detector-response flags (-readout, -flicker, -calibration, -psf, -gain...) write "
                         "SMV frames only: leave out -format nexus/hdf5")
     check_writable(list(frame.files))
+    announce(sim, lambda line: click.echo(line, err=True))
 
 
 def run_sweep(args: list[str]) -> int:
