@@ -1,6 +1,6 @@
-"""One realistic image in one command: nanoBragg's spots, nonBragg's amorphous background on the
-same detector and beam, and noisify's detector response, as users chain the three programs
-(the two float images added pixel by pixel in float32, then noisify with photons/pixel in)."""
+"""The amorphous background of a run: nonBragg's image of the -bg_ group's sample on the same
+detector and beam, added to the spots in float32 as users add the two programs' images (the
+detector response that follows is outputs.py's, as noisify applies it)."""
 
 from __future__ import annotations
 
@@ -62,46 +62,3 @@ def add_background(sim: Simulation, spots: np.ndarray, progress: bool = False) -
         raise UserError("the background's detector differs in size from the run's (check -detsize/-detpixels)")
     rendered = background(nb, progress=progress)
     return spots.astype(np.float32) + rendered.image.astype(np.float32)
-
-
-def response_params(sim: Simulation):
-    """noisify's parameters for this run (its input is already in photons/pixel), or None when no
-    detector-effect flag was given."""
-    from .response import ResponseParams
-
-    p = sim.params
-    if not p.response:
-        return None
-    return ResponseParams(pixel_size=sim.detector.pixel_size, gain=p.gain, adc_offset=p.adc_offset,
-                          readout_noise=p.readout_noise, flicker_noise=p.flicker_noise,
-                          calibration_noise=p.calibration_noise, seed=sim.seed, calib_seed=p.calib_seed, psf=p.psf,
-                          psf_fwhm=p.psf_fwhm, psf_radius=p.psf_radius, noise=p.calculate_noise)
-
-
-def write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarray:
-    """noisify's int and noise images of `image` (photons/pixel), with its lines; returns the
-    counts the detector reports (the noise image, or the int image under -nonoise)."""
-    from .io.images import write_pgm
-    from .io.smv import write_smv
-    from .noisify import noise_lines, noiseless_lines
-    from .outputs import header_fields
-    from .response import apply_detector_response
-
-    p = sim.params
-    rp = response_params(sim)
-    r = apply_detector_response(image, rp)
-    for line in noiseless_lines(rp, r):
-        say(line)
-    fields = header_fields(sim)
-    say(f"writing {p.intfile} as 2-byte integers")
-    write_smv(p.intfile, r.int_image, fields)
-    if p.write_pgm:
-        say(f"writing {p.pgmfile} as 1-byte integers")
-        write_pgm(p.pgmfile, r.pgm, 1.0)
-    if r.noise_image is None:
-        return r.int_image
-    for line in noise_lines(rp, r):
-        say(line)
-    say(f"writing {p.noisefile} as 2-byte integers")
-    write_smv(p.noisefile, r.noise_image, fields)
-    return r.noise_image

@@ -3,49 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 import click
 import numpy as np
 
-from .errors import UserError
+from .command import guarded
 
 PASSTHROUGH = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=["--help"])
-
-
-def _quietly(action, *args):
-    with np.errstate(all="ignore"):  # host-side float warnings on extreme inputs are noise, not output
-        return action(*args)
-
-
-def _guarded(action, *args) -> None:
-    """Run an action; a user's mistake or an interruption ends in one line on stderr, no traceback.
-    The action runs in a worker thread (nbnumba.interrupt): SIGINT and SIGTERM end the command
-    at once, with exit 130 and 143, whatever it is doing."""
-    from . import interrupt
-
-    try:
-        interrupt.call(_quietly, action, *args)
-    except UserError as err:
-        click.echo("nbnumba: error: " + " ".join(str(err).splitlines()), err=True)  # one line, always
-        sys.exit(err.exit_code)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(0)
-    except KeyboardInterrupt as err:  # raised by the work itself (a test hook), not a signal
-        signum = getattr(err, "signum", signal.SIGINT)
-        click.echo(interrupt.message(signum), err=True)
-        sys.exit(interrupt.exit_code(signum))
-    except MemoryError:
-        click.echo("nbnumba: error: out of memory (try a smaller detector or -roi)", err=True)
-        sys.exit(1)
-    except Exception as err:  # noqa: BLE001 - last line of defence: never show a traceback
-        if os.environ.get("NBNUMBA_DEBUG"):
-            raise
-        click.echo(f"nbnumba: internal error: {type(err).__name__}: {err} (set NBNUMBA_DEBUG=1 for details)",
-                   err=True)
-        sys.exit(1)
 
 
 def _skip_scipy_blas() -> None:
@@ -155,7 +120,7 @@ def run(args) -> None:
     -out FILE (= -floatfile), -precision double|single, -device cpu|cuda|auto, -nthreads N and the
     -fix_* switches that correct the reference's defects (see the README)."""
     _skip_scipy_blas()
-    _guarded(run_simulation, list(args))
+    guarded(run_simulation, list(args))
 
 
 @main.command(context_settings=PASSTHROUGH)
@@ -166,7 +131,7 @@ def trace(pixel, args) -> None:
 
     ARGS are `run`'s nanoBragg flags (`nbnumba flags` lists them)."""
     _skip_scipy_blas()
-    _guarded(trace_only, list(args), tuple(pixel))
+    guarded(trace_only, list(args), tuple(pixel))
 
 
 @main.command()
@@ -212,7 +177,7 @@ def trace_diff(ref, ours, tolerance, json_path) -> None:
     def compare():
         sys.exit(tracediff.main(ref, ours, tolerance=tolerance, json_path=json_path))
 
-    _guarded(compare)
+    guarded(compare)
 
 
 @main.command("compare")
@@ -236,7 +201,7 @@ def compare_images(a, b, roi, shape, threshold, peaks, json_path, png_dir, frame
         sys.exit(compare.main(a, b, roi=roi, shape=shape, threshold=threshold, peaks=peaks,
                               json_path=json_path, png_dir=png_dir, frame=frame))
 
-    _guarded(run_compare)
+    guarded(run_compare)
 
 
 from .batch.commands import batch, sweep  # noqa: E402 - the commands import this module lazily
@@ -297,7 +262,7 @@ def nonbragg(list_flags, args) -> None:
     from .nonbragg import run_nonbragg
 
     _skip_scipy_blas()
-    _guarded(run_nonbragg, list(args))
+    guarded(run_nonbragg, list(args))
 
 
 @main.command(context_settings=PASSTHROUGH)
@@ -314,4 +279,4 @@ def noisify(list_flags, args) -> None:
     from .noisify import run_noisify
 
     _skip_scipy_blas()
-    _guarded(run_noisify, list(args), click.echo, lambda line: click.echo(line, err=True))
+    guarded(run_noisify, list(args), click.echo, lambda line: click.echo(line, err=True))

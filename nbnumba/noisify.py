@@ -20,7 +20,8 @@ from .io.smv import cfmt_g as g
 from .noisify_files import (float_image, noisify_header, read_float_bytes, read_header, retyped_header,
                             write_counts)
 from .noisify_options import NoisifyOptions, parse_noisify_args
-from .response import PsfReport, ResponseParams, ResponseResult, apply_detector_response
+from .response import ResponseParams, ResponseResult, apply_detector_response
+from .response.lines import noise_lines, noiseless_lines
 from .response.model import R_E_SQR, check_input
 
 BANNER = "noisify - add noise to pixels - James Holton 3-19-16"
@@ -123,32 +124,6 @@ def setup_lines(o: NoisifyOptions, geo: Geometry, p: ResponseParams) -> list[str
               f"  flicker_noise = {g(0.0 if off else p.flicker_noise * 100)} %",
               f"  quantum_gain = {g(p.gain)} ADU/photon", f"  adc_offset = {g(p.adc_offset)} ADU", ""]
     return lines
-
-
-def psf_lines(report: PsfReport) -> list[str]:
-    lines = []
-    if report.max_input is not None:
-        lines.append(f"  maximum input photon/pixel: {g(report.max_input)}")
-        if report.skipped:
-            return lines + ["WARNING: no photons, PSF skipped"]
-        lines.append(f"  auto-selected psf_radius = {report.auto_radius} pixels")
-    return lines + [f"adding back {g(report.lost)} lost photons"]
-
-
-def noiseless_lines(p: ResponseParams, r: ResponseResult) -> list[str]:
-    """What noisify prints of the PSF applied to the noiseless image."""
-    if r.psf_noiseless is None:
-        return []
-    return [f"  applying PSF to noiseless image width = {g(p.psf_fwhm_pixels)} pixels", *psf_lines(r.psf_noiseless)]
-
-
-def noise_lines(p: ResponseParams, r: ResponseResult) -> list[str]:
-    """What noisify prints of the noise image: its photons, the PSF applied to them, overloads."""
-    lines = []
-    if r.psf is not None:
-        lines += [f"{r.photons_before_psf:.0f} photons on noise image before PSF",
-                  f"  applying PSF width = {g(p.psf_fwhm_f32 * 1e6)} um", *psf_lines(r.psf)]
-    return lines + [f"{r.photons:.0f} photons on noise image ({r.overloads} overloads)"]
 
 
 def _header(o: NoisifyOptions, geo: Geometry, header) -> bytes:

@@ -188,8 +188,7 @@ def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None
     say(f"max_I = {stats.max_I:g}  at {stats.max_x:g} {stats.max_y:g}")
     say(f"mean= {stats.mean:g} rms= {stats.rms:g} rmsd= {stats.rmsd:g}")
     if p.response:
-        from .chain import write_response_images
-        counts, scale = write_response_images(sim, image, say), p.gain
+        counts, scale = _write_response_images(sim, image, say), p.gain
     else:
         counts, scale = _write_counts(sim, image, stats, say)
     if p.nexusfile:
@@ -219,3 +218,40 @@ def _write_counts(sim: Simulation, image: np.ndarray, stats: Stats, say) -> tupl
         _write_image(sim, p.noisefile, noise)
         counts = noise
     return counts, scale
+
+
+def response_params(sim: Simulation):
+    """noisify's parameters for a run with detector effects (its input is already photons/pixel)."""
+    from .response import ResponseParams
+
+    p = sim.params
+    return ResponseParams(pixel_size=sim.detector.pixel_size, gain=p.gain, adc_offset=p.adc_offset,
+                          readout_noise=p.readout_noise, flicker_noise=p.flicker_noise,
+                          calibration_noise=p.calibration_noise, seed=sim.seed, calib_seed=p.calib_seed, psf=p.psf,
+                          psf_fwhm=p.psf_fwhm, psf_radius=p.psf_radius, noise=p.calculate_noise)
+
+
+def _write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarray:
+    """noisify's int and noise images of `image` (photons/pixel), with its lines; returns the
+    counts the detector reports (the noise image, or the int image under -nonoise)."""
+    from .response import apply_detector_response
+    from .response.lines import noise_lines, noiseless_lines
+
+    p = sim.params
+    rp = response_params(sim)
+    r = apply_detector_response(image, rp)
+    for line in noiseless_lines(rp, r):
+        say(line)
+    fields = header_fields(sim)
+    say(f"writing {p.intfile} as 2-byte integers")
+    write_smv(p.intfile, r.int_image, fields)
+    if p.write_pgm:
+        say(f"writing {p.pgmfile} as 1-byte integers")
+        write_pgm(p.pgmfile, r.pgm, 1.0)
+    if r.noise_image is None:
+        return r.int_image
+    for line in noise_lines(rp, r):
+        say(line)
+    say(f"writing {p.noisefile} as 2-byte integers")
+    write_smv(p.noisefile, r.noise_image, fields)
+    return r.noise_image

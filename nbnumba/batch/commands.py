@@ -7,6 +7,7 @@ import shlex
 
 import click
 
+from ..command import guarded
 from ..errors import RuntimeFailure, UserError
 from .engine import EngineOptions, hooks_from_env, run_job
 from .frames import Outputs, batch_frames, sweep_frames
@@ -130,8 +131,7 @@ def run_batch(args: list[str]) -> int:
 
 
 def _guard(action, args) -> None:
-    from ..cli import _guarded  # here, not at import: cli imports this module
-    _guarded(action, list(args))
+    guarded(action, list(args))
 
 
 @click.command(context_settings=CONTEXT)
