@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import __version__
 from .errors import UserError
 from .io.images import write_pgm
 from .io.smv import cfmt_g as g
@@ -24,7 +25,7 @@ from .response import ResponseParams, ResponseResult, apply_detector_response
 from .response.lines import noise_lines, noiseless_lines
 from .response.model import R_E_SQR, check_input
 
-BANNER = "noisify - add noise to pixels - James Holton 3-19-16"
+BANNER = f"nbnumba {__version__}: noisify-compatible detector response"
 
 
 @dataclass
