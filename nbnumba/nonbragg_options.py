@@ -7,11 +7,10 @@ nonBragg's own spellings and meanings are defined here.  Values are checked stri
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, replace
 
 from .errors import UserError
-from .options import FLAGS, Flag, _check, _convert, _set, _stol, _take, _value, exact, looks_numeric, sub
+from .options import FLAGS, Flag, _set, _stol, _value, exact, parse_args, sub
 from .params import Params
 
 SHARED = {flag.name: flag for flag in FLAGS}
@@ -120,42 +119,9 @@ NONBRAGG_FLAGS: list[Flag] = [
     *_shared("-fix_twotheta_axis"),
 ]
 
-CANONICAL = sorted({f.name for f in NONBRAGG_FLAGS})
-
-
-def _suggest(arg: str) -> str:
-    close = difflib.get_close_matches(arg, CANONICAL, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
 def parse_nonbragg(argv: list[str]) -> NonBraggParams:
-    """nonBragg's parameters from its argument list: every matching flag applies, in table order."""
-    p = NonBraggParams()
-    p.fix_twotheta_axis = "-fix_twotheta_axis" in argv
-    consumed: set[int] = set()
-    for i, arg in enumerate(argv):
-        if i in consumed:
-            continue
-        if not arg.startswith("-") or looks_numeric(arg):
-            raise UserError(f"unexpected argument {arg!r} (flags start with '-')")
-        matched = False
-        for flag in NONBRAGG_FLAGS:
-            if not flag.matches(arg):
-                continue
-            if flag.name == "-twotheta" and p.fix_twotheta_axis and "-twotheta_axis" in arg:
-                continue
-            tokens = _take(argv, i, flag.nargs, arg)
-            values = _convert(flag, arg, tokens)
-            _check(flag, arg, values, tokens, p)
-            consumed.update(range(i + 1, i + 1 + flag.nargs))
-            matched = True
-            flag.apply(p, values)
-            if flag.stop:
-                break
-        if not matched:
-            raise UserError(f"unknown flag {arg}{_suggest(arg)}")
-    p.argv = list(argv)
-    return p
+    """nonBragg's parameters from its argument list, by nanoBragg's matching rules over its table."""
+    return parse_args(argv, NonBraggParams(), NONBRAGG_FLAGS)
 
 
 def flag_table() -> list[tuple[str, int, str]]:

@@ -14,7 +14,7 @@ from .io.images import pgm_bytes, write_float_image, write_pgm
 from .io.smv import cfmt_g
 from .nonbragg_setup import NonBragg
 from .options import RTD
-from .outputs import Stats, _counts, _deviation
+from .outputs import Stats, _counts, _deviation, _moments
 
 
 def _g(*values) -> str:
@@ -78,29 +78,6 @@ def solid_angle_line(omega_sum: float) -> str:
 
 
 @numba.njit(cache=True, nogil=True)
-def _moments(image, roi, float_squares):
-    """Sum, sum of squares, count and first maximum over the ROI in scan order; with
-    `float_squares` each square is a float product, as the reference forms it (it overflows to
-    inf above 1.8e19 photons)."""
-    xmin, xmax, ymin, ymax = roi
-    total = 0.0
-    squares = 0.0
-    n = 0
-    best = 0.0
-    best_index = -1
-    for s in range(max(ymin, 0), min(ymax, image.shape[0] - 1) + 1):
-        for f in range(max(xmin, 0), min(xmax, image.shape[1] - 1) + 1):
-            v = image[s, f]
-            total += np.float64(v)
-            squares += np.float64(v * v) if float_squares else np.float64(v) * np.float64(v)
-            n += 1
-            if v > best:
-                best = np.float64(v)
-                best_index = s * image.shape[1] + f
-    return total, squares, n, best, best_index
-
-
-@numba.njit(cache=True, nogil=True)
 def _deviation_from_next(image, roi, mean):
     """The reference's rmsd loop: it steps its index before reading, so each ROI pixel stands for
     its right-hand neighbour in scan order (the pixel after the last is 0)."""
@@ -123,7 +100,8 @@ def statistics(nb: NonBragg, image: np.ndarray) -> Stats:
     det = nb.detector
     roi = np.array(det.roi, dtype=np.int64)
     fixed = nb.params.fix_stats
-    total, squares, n, best, best_index = _moments(image, roi, not fixed)
+    no_mask = np.zeros((1, 1), dtype=np.uint16)
+    total, squares, n, best, best_index = _moments(image, roi, no_mask, False, not fixed)
     max_x = max_y = 0.0
     if best_index >= 0:
         s, f = divmod(best_index, det.fpixels)

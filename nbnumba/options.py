@@ -525,14 +525,16 @@ def _take(argv: list[str], i: int, n: int, arg: str) -> list[str]:
     return tokens
 
 
-def suggest(arg: str) -> str:
-    close = difflib.get_close_matches(arg, CANONICAL, n=1, cutoff=0.6)
+def suggest(arg: str, names=CANONICAL) -> str:
+    close = difflib.get_close_matches(arg, names, n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def parse_args(argv: list[str], base: Params | None = None) -> Params:
-    """Build the run's parameters from a nanoBragg-style argument list (over `base`'s values)."""
+def parse_args(argv: list[str], base: Params | None = None, table: list[Flag] = FLAGS) -> Params:
+    """Build the run's parameters from a nanoBragg-style argument list (over `base`'s values),
+    matching each argument against `table` (nanoBragg's flags, or a companion program's)."""
     p = base if base is not None else Params()
+    names = CANONICAL if table is FLAGS else sorted({f.name.split()[0] for f in table})
     # Switches that change how other flags are read must hold wherever they stand on the line.
     p.fix_twotheta_axis = "-fix_twotheta_axis" in argv
     p.fix_pix0_mm = "-fix_pix0_mm" in argv
@@ -547,7 +549,7 @@ def parse_args(argv: list[str], base: Params | None = None) -> Params:
         if not arg.startswith("-") or looks_numeric(arg):
             raise UserError(f"unexpected argument {arg!r} (flags start with '-')")
         matched = False
-        for flag in FLAGS:
+        for flag in table:
             if not flag.matches(arg):
                 continue
             if flag.name == "-misset random":
@@ -564,7 +566,7 @@ def parse_args(argv: list[str], base: Params | None = None) -> Params:
             _check(flag, arg, values, tokens, p)
             consumed.update(range(i + 1, i + 1 + flag.nargs))
             matched = True
-            if flag.name == "-pix0_vector":
+            if flag.apply is None:  # nanoBragg's -pix0_vector: read once every flag is known
                 p.convention = "CUSTOM"
                 pix0_raw = (values, arg.endswith("_mm"))
             else:
@@ -572,7 +574,7 @@ def parse_args(argv: list[str], base: Params | None = None) -> Params:
             if flag.stop:
                 break
         if not matched:
-            raise UserError(f"unknown flag {arg}{suggest(arg)}")
+            raise UserError(f"unknown flag {arg}{suggest(arg, names)}")
         i += 1
     if pix0_raw is not None:
         values, in_mm = pix0_raw

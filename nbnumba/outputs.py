@@ -61,8 +61,10 @@ def check_writable(paths: list[str]) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def _moments(image, roi, mask, has_mask):
-    """One pass in scan order over the rendered pixels: sum, sum of squares, count, first max."""
+def _moments(image, roi, mask, has_mask, float_squares=False):
+    """One pass in scan order over the rendered pixels: sum, sum of squares, count, first max.
+    With `float_squares` each square is a float32 product, as nonBragg forms it (it overflows to
+    inf above 1.8e19 photons)."""
     xmin, xmax, ymin, ymax = roi
     total = 0.0
     squares = 0.0
@@ -75,7 +77,7 @@ def _moments(image, roi, mask, has_mask):
                 continue
             v = np.float64(image[s, f])
             total += v
-            squares += v * v
+            squares += np.float64(image[s, f] * image[s, f]) if float_squares else v * v
             n += 1
             if v > best:
                 best = v
