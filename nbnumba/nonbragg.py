@@ -8,8 +8,8 @@ import numpy as np
 
 from .amorphous_setup import backend, render_background
 from .api import set_threads
-from .outputs import check_writable
-from .nonbragg_report import output_paths, setup_lines, solid_angle_line, statistics, write_outputs
+from .outputs import check_writable, output_paths
+from .nonbragg_report import setup_lines, solid_angle_line, statistics, write_outputs
 from .nonbragg_setup import NonBragg, build
 
 

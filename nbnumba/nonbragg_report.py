@@ -131,15 +131,6 @@ def smv_header(nb: NonBragg) -> bytes:
     return text.encode("ascii").ljust(512, b" ")
 
 
-def output_paths(p) -> list[str]:
-    paths = [p.floatfile, p.intfile]
-    if p.write_pgm:
-        paths.append(p.pgmfile)
-    if p.calculate_noise:
-        paths.append(p.noisefile)
-    return paths
-
-
 def write_outputs(nb: NonBragg, image: np.ndarray, stats: Stats, say) -> None:
     """Every output in the reference's order, reporting as it does."""
     p, det = nb.params, nb.detector
