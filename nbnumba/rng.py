@@ -8,7 +8,9 @@ C must be mirrored exactly for the outputs to match:
 * Its generator state lives in C statics.  Here it lives in a state array
   (see :func:`new_rng`) that is passed around, so independent streams can
   coexist; passing one array to every stream reproduces the reference's
-  single process-wide table (see :func:`reseed`).
+  single process-wide table (see :func:`reseed`).  The array is int64, as the
+  C's longs; the float statics (the gaussdev spare, poidev's cache) are kept
+  as their bit patterns in it, so one array serves both without conversions.
 * Much of its arithmetic is single precision.  Every place where C rounds to
   ``float`` carries an explicit ``np.float32`` cast; operations between two
   float32 values are float32 operations in Numba, as they are in C.  The
@@ -19,7 +21,8 @@ C must be mirrored exactly for the outputs to match:
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import intrinsic
 
 from . import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
 
@@ -33,8 +36,8 @@ _NTAB = 32
 _NDIV = 1 + (_IM - 1) // _NTAB
 _RNMX = 1.0 - 1.2e-7
 
-# Layout of a state array.  Integers below 2**31 and float32 values are both
-# exact in float64, so one float64 array holds every static.
+# Layout of a state array (int64): idum, iy and the table, then the float
+# statics as float64 bit patterns.
 _IDUM = 0
 _IY = 1
 _IV = 2
@@ -56,6 +59,22 @@ _GAMMLN_COF = (
 )
 
 
+@intrinsic
+def _as_float(typingctx, bits):
+    """The float64 whose bit pattern is the int64 ``bits``."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+    return types.float64(types.int64), codegen
+
+
+@intrinsic
+def _as_bits(typingctx, value):
+    """The bit pattern of the float64 ``value``, as an int64."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+    return types.int64(types.float64), codegen
+
+
 @njit(cache=True, nogil=True)
 def new_rng(idum):
     """A fresh generator state seeded with ``idum``, as at program start.
@@ -64,9 +83,9 @@ def new_rng(idum):
     shuffle table starts empty, so the first draw always loads it; a seed
     that is not negative then behaves as idum = 1, as in the C.
     """
-    state = np.zeros(_STATE_LEN)
+    state = np.zeros(_STATE_LEN, np.int64)
     state[_IDUM] = idum
-    state[_OLDM] = -1.0
+    state[_OLDM] = _as_bits(-1.0)  # the other float statics start at 0.0, all-zero bits
     return state
 
 
@@ -83,8 +102,9 @@ def reseed(state, idum):
 
 
 @njit(cache=True, nogil=True)
-def _next_idum(idum):
-    # Schrage's method: IA * idum mod IM without overflowing 32 bits in C.
+def _schrage(idum):
+    # Schrage's method: IA * idum mod IM without overflowing 32 bits in C.  It is also the
+    # reference's arithmetic for an idum outside (0, IM), which only a huge seed gives.
     k = idum // _IQ
     idum = _IA * (idum - k * _IQ) - _IR * k
     if idum < 0:
@@ -92,21 +112,40 @@ def _next_idum(idum):
     return idum
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _next_idum(idum):
+    # the same IA * idum mod IM, by one 64-bit product folded modulo the Mersenne prime IM:
+    # a third of the latency of Schrage's divisions on the one chain every deviate waits for
+    if 0 < idum < _IM:
+        p = idum * _IA
+        r = (p & _IM) + (p >> 31)
+        return r - _IM if r >= _IM else r
+    return _schrage(idum)
+
+
 @njit(cache=True, nogil=True)
+def _load_table(state, idum):
+    # the reference's (re)start: 8 warm-up steps, then the 32-entry table
+    idum = 1 if -idum < 1 else -idum
+    for j in range(_NTAB + 7, -1, -1):
+        idum = _schrage(idum)
+        if j < _NTAB:
+            state[_IV + j] = idum
+    return idum
+
+
+@njit(cache=True, nogil=True, inline="always")
 def ran1(state):
     """Uniform deviate on (0, 1) as a float32, advancing ``state``."""
-    idum = np.int64(state[_IDUM])
-    iy = np.int64(state[_IY])
+    idum = state[_IDUM]
+    iy = state[_IY]
     if idum <= 0 or iy == 0:
-        idum = 1 if -idum < 1 else -idum
-        for j in range(_NTAB + 7, -1, -1):
-            idum = _next_idum(idum)
-            if j < _NTAB:
-                state[_IV + j] = idum
-        iy = np.int64(state[_IV])
+        idum = _load_table(state, idum)
+        iy = state[_IV]
     idum = _next_idum(idum)
-    j = iy // _NDIV
-    iy = np.int64(state[_IV + j])
+    # iy < IM < 2**31 and NDIV = 2**26: the reference's iy / NDIV
+    j = (iy >> 26) & (_NTAB - 1)
+    iy = state[_IV + j]
     state[_IV + j] = idum
     state[_IDUM] = idum
     state[_IY] = iy
@@ -116,16 +155,16 @@ def ran1(state):
     return temp
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def gaussdev(state):
     """Standard normal deviate (Box-Muller, polar form) as a float32.
 
     Each Box-Muller step yields two deviates; the second is kept in
     ``state`` and returned by the next call.
     """
-    if state[_ISET] != 0.0:
-        state[_ISET] = 0.0
-        return np.float32(state[_GSET])
+    if state[_ISET] != 0:
+        state[_ISET] = 0
+        return np.float32(_as_float(state[_GSET]))
     while True:
         v1 = np.float32(2.0 * ran1(state) - 1.0)
         v2 = np.float32(2.0 * ran1(state) - 1.0)
@@ -133,8 +172,8 @@ def gaussdev(state):
         if not (rsq >= 1.0 or rsq == 0.0):
             break
     fac = np.float32(math.sqrt(-2.0 * math.log(np.float64(rsq)) / rsq))
-    state[_GSET] = np.float32(v1 * fac)
-    state[_ISET] = 1.0
+    state[_GSET] = _as_bits(np.float64(np.float32(v1 * fac)))
+    state[_ISET] = 1
     return np.float32(v2 * fac)
 
 
@@ -152,7 +191,7 @@ def _gammln(xx):
     return np.float32(-tmp + math.log(2.5066282746310005 * ser / x))
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def poidev(xm, state):
     """Poisson deviate with mean ``xm`` (taken as float32), as a float32.
 
@@ -167,10 +206,10 @@ def poidev(xm, state):
         return np.float32(x + math.sqrt(x) * gaussdev(state))
 
     if xm < 12.0:
-        if xm != state[_OLDM]:
-            state[_OLDM] = xm
-            state[_G] = np.float32(math.exp(-np.float64(xm)))
-        g = np.float32(state[_G])
+        if xm != _as_float(state[_OLDM]):
+            state[_OLDM] = _as_bits(np.float64(xm))
+            state[_G] = _as_bits(np.float64(np.float32(math.exp(-np.float64(xm)))))
+        g = np.float32(_as_float(state[_G]))
         em = np.float32(-1.0)
         t = np.float32(1.0)
         while True:
@@ -180,15 +219,15 @@ def poidev(xm, state):
                 break
         return em
 
-    if xm != state[_OLDM]:
-        state[_OLDM] = xm
+    if xm != _as_float(state[_OLDM]):
+        state[_OLDM] = _as_bits(np.float64(xm))
         alxm = np.float32(math.log(np.float64(xm)))
-        state[_SQ] = np.float32(math.sqrt(2.0 * np.float64(xm)))
-        state[_ALXM] = alxm
-        state[_G] = np.float32(np.float32(xm * alxm) - _gammln(xm + 1.0))
-    sq = np.float32(state[_SQ])
-    alxm = np.float32(state[_ALXM])
-    g = np.float32(state[_G])
+        state[_SQ] = _as_bits(np.float64(np.float32(math.sqrt(2.0 * np.float64(xm)))))
+        state[_ALXM] = _as_bits(np.float64(alxm))
+        state[_G] = _as_bits(np.float64(np.float32(np.float32(xm * alxm) - _gammln(xm + 1.0))))
+    sq = np.float32(_as_float(state[_SQ]))
+    alxm = np.float32(_as_float(state[_ALXM]))
+    g = np.float32(_as_float(state[_G]))
     while True:
         while True:
             y = np.float32(math.tan(math.pi * ran1(state)))

@@ -38,7 +38,7 @@ def photon_scale(image, factor):
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _calibration_deviate(state, calib_state, calib_idum):
     seed_idum = state[_IDUM]
     calib_state[_IDUM] = calib_idum
