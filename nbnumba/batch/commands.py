@@ -144,8 +144,9 @@ def sweep(args) -> None:
     Writes DIR/NAME_00001.img ... (SMV with PHI/OSC_START/OSC_RANGE), with -floats
     NAME_00001.bin, with -noise NAME_noise_00001.img (noise seed S+i, S = -seed or 1),
     and DIR/NAME_manifest.json; running it again renders only missing or stale frames.
-    Every int frame has one scale (-scale, else chosen from frame 1).  -format nexus:
-    the whole series in one NXmx file DIR/NAME.nxs instead.
+    Every int frame has one scale (-scale, else chosen from frame 1; none under the
+    detector-response flags: their counts are ADU at -gain).  -format nexus: the whole
+    series in one NXmx file DIR/NAME.nxs instead.
     """
     _guard(run_sweep, args)
 
