@@ -233,15 +233,24 @@ def response_params(sim: Simulation):
                           psf_fwhm=p.psf_fwhm, psf_radius=p.psf_radius, noise=p.calculate_noise)
 
 
+def detector_response(sim: Simulation, image: np.ndarray):
+    """(noisify's parameters, its images) of `image` (photons/pixel) under the run's detector
+    effects: the one computation behind a frame's int and noise images, whether they are written
+    as SMV files here or stored in a sweep's or batch's one HDF5 file (nbnumba.batch.jobs).  The
+    noise stream starts from the run's seed (`-seed`; a sweep's frame i has S + i)."""
+    from .response import apply_detector_response
+
+    rp = response_params(sim)
+    return rp, apply_detector_response(image, rp)
+
+
 def _write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarray:
     """noisify's int and noise images of `image` (photons/pixel), with its lines; returns the
     counts the detector reports (the noise image, or the int image under -nonoise)."""
-    from .response import apply_detector_response
     from .response.lines import noise_lines, noiseless_lines
 
     p = sim.params
-    rp = response_params(sim)
-    r = apply_detector_response(image, rp)
+    rp, r = detector_response(sim, image)
     for line in noiseless_lines(rp, r):
         say(line)
     fields = header_fields(sim)

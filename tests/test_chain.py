@@ -105,8 +105,16 @@ def test_a_sweep_frame_is_the_run_of_its_angles(tmp_path):
     assert np.fromfile(tmp_path / "run.bin", dtype="<f4").min() > 0  # the water reaches every pixel
 
 
-def test_one_file_outputs_refuse_the_detector_response(tmp_path):
+def test_one_file_outputs_take_the_detector_response_and_its_mistakes_stop_them(tmp_path):
+    """-format nexus/hdf5 store the detector-response counts (tests/test_nexus.py); a bad effect value
+    is still one line and exit 2, before any cluster starts or any file is made."""
     pytest.importorskip("distributed")
-    result = invoke_line(["sweep", "-cell", "50", "50", "50", "90", "90", "90", "-default_F", "1", "-detpixels", "8",
-                          "-osc", "1", "-readout", "2", "-nframes", "2", "-format", "nexus", "-noprogress"], tmp_path)
-    assert result.exit_code == 2 and "SMV frames only" in result.output
+    flags = ["-cell", "50", "50", "50", "90", "90", "90", "-default_F", "1", "-detpixels", "8", "-osc", "1",
+             "-readout", "2", "-psf", "box"]
+    result = invoke_line(["sweep", *flags, "-nframes", "2", "-format", "nexus", "-noprogress"], tmp_path)
+    assert result.exit_code == 2 and "-psf must be gauss or fiber (got 'box')" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    (tmp_path / "jobs.csv").write_text("phi\n0\n1\n")
+    result = invoke_line(["batch", "jobs.csv", *flags, "-format", "hdf5", "-noprogress"], tmp_path)
+    assert result.exit_code == 2 and "-psf must be gauss or fiber (got 'box')" in result.output
+    assert sorted(os.listdir(tmp_path)) == ["jobs.csv"]

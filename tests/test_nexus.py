@@ -208,6 +208,53 @@ def test_killed_nexus_sweep_is_readable_and_resumes_to_the_same_file(tmp_path, c
         assert np.array_equal(a[name], b[name]), name
 
 
+RESPONSE = ["-readout", "2", "-flicker", "0.01", "-calibration", "0.02", "-calib_seed", "9", "-psf", "gauss",
+            "-psf_fwhm", "500", "-gain", "2", "-seed", "7"]
+
+
+@pytest.mark.parametrize("noise", [True, False], ids=["noise", "nonoise"])
+def test_nexus_sweep_with_detector_response_holds_the_smv_counts(tmp_path, cluster, noise):
+    """The detector's counts (the noise image, or the int image under -nonoise) of every frame are
+    the SMV sweep's, frame by frame, with frame i's noise seed S + i; the float images stay the
+    photons; no int scale is chosen (the counts are ADU at -gain); a sweep stopped after one frame
+    resumes to the same file."""
+    common = ["sweep", *SWEEP, *RESPONSE, "-nframes", 3, "-floats", *(["-noise"] if noise else []),
+              "--scheduler", cluster, "-noprogress"]
+    smv = invoke([*common, "-outdir", "smv"], tmp_path)
+    assert smv.exit_code == 0, smv.output
+    assert "int scale" not in smv.output
+    part = invoke([*common, "-outdir", "nxs", "-format", "nexus", "-max_frames", 1], tmp_path)
+    assert part.exit_code == 0 and "2 frames left" in part.output, part.output
+    rest = invoke([*common, "-outdir", "nxs", "-format", "nexus"], tmp_path)
+    assert rest.exit_code == 0 and "2 rendered, 1 skipped" in rest.output, rest.output
+    path = tmp_path / "nxs" / "image.nxs"
+    stack = nexus.read_frames(str(path))
+    assert stack.shape == (3, 32, 32) and stack.dtype == np.uint16
+    name = "image_noise_{:05d}.img" if noise else "image_{:05d}.img"
+    for i in range(3):
+        assert np.array_equal(stack[i], read_smv(tmp_path / "smv" / name.format(i + 1)).data), i
+        floats = np.fromfile(tmp_path / "smv" / f"image_{i + 1:05d}.bin", dtype="<f4").reshape(32, 32)
+        assert np.array_equal(nexus.read_frame(str(path), i, nexus.FLOATS), floats)
+    assert not np.array_equal(stack[1] - stack[1].min(), stack[2] - stack[2].min())
+    with h5py.File(path) as f:
+        assert f["entry/simulation/images_are"][()].decode() == ("noise" if noise else "int")
+        assert f["entry/simulation/int_scale"][()] == 2.0  # ADU per photon: -gain, as run -nexus
+        assert f[nexus.WRITTEN][()].tolist() == [1, 1, 1]
+    argv = json.loads((tmp_path / "nxs" / "image_manifest.json").read_text())["frames"]["3"]["argv"]
+    assert "-scale" not in argv
+    assert [argv[k + 1] for k, a in enumerate(argv) if a == "-seed"][-1] == "9"  # S + i: 7 + 2
+
+
+def test_run_nexus_with_detector_response_says_its_counts(tmp_path):
+    done = invoke(["run", *BASE, *RESPONSE, "-nopgm", "-noprogress", "-floatfile", "a.bin", "-intfile", "a.img",
+                   "-noisefile", "n.img", "-nexus", "a.nxs"], tmp_path)
+    assert done.exit_code == 0, done.output
+    assert np.array_equal(nexus.read_frame(str(tmp_path / "a.nxs")), read_smv(tmp_path / "n.img").data)
+    with h5py.File(tmp_path / "a.nxs") as f:
+        assert f["entry/simulation/images_are"][()].decode() == "noise"
+        assert f["entry/simulation/int_scale"][()] == 2.0
+
+
 def test_nexus_sweep_refuses_parts(tmp_path):
     done = invoke(["sweep", *SWEEP, "-nframes", 2, "-first", 3, "-format", "nexus"], tmp_path)
     assert done.exit_code == 2 and "-first" in done.output
@@ -255,3 +302,35 @@ def test_batch_hdf5_images_and_labels_match_the_manifest(tmp_path, cluster):
     # 12.8 mm detector, so the nearest edge is 6.0 mm from it, 50 mm away
     assert col["d_edge_A"][0] == pytest.approx(1.0 / (2 * math.sin(0.5 * math.atan(6.0 / 50))), rel=1e-6)
     assert np.allclose(col["A_star_ax"][[0, 2]], 1 / 50.0)
+
+
+@pytest.mark.parametrize("images", ["noise", "int"])
+def test_batch_hdf5_with_detector_response_holds_the_smv_counts(tmp_path, cluster, images):
+    """Each row's stored counts are its SMV noise (or int) image under the detector response; rows
+    without -seed get -seed ROW in both; -images noise needs no -noise (the row asks for it)."""
+    jobs = tmp_path / "set.csv"
+    jobs.write_text(f"# base: {' '.join(BASE)} -osc 1 {' '.join(RESPONSE[:-2])}\n"
+                    "misset,phi,N,seed\n0 0 0,0,,\n10 20 30,5,8,\n0 0 0,2,,42\n")
+    smv = invoke(["batch", jobs, "-outdir", "smv", "-noise", "-floats", "--scheduler", cluster, "-noprogress"],
+                 tmp_path)
+    assert smv.exit_code == 0, smv.output
+    flags = ["-images", images] + (["-noise"] if images == "int" else [])
+    out = invoke(["batch", jobs, "-format", "hdf5", *flags, "-out", "train/set.h5", "--scheduler", cluster,
+                  "-noprogress"], tmp_path)
+    assert out.exit_code == 0, out.output
+    with h5py.File(tmp_path / "train" / "set.h5") as f:
+        stored = f["images"][()]
+        assert f.attrs["images_are"] == images and f.attrs["int_scale"] == 2.0
+        assert f["written"][()].tolist() == [1, 1, 1]
+    assert stored.shape == (3, 32, 32) and stored.dtype == np.uint16
+    name = "set_noise_{:05d}.img" if images == "noise" else "set_{:05d}.img"
+    for i in range(3):
+        assert np.array_equal(stored[i], read_smv(tmp_path / "smv" / name.format(i + 1)).data), i
+    floats = invoke(["batch", jobs, "-format", "hdf5", "-images", "float", "-out", "train/floats.h5",
+                     "--scheduler", cluster, "-noprogress"], tmp_path)
+    assert floats.exit_code == 0, floats.output
+    with h5py.File(tmp_path / "train" / "floats.h5") as f:
+        assert "int_scale" not in f.attrs
+        for i in range(3):  # the photons before the detector
+            expect = np.fromfile(tmp_path / "smv" / f"set_{i + 1:05d}.bin", dtype="<f4").reshape(32, 32)
+            assert np.array_equal(f["images"][i], expect)

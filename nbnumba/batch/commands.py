@@ -79,7 +79,7 @@ def _engine(ours: dict) -> EngineOptions:
                          hooks=hooks_from_env())
 
 
-def _check_first(frame, one_file: bool = False) -> None:
+def _check_first(frame) -> None:
     """Build the first frame here, so that a mistake stops the run before any cluster starts."""
     from ..outputs import check_writable
     from ..simulation import announce, build
@@ -90,9 +90,6 @@ def _check_first(frame, one_file: bool = False) -> None:
         raise UserError(f"-precision expects double or single, got {p.precision!r}")
     if p.device not in ("cpu", "cuda", "auto"):
         raise UserError(f"-device expects cpu, cuda or auto, got {p.device!r}")
-    if one_file and p.response:
-        raise UserError("the detector-response flags (-readout, -flicker, -calibration, -psf, -gain...) write "
-                        "SMV frames only: leave out -format nexus/hdf5")
     check_writable(list(frame.files))
     announce(sim, lambda line: click.echo(line, err=True))
 
@@ -108,7 +105,7 @@ def run_sweep(args: list[str]) -> int:
         os.makedirs(outputs.outdir, exist_ok=True)
     except OSError as err:
         raise RuntimeFailure(f"cannot create {outputs.outdir}: {err.strerror or err}") from None
-    _check_first(job.frames[0], outputs.format != "smv")
+    _check_first(job.frames[0])
     return run_job(job, _engine(ours), say=click.echo)
 
 
@@ -126,7 +123,7 @@ def run_batch(args: list[str]) -> int:
         except OSError as err:
             raise RuntimeFailure(f"cannot create {os.path.dirname(job.sink)}: {err.strerror or err}") from None
         if job.frames:
-            _check_first(job.frames[0], one_file=True)
+            _check_first(job.frames[0])
     return run_job(job, _engine(ours), say=click.echo)
 
 
@@ -147,8 +144,9 @@ def sweep(args) -> None:
     Writes DIR/NAME_00001.img ... (SMV with PHI/OSC_START/OSC_RANGE), with -floats
     NAME_00001.bin, with -noise NAME_noise_00001.img (noise seed S+i, S = -seed or 1),
     and DIR/NAME_manifest.json; running it again renders only missing or stale frames.
-    Every int frame has one scale (-scale, else chosen from frame 1).  -format nexus:
-    the whole series in one NXmx file DIR/NAME.nxs instead.
+    Every int frame has one scale (-scale, else chosen from frame 1; none under the
+    detector-response flags: their counts are ADU at -gain).  -format nexus: the whole
+    series in one NXmx file DIR/NAME.nxs instead.
     """
     _guard(run_sweep, args)
 

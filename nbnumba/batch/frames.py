@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .. import __version__
 from ..errors import UserError
@@ -244,7 +244,9 @@ def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -
                                 digest(argv_i, params), key))
     manifest = os.path.abspath(os.path.join(opts.outdir, f"{opts.prefix}_manifest.json"))
     job = Job("sweep", frames, manifest, total=nframes, sink=sink, sink_key=key, compression=opts.compression)
-    if p.intfile_scale <= 0.0 and not (nexus and noise):
+    # no int scale to choose for noise images in one file, nor under the detector response (its
+    # int and noise images are counts at -gain)
+    if p.intfile_scale <= 0.0 and not (nexus and noise) and not p.response:
         probe = absolute_paths(frame_argv(1) + ["-floatfile", os.devnull, "-intfile", os.devnull,
                                                 "-nopgm", "-nonoise"])
         job.scale_probe = Frame("probe", "frame 1", tuple(probe), (),
@@ -365,6 +367,7 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
     images = opts.images or ("noise" if opts.noise else "float")
     if images not in ("float", "int", "noise"):
         raise UserError(f"-images expects float, int or noise, got {images!r}")
+    keep_noise = hdf5 and images == "noise"
     frames, errors, label_rows = [], [], []
     for number, lineno, cells in rows:
         label = f"row {number} (line {lineno})"
@@ -377,7 +380,8 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
             asked = named_outputs(argv)
             if asked.seed is None:
                 argv += ["-seed", str(number)]
-            flags, files = output_flags(asked, opts, number, digits)
+            # a row whose noise image the file keeps asks for it, so that its argv reproduces it
+            flags, files = output_flags(asked, replace(opts, noise=True) if keep_noise else opts, number, digits)
             argv = absolute_paths(argv + flags)
             params = parse_args(argv)
         except UserError as err:

@@ -175,14 +175,21 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = 
 
 def _pixels(frame, sim, image, stats) -> dict:
     """What a frame of a one-file job sends back instead of writing: the image the file keeps
-    (int, noise or float), the float image when kept too, and the derived labels of a batch."""
+    (int, noise or float), the float image when kept too, and the derived labels of a batch.
+    With the detector-response flags the int and noise images are those the frame's SMV files
+    would hold (outputs.detector_response, the same call); the float image stays the photons."""
     import numpy as np
 
     from .. import rng
-    from ..outputs import int_image
+    from ..outputs import detector_response, int_image
     from .sink import derived_labels
     if frame.data == "float":
         data = np.asarray(image, dtype=np.float32)
+    elif sim.params.response:
+        r = detector_response(sim, image)[1]
+        data = r.noise_image if frame.data == "noise" else r.int_image
+        if data is None:  # frames.py gives every frame that keeps noise images a -noisefile
+            raise RuntimeError(f"{frame.label}: no noise image: its argv has -nonoise")
     elif frame.data == "noise":
         roi = np.array(sim.detector.roi, dtype=np.int64)
         data = rng.noise_image(image, roi, sim.params.adc_offset, sim.seed)[0]

@@ -84,7 +84,9 @@ class NexusSink:
         first = frames[0]
         g = geometry(sim := _sim(first), job.command_line)
         g.extra["images_are"] = first.data
-        if first.data == "int":
+        if sim.params.response:  # the detector's counts: ADU at -gain, no int scale (as run -nexus)
+            g.extra["int_scale"] = sim.params.gain
+        elif first.data == "int":
             g.extra["int_scale"] = sim.params.intfile_scale
         self.writer = SeriesWriter(self.path, g, job.total, job.sink_key, floats=first.floats,
                                    compression=job.compression)
@@ -124,6 +126,12 @@ class DatasetSink:
         self.kind = job.images
         self.dtype = np.float32 if self.kind == "float" else np.uint16
         self.names, self.table = label_columns(job.label_rows)
+        # int or noise images of rows that all have the detector response at one -gain: the
+        # detector's counts in ADU at that gain (the `int_scale` attribute, as run -nexus says)
+        rows = job.label_rows
+        gains = {r.get("gain") for r in rows}
+        self.gain = (gains.pop() if self.kind != "float" and rows and len(gains) == 1
+                     and all(r.get("response") for r in rows) else None)
         self.row_of = {frame.index: j for j, frame in enumerate(frames)}
         self.columns = self.names + DERIVED
         from ..io.nexus import geometry, lab_to_mcstas
@@ -149,6 +157,8 @@ class DatasetSink:
         with h5py.File(temp, "w") as f:
             f.attrs["nbnumba_job"] = self.job.sink_key
             f.attrs["images_are"] = self.kind
+            if self.gain is not None:
+                f.attrs["int_scale"] = self.gain
             f.create_dataset("images", shape=(n, *self.shape), dtype=self.dtype, chunks=(1, *self.shape),
                              fillvalue=np.nan if self.kind == "float" else 0, **_filters(self.job.compression))
             labels = f.create_dataset("labels", shape=(n, len(self.columns)), dtype=np.float64, fillvalue=np.nan)
