@@ -28,6 +28,7 @@ from . import outputs as _outputs
 from .outputs import Stats, statistics
 from .render import render as _render
 from .simulation import Simulation, build
+from .threads import set_threads  # noqa: F401 - part of the API
 
 
 def arguments(**flags) -> list[str]:
@@ -80,15 +81,6 @@ def backend_for(params):
         return backend(params.device)
     except UserError as err:
         raise UserError(f"-device {params.device}: {err}") from None
-
-
-def set_threads(n: int) -> None:
-    """Numba's CPU threads for the renders that follow (0 leaves the current setting)."""
-    if n:
-        import numba
-        if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
-            raise UserError(f"-nthreads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n}")
-        numba.set_num_threads(n)
 
 
 @dataclass

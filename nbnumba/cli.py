@@ -24,7 +24,7 @@ def _note(line: str) -> None:
 
 
 def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> None:
-    from .api import backend_for, set_threads
+    from .api import backend_for
     from .chain import add_background
     from .io.hkl import write_fdump
     from .jitcache import compile_notice
@@ -32,6 +32,7 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     from .render import render
     from .report import setup_lines, solid_angle_line
     from .simulation import FDUMP, announce, build
+    from .threads import set_threads
     from .trace_report import trace_lines, trace_pixel
 
     sim = build(argv, say=None)

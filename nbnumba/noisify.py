@@ -159,8 +159,8 @@ def write_results(o: NoisifyOptions, geo: Geometry, p: ResponseParams, image: np
 
 
 def run_noisify(argv: list[str], say: Callable[[str], None], warn: Callable[[str], None]) -> None:
-    from .api import set_threads
     from .outputs import check_writable
+    from .threads import set_threads
 
     o = parse_noisify_args(argv)
     set_threads(o.nthreads)

@@ -7,10 +7,10 @@ import click
 import numpy as np
 
 from .amorphous_setup import backend, render_background
-from .api import set_threads
-from .outputs import check_writable, output_paths
 from .nonbragg_report import setup_lines, solid_angle_line, statistics, write_outputs
 from .nonbragg_setup import NonBragg, build
+from .outputs import check_writable, output_paths
+from .threads import set_threads
 
 
 def background(nb: NonBragg, device: str | None = None, progress: bool = False):

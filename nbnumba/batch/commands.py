@@ -9,8 +9,6 @@ import click
 
 from ..command import guarded
 from ..errors import RuntimeFailure, UserError
-from .engine import EngineOptions, hooks_from_env, run_job
-from .frames import Outputs, batch_frames, sweep_frames
 
 CONTEXT = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=["--help"])
 
@@ -59,6 +57,7 @@ def split_options(args: list[str], allowed: set[str]) -> tuple[dict, list[str]]:
 
 def _outputs(ours: dict, command: str) -> Outputs:
     from ..io.nexus import COMPRESSIONS, _filters
+    from .frames import Outputs
     form = ours.get("format", "smv").lower()
     if form not in FORMATS[command]:
         raise UserError(f"-format expects {' or '.join(FORMATS[command])}, got {ours['format']!r}")
@@ -74,6 +73,7 @@ def _outputs(ours: dict, command: str) -> Outputs:
 
 
 def _engine(ours: dict) -> EngineOptions:
+    from .engine import EngineOptions, hooks_from_env
     return EngineOptions(workers=ours.get("workers"), scheduler=ours.get("scheduler"),
                          progress=not ours.get("noprogress", False), max_frames=ours.get("max_frames"),
                          hooks=hooks_from_env())
@@ -95,6 +95,8 @@ def _check_first(frame) -> None:
 
 
 def run_sweep(args: list[str]) -> int:
+    from .engine import run_job
+    from .frames import sweep_frames
     ours, rest = split_options(args, (set(VALUED) - BATCH_ONLY) | SWITCHES)
     if "nframes" not in ours:
         raise UserError("sweep needs -nframes N (the number of frames)")
@@ -110,6 +112,8 @@ def run_sweep(args: list[str]) -> int:
 
 
 def run_batch(args: list[str]) -> int:
+    from .engine import run_job
+    from .frames import batch_frames
     ours, rest = split_options(args, (set(VALUED) - SWEEP_ONLY) | SWITCHES)
     files = [a for a in rest[:1] if not a.startswith("-")]
     if not files:

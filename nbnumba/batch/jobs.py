@@ -125,11 +125,12 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = 
     `run`: the client's run id (see stop_run)."""
     import numba
 
-    from ..api import backend_for, set_threads
+    from ..api import backend_for
     from ..chain import add_background
     from ..outputs import statistics, write_outputs
     from ..render import render
     from ..simulation import build
+    from ..threads import set_threads
 
     hooks = hooks or {}
     if run in _stopped:
