@@ -59,6 +59,34 @@ def test_run_with_background_and_detector_effects_gives_the_chain(tmp_path):
     assert "photons on noise image before PSF" in result.output and "auto-selected psf_radius" in result.output
 
 
+def _keys(header: str) -> dict[str, str]:
+    return dict(item.strip().split("=", 1) for item in header.strip("{}\n").split(";") if "=" in item)
+
+
+@needs_suite
+def test_the_chains_images_carry_runs_header(tmp_path):
+    """The one command's int and noise images carry the header `run` writes for its geometry,
+    byte for byte; noisify, told only the distance, pixel and wavelength, wrote the same values
+    for every key it has except the two it could only default: the beam centre (its detsize/2,
+    not nanoBragg's (detsize + pixel)/2) and OSC_RANGE (its 1 degree, not the run's -osc 0.5)."""
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    args = one_command()
+    chained = invoke("run", [*args, "-floatfile", "sum.bin", "-intfile", "int.img", "-noisefile", "noise.img",
+                             "-nopgm", "-noprogress"], tmp_path)
+    assert chained.exit_code == 0, chained.output
+    spots_only = invoke("run", [*args[:args.index("-bg_stol")], "-intfile", "plain.img", "-nonoise", "-nopgm",
+                                "-noprogress"], tmp_path)
+    assert spots_only.exit_code == 0, spots_only.output
+    header = read_smv(tmp_path / "plain.img").header
+    for name in ("int.img", "noise.img"):
+        assert read_smv(tmp_path / name).header == header, name
+    ours, noisify = _keys(header), _keys(read_smv(SUITE / "pipeline" / "noise.img").header)
+    differing = {key for key in noisify if ours.get(key) != noisify[key]}
+    assert differing == {"BEAM_CENTER_X", "BEAM_CENTER_Y", "OSC_RANGE"}
+    assert (float(noisify["BEAM_CENTER_X"]), float(ours["BEAM_CENTER_X"])) == (12.8, 12.9)
+    assert (noisify["OSC_RANGE"], ours["OSC_RANGE"]) == ("1", "0.5")
+
+
 @needs_suite
 def test_the_background_alone_is_nonbraggs_image(tmp_path):
     """Spots too faint to reach a float32 (F = 1e-30) leave the recorded water image alone."""
