@@ -217,7 +217,7 @@ from nbnumba.kernels import amorphous_cuda
 kernel = amorphous_cuda._build()
 args = [np.zeros(A.N_GEO), np.zeros(A.N_INT, np.int64), np.zeros((2, A.N_SOURCE)), np.zeros((2, 8)),
         np.zeros(1, np.int64), np.int64(0), np.int64(0), np.zeros((2, 2), np.float32), np.zeros((2, 2)),
-        np.zeros((2, 2, 2))]
+        np.zeros((2, 2, 2)), np.zeros((2, 2, 3)), np.int64(1)]
 compile_cuda(kernel.py_func, types.void, tuple(typeof(x) for x in args), cc=(8, 0))
 print("LOWERED")
 """
