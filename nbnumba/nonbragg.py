@@ -15,12 +15,12 @@ from .nonbragg_report import setup_lines, solid_angle_line, statistics, write_ou
 from .nonbragg_setup import NonBragg, build
 
 
-def background(nb: NonBragg, device: str | None = None, progress: bool = False):
-    """The rendered image; with -img also each pixel's last sin(theta)/lambda, polarization and
-    solid angle (`Background.last`), which the fit needs."""
+def background(nb: NonBragg, device: str | None = None, progress: bool = False, last: bool | None = None):
+    """The rendered image; with -img (or `last`) also each pixel's last sin(theta)/lambda,
+    polarization and solid angle (`Background.last`), which the fit needs."""
     p = nb.params
     return render_background(nb.detector, nb.source_table, nb.table, nb.oversample, device=device or p.device,
-                             progress=progress, last=nb.img is not None,
+                             progress=progress, last=nb.img is not None if last is None else last,
                              molecules=nb.sample.molecules, fluence=nb.fluence, kahn=p.polarization,
                              nopolar=p.nopolar, curved=p.curved_detector, point_pixel=p.point_pixel,
                              fix_spline=p.fix_spline, fmap=p.fmap)

@@ -3,12 +3,15 @@ the bins of the -stol table, written as a new table (-stolout).
 
 The image's header sets up the detector before the flags are read (flags override it), as in
 nonBragg.  Each valid pixel's F undoes the rendering: with its image value less the ADC offset
-over the gain (`deviate`, a float), F = sign(deviate) sqrt(|deviate| / polarization / solid
-angle / fluence / r_e^2 / molecules * steps), where polarization, solid angle and
-sin(theta)/lambda are what the amorphous kernel leaves from the last source at the last sub-pixel
-(`amorphous.amorphous_pixel`), as nonBragg's loop leaves them.  Each pixel joins the table row
-nearest its sin(theta)/lambda.  Host-side numpy only; SI units inside, the table's own units in
-the file.
+over the gain (`deviate`, a float),
+
+    F = sign(deviate) sqrt(|deviate| / polarization / solid angle / fluence / r_e^2 / molecules * steps)
+
+where polarization, solid angle and sin(theta)/lambda are what the amorphous kernel leaves from
+the last source at the last sub-pixel (`amorphous.amorphous_pixel`), as nonBragg's loop leaves
+them, and steps = sources x oversample^2 (the rendering divides by them, so F comes out
+sqrt(steps) too large; -fix_steps leaves them out).  Each pixel joins the table row nearest its
+sin(theta)/lambda.  Host-side numpy only; SI units inside, the table's own units in the file.
 """
 
 from __future__ import annotations
@@ -92,10 +95,11 @@ def check_setup(p, det, image: np.ndarray, fluence: float, molecules: float) -> 
     outside = int(image.size - inside.sum())
     invalid = int((inside & ~valid_pixels(image, det.roi, ignored)).sum())
     # nonBragg keeps room for 2 n + 2 values per bin but also files every pixel outside the ROI in
-    # bin 0 (n = the invalid pixels inside it): past 2 n + 4 values they reach the first table row's
+    # bin 0 (n = the invalid pixels inside it): past 2 n + 4 values they run into the first table
+    # row's, and whichever pixel comes later in scan order overwrites the other
     if outside > invalid + 4 and not p.fix_roi:
-        raise UserError(f"-roi leaves {outside} pixels outside it: nonBragg would store them over the binned "
-                        f"pixels of its table; add -fix_roi to bin only the ROI's pixels")
+        raise UserError(f"-roi leaves {outside} pixels outside it: nonBragg's fit files them in a bin too small "
+                        f"for them, which overruns the table's bins; add -fix_roi to bin only the ROI's pixels")
 
 
 def pixel_F(image: np.ndarray, last: np.ndarray, adc: float, gain: float, fluence: float, molecules: float,
@@ -163,7 +167,9 @@ def fit(nb, floatimage: np.ndarray, last: np.ndarray) -> ImageFit:
     p, det, table = nb.params, nb.detector, nb.table
     image = nb.img
     valid = valid_pixels(image, det.roi, ignore_values(p))
-    F = pixel_F(image, last, p.adc_offset, p.quantum_gain, nb.fluence, nb.sample.molecules, nb.steps)[valid]
+    # nonBragg multiplies by its steps where the rendering divided by them; -fix_steps does not
+    steps = 1 if p.fix_steps else nb.steps
+    F = pixel_F(image, last, p.adc_offset, p.quantum_gain, nb.fluence, nb.sample.molecules, steps)[valid]
     bins = stol_bins(table, last[..., 0][valid])
     rows = table.points.shape[1]
     counts = np.bincount(bins, minlength=rows)

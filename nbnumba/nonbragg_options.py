@@ -31,6 +31,7 @@ class NonBraggParams(Params):
     fix_stats: bool = False
     fix_reject: bool = False
     fix_roi: bool = False
+    fix_steps: bool = False
 
 
 def _ignore(p: NonBraggParams, values: list) -> None:
@@ -127,6 +128,9 @@ NONBRAGG_FLAGS: list[Flag] = [
     Flag("-fix_roi", exact("-fix_roi"), 0, _set(fix_roi=True),
          help="-img: pixels outside -roi stay out of the bins (reference: they overwrite binned values, "
               "so nbnumba refuses such a -roi)"),
+    Flag("-fix_steps", exact("-fix_steps"), 0, _set(fix_steps=True),
+         help="-img: F from each pixel's photons as rendered (reference: F times sqrt(sources x "
+              "oversample^2) when there is more than one)"),
     Flag("-fix_pix0", exact("-fix_pix0"), 0, _set(fix_pix0=True),
          help="use -pix0_vector as the detector origin (reference: ignores it)"),
     *_shared("-fix_twotheta_axis"),
