@@ -65,9 +65,10 @@ def ignore_values(p) -> list[int]:
 
 
 def roi_mask(shape: tuple[int, int], roi) -> np.ndarray:
+    """The (inclusive) region of interest, slow x fast."""
     xmin, xmax, ymin, ymax = roi
-    s, f = np.indices(shape)
-    return (f >= xmin) & (f <= xmax) & (s >= ymin) & (s <= ymax)
+    s, f = np.arange(shape[0])[:, None], np.arange(shape[1])[None, :]
+    return ((f >= xmin) & (f <= xmax)) & ((s >= ymin) & (s <= ymax))
 
 
 def valid_pixels(image: np.ndarray, roi, ignored: list[int]) -> np.ndarray:

@@ -85,7 +85,8 @@ NONBRAGG_FLAGS: list[Flag] = [
     _reworded("-oversample", "sub-pixels per pixel side (default 1)"),
     *_shared("-roi", "-lambda", "-energy", "-fluence", "-flux", "-exposure",
              "-beamsize", "-dispersion", "-dispsteps", "-divergence", "-hdivrange", "-vdivrange", "-hdivstep",
-             "-hdivsteps", "-vdivstep", "-vdivsteps", "-divsteps", "-round_div", "-square_div", "-adc"),
+             "-hdivsteps", "-vdivstep", "-vdivsteps", "-divsteps", "-round_div", "-square_div"),
+    _reworded("-adc", "offset added to int and noise images, and taken off -img's pixels (default 40)"),
     Flag("-gain", sub("-gain"), 1, _value("quantum_gain"), "f",
          help="-img: ADU per photon of the image (default 1)"),
     _reworded("-phi", "start angle (deg; SMV header only)"),
@@ -126,8 +127,8 @@ NONBRAGG_FLAGS: list[Flag] = [
          help="-img: 6-sigma outlier rejection unless -noreject, with true median and MAD columns "
               "(reference: never rejects, prints 0 for both)"),
     Flag("-fix_roi", exact("-fix_roi"), 0, _set(fix_roi=True),
-         help="-img: pixels outside -roi stay out of the bins (reference: they overwrite binned values, "
-              "so nbnumba refuses such a -roi)"),
+         help="-img: pixels outside -roi stay out of the bins (reference: past the ignored pixels + 4 they "
+              "overwrite binned values, so nbnumba refuses such a -roi without this switch)"),
     Flag("-fix_steps", exact("-fix_steps"), 0, _set(fix_steps=True),
          help="-img: F from each pixel's photons as rendered (reference: F times sqrt(sources x "
               "oversample^2) when there is more than one)"),
