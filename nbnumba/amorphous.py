@@ -69,10 +69,12 @@ def make_amorphous(jit, phys):
         """The reference's sum for one pixel over sub-pixels and sources.
 
         Returns the unscaled sum of sign(F) F^2 * polarization * solid angle * weight, the last F
-        (what -Fmap shows), the sum of the sub-pixels' solid angles and the range of
-        sin(theta)/lambda the pixel saw.  With `walking`, nearest[source] holds each source's
-        last interval, the start of its next search (and is updated); without, each search
-        bisects.
+        (what -Fmap shows), the sum of the sub-pixels' solid angles, the range of
+        sin(theta)/lambda the pixel saw, and what the reference's loop leaves behind for its
+        -img fit: the sin(theta)/lambda and polarization of the last source at the last
+        sub-pixel and that sub-pixel's solid angle.  With `walking`, nearest[source] holds each
+        source's last interval, the start of its next search (and is updated); without, each
+        search bisects.
         """
         oversample = ip[A.I_OVERSAMPLE]
         nsources = ip[A.I_SOURCES]
@@ -94,6 +96,9 @@ def make_amorphous(jit, phys):
         stol_min = R(math.inf)
         stol_max = R(-math.inf)
         F = R(0.0)
+        stol = R(0.0)
+        polar = R(1.0)
+        omega = R(0.0)
         for sub_s in range(oversample):
             sdet = subpixel * R(spixel * oversample + sub_s) + subpixel / R(2.0)
             for sub_f in range(oversample):
@@ -132,18 +137,19 @@ def make_amorphous(jit, phys):
                             sources[source, A.S_B], sources[source, A.S_B + 1], sources[source, A.S_B + 2],
                             sources[source, A.S_E], sources[source, A.S_E + 1], sources[source, A.S_E + 2])
                     total += sign * F * F * polar * omega * sources[source, A.S_WEIGHT]
-        return total, F, omega_sum, stol_min, stol_max
+        return total, F, omega_sum, stol_min, stol_max, stol, polar, omega
 
     @jit
     def pixel_value(spixel, fpixel, g, ip, sources, table, nearest, walking):
         """The pixel's photons, scaled in the reference's order of operations (or its F under
-        -Fmap), with its solid-angle sum and sin(theta)/lambda range."""
-        total, F, omega_sum, stol_min, stol_max = amorphous_pixel(spixel, fpixel, g, ip, sources, table,
-                                                                 nearest, walking)
+        -Fmap), with its solid-angle sum, sin(theta)/lambda range and last sin(theta)/lambda,
+        polarization and solid angle (`amorphous_pixel`)."""
+        total, F, omega_sum, stol_min, stol_max, stol, polar, omega = amorphous_pixel(
+            spixel, fpixel, g, ip, sources, table, nearest, walking)
         value = total * g[A.G_RE2] * g[A.G_FLUENCE] * g[A.G_MOLECULES] / g[A.G_STEPS]
         if ip[A.I_FMAP] != 0:
             value = F
-        return value, omega_sum, stol_min, stol_max
+        return value, omega_sum, stol_min, stol_max, stol, polar, omega
 
     @jit
     def roi_pixel(spixel, fpixel, ip):

@@ -113,6 +113,10 @@ class Background:
     image: np.ndarray  # float32 (slow, fast): photons per pixel (F under -Fmap); 0 outside the ROI
     omega_sum: float  # sum of the solid angles of every rendered sub-pixel (sr)
     stol_range: tuple  # smallest and largest sin(theta)/lambda seen (1/m)
+    # with `last=True`, (slow, fast, 3) float64: each ROI pixel's sin(theta)/lambda (1/m) and
+    # polarization of its last source at its last sub-pixel, and that sub-pixel's solid angle (sr),
+    # as nonBragg's loop leaves them for its -img fit; NaN outside the ROI
+    last: np.ndarray | None = None
 
 
 def kernel_arrays(det: Detector, sources: np.ndarray, oversample: int, *, molecules: float, fluence: float,
@@ -161,10 +165,12 @@ def backend(device: str):
 
 
 def render_background(det: Detector, sources: np.ndarray, table: StolTable, oversample: int, *,
-                      device: str = "cpu", progress: bool = False, **physics) -> Background:
+                      device: str = "cpu", progress: bool = False, last: bool = False,
+                      **physics) -> Background:
     """The amorphous sample's image on `det` lit by `sources` (rows of `source_rows`); keywords as
-    `kernel_arrays`.  A table that does not reach every sin(theta)/lambda the detector sees is
-    refused: the reference extrapolates its cubic far outside the table."""
+    `kernel_arrays`; `last` keeps each pixel's last sin(theta)/lambda, polarization and solid
+    angle (`Background.last`).  A table that does not reach every sin(theta)/lambda the detector
+    sees is refused: the reference extrapolates its cubic far outside the table."""
     from .render import Progress
 
     if len(sources) == 0:
@@ -174,6 +180,7 @@ def render_background(det: Detector, sources: np.ndarray, table: StolTable, over
     omega_rows = np.zeros(det.spixels)
     stol_rows = np.empty((det.spixels, 2))
     stol_rows[:, 0], stol_rows[:, 1] = np.inf, -np.inf
+    per_pixel = np.full((det.spixels, det.fpixels, 3) if last else (0, 0, 3), np.nan)
     kernels = backend(device)
     first, last = max(int(ints[A.I_ROI_YMIN]), 0), min(int(ints[A.I_ROI_YMAX]), det.spixels - 1)
     # blocks of rows give the progress meter something to show (at least 64 keep both CPU threads busy)
@@ -183,7 +190,7 @@ def render_background(det: Detector, sources: np.ndarray, table: StolTable, over
         for lo in range(first, last + 1, rows):
             ints[A.I_ROI_YMIN], ints[A.I_ROI_YMAX] = lo, min(last, lo + rows - 1)
             kernels.render_rows(geo, ints, np.ascontiguousarray(sources), np.ascontiguousarray(table.points),
-                                image, omega_rows, stol_rows)
+                                image, omega_rows, stol_rows, per_pixel)
             meter.update(min(last, lo + rows - 1) + 1 - first)
     finally:  # an interruption's message must start on a line of its own
         meter.close()
@@ -193,7 +200,7 @@ def render_background(det: Detector, sources: np.ndarray, table: StolTable, over
             f"{table.path}: the table covers sin(theta)/lambda {table.first / 1e10:g} to {table.last / 1e10:g} 1/A "
             f"but the detector sees {low / 1e10:g} to {high / 1e10:g} 1/A; extend the table "
             f"(or shrink the detector, -roi, or the wavelength)")
-    return Background(image, float(omega_rows.sum()), (low, high))
+    return Background(image, float(omega_rows.sum()), (low, high), per_pixel if last else None)
 
 
 def background_on(sim, table: StolTable, sample: Sample, oversample: int = 1, *, device: str = "cpu",

@@ -7,9 +7,8 @@ nonBragg's own spellings and meanings are defined here.  Values are checked stri
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
-from .errors import UserError
 from .options import FLAGS, Flag, _set, _stol, _value, exact, parse_args, sub
 from .params import Params
 
@@ -26,15 +25,17 @@ class NonBraggParams(Params):
     molecules: float = 0.0
     quantum_gain: float = 1.0
     fmap: bool = False
+    ignore_values: list = field(default_factory=list)  # -img pixel values that mark invalid pixels
+    noreject: bool = False
     fix_spline: bool = False
     fix_stats: bool = False
+    fix_reject: bool = False
+    fix_roi: bool = False
+    fix_steps: bool = False
 
 
-def _refuse(message: str):
-    def apply(p: Params, values: list) -> None:
-        raise UserError(message)
-
-    return apply
+def _ignore(p: NonBraggParams, values: list) -> None:
+    p.ignore_values = [*p.ignore_values, values[0]]
 
 
 def _pix0(p: Params, values: list) -> None:
@@ -84,17 +85,23 @@ NONBRAGG_FLAGS: list[Flag] = [
     _reworded("-oversample", "sub-pixels per pixel side (default 1)"),
     *_shared("-roi", "-lambda", "-energy", "-fluence", "-flux", "-exposure",
              "-beamsize", "-dispersion", "-dispsteps", "-divergence", "-hdivrange", "-vdivrange", "-hdivstep",
-             "-hdivsteps", "-vdivstep", "-vdivsteps", "-divsteps", "-round_div", "-square_div", "-adc"),
-    Flag("-gain", sub("-gain"), 1, _value("quantum_gain"), "f", help="accepted (used by the reference only with -img)"),
+             "-hdivsteps", "-vdivstep", "-vdivsteps", "-divsteps", "-round_div", "-square_div"),
+    _reworded("-adc", "offset added to int and noise images, and taken off -img's pixels (default 40)"),
+    Flag("-gain", sub("-gain"), 1, _value("quantum_gain"), "f",
+         help="-img: ADU per photon of the image (default 1)"),
     _reworded("-phi", "start angle (deg; SMV header only)"),
     _reworded("-osc", "oscillation range (deg; SMV header only)"),
     _reworded("-phistep", "phi step (deg; sets the header's range only)"),
     _reworded("-phisteps", "phi steps (set the header's range only)"),
-    Flag("-img", sub("-img"), 1, _refuse("-img (fitting a stol table to an SMV image) is not supported by "
-                                         "nbnumba nonbragg"), "s", help="not supported: fit a stol table to an image"),
-    Flag("-ignore", sub("-ignore"), 1, _set(), "f", help="accepted (used by the reference only with -img)"),
+    Flag("-img", sub("-img"), 1, _value("imgfile"), "s",
+         help="fit the -stol table's rows to this SMV image: its header sets the detector (flags "
+              "override it), its pixels (less -adc, over -gain) become F, binned by sin(theta)/lambda "
+              "into -stolout"),
+    Flag("-ignore", sub("-ignore"), 1, _ignore, "f",
+         help="-img: pixels of this value are invalid (repeat for more values)"),
     Flag("-stolout", lambda a: "-stolout" in a and len(a) > 7, 1, _value("stolout_file"), "s",
-         help="accepted (written by the reference only with -img)"),
+         help="-img: the fitted table (default output.stol): sin(theta)/lambda, mean F, rmsd, median, "
+              "MAD, pixels per line"),
     Flag("-stol", sub("-stol", length=5), 1, _stol(1e10), "s",
          help="the sample's table: sin(theta)/lambda (1/A) and F per line"),
     Flag("-4stol", sub("-4stol", length=6), 1, _stol(1e10 / 4), "s", help="as -stol with 4 sin(theta)/lambda"),
@@ -103,7 +110,8 @@ NONBRAGG_FLAGS: list[Flag] = [
     *_shared("-sourcefile", "-floatfile", "-intfile"),
     Flag("-pgmfile", sub("-pgmfile", "-pgmimage"), 1, _value("pgmfile"), "s", help="8-bit PGM preview output"),
     *_shared("-noisefile", "-nonoise", "-nopgm"),
-    Flag("-noreject", sub("-noreject"), 0, _set(), help="accepted (used by the reference only with -img)"),
+    Flag("-noreject", sub("-noreject"), 0, _set(noreject=True),
+         help="-img: no outlier rejection (the reference never rejects; matters only with -fix_reject)"),
     *_shared("-scale"),
     Flag("-pgmscale", sub("-pgmscale"), 1, _value("pgm_scale"), "f", help="PGM scale (default from the image rms)"),
     *_shared("-coherent", "-printout", "-noprogress", "-progress", "-printout_pixel", "-seed"),
@@ -112,8 +120,18 @@ NONBRAGG_FLAGS: list[Flag] = [
     Flag("-fix_spline", exact("-fix_spline"), 0, _set(fix_spline=True),
          help="keep the interpolated F between its two table values (reference: the cubic overshoots)"),
     Flag("-fix_stats", exact("-fix_stats"), 0, _set(fix_stats=True),
-         help="rms and rmsd (and so the PGM scale) from the ROI's own pixels in float64 (reference: rmsd "
-              "from each pixel's right neighbour, squares as float products)"),
+         help="mean, rms and rmsd (and so the PGM scale) from the ROI's own pixels in float64 (reference: "
+              "rmsd from each pixel's right neighbour, squares as float products; with -img the mean "
+              "and rms divide by the last stol bin's pixel count)"),
+    Flag("-fix_reject", exact("-fix_reject"), 0, _set(fix_reject=True),
+         help="-img: 6-sigma outlier rejection unless -noreject, with true median and MAD columns "
+              "(reference: never rejects, prints 0 for both)"),
+    Flag("-fix_roi", exact("-fix_roi"), 0, _set(fix_roi=True),
+         help="-img: pixels outside -roi stay out of the bins (reference: past the ignored pixels + 4 they "
+              "overwrite binned values, so nbnumba refuses such a -roi without this switch)"),
+    Flag("-fix_steps", exact("-fix_steps"), 0, _set(fix_steps=True),
+         help="-img: F from each pixel's photons as rendered (reference: F times sqrt(sources x "
+              "oversample^2) when there is more than one)"),
     Flag("-fix_pix0", exact("-fix_pix0"), 0, _set(fix_pix0=True),
          help="use -pix0_vector as the detector origin (reference: ignores it)"),
     *_shared("-fix_twotheta_axis"),

@@ -23,7 +23,8 @@ def _g(*values) -> str:
 
 def setup_lines(nb: NonBragg) -> list[str]:
     det, p, sample, src = nb.detector, nb.params, nb.sample, nb.sources
-    out = [f"nbnumba {__version__}: nonBragg-compatible amorphous scattering simulator"]
+    out = [f"reading {p.imgfile}"] if p.imgfile is not None else []  # nonBragg reads it before its banner
+    out.append(f"nbnumba {__version__}: nonBragg-compatible amorphous scattering simulator")
     out.extend(nb.notes)
     out.append("pivoting detector around sample" if det.pivot == "SAMPLE"
                else "pivoting detector around direct beam spot")
@@ -96,12 +97,18 @@ def _deviation_from_next(image, roi, mean):
     return total, n
 
 
-def statistics(nb: NonBragg, image: np.ndarray) -> Stats:
+def statistics(nb: NonBragg, image: np.ndarray, count: int | None = None) -> Stats:
+    """max, mean, rms and rmsd of the ROI as nonBragg prints them.  `count`: what its mean and rms
+    divide by instead of the ROI's pixel count (with -img, the last stol bin's count, which has
+    taken over its counter); -fix_stats uses the pixel count."""
     det = nb.detector
     roi = np.array(det.roi, dtype=np.int64)
     fixed = nb.params.fix_stats
     no_mask = np.zeros((1, 1), dtype=np.uint16)
     total, squares, n, best, best_index = _moments(image, roi, no_mask, False, not fixed)
+    rendered = n
+    if count is not None and not fixed:
+        n = count
     max_x = max_y = 0.0
     if best_index >= 0:
         s, f = divmod(best_index, det.fpixels)
@@ -113,7 +120,7 @@ def statistics(nb: NonBragg, image: np.ndarray) -> Stats:
     rms = math.sqrt(squares / (max(n, 2) - 1))
     deviation, m = (_deviation if fixed else _deviation_from_next)(image, roi, mean)
     rmsd = math.sqrt(deviation / (max(m, 2) - 1))
-    return Stats(best, max_x, max_y, mean, rms, rmsd, n)
+    return Stats(best, max_x, max_y, mean, rms, rmsd, rendered)
 
 
 def smv_header(nb: NonBragg) -> bytes:
@@ -131,8 +138,9 @@ def smv_header(nb: NonBragg) -> bytes:
     return text.encode("ascii").ljust(512, b" ")
 
 
-def write_outputs(nb: NonBragg, image: np.ndarray, stats: Stats, say) -> None:
-    """Every output in the reference's order, reporting as it does."""
+def write_outputs(nb: NonBragg, image: np.ndarray, stats: Stats, say, difference: list[str] = ()) -> None:
+    """Every output in the reference's order, reporting as it does; `difference`: the -img lines
+    printed after the int image (nonbragg_img.ImageFit.difference)."""
     p, det = nb.params, nb.detector
     roi = np.array(det.roi, dtype=np.int64)
     say(f"writing {p.floatfile} as {det.fpixels * det.spixels} 4-byte floats")
@@ -146,6 +154,8 @@ def write_outputs(nb: NonBragg, image: np.ndarray, stats: Stats, say) -> None:
     header = smv_header(nb)
     say(f"writing {p.intfile} as 2-byte integers")
     atomic_write_bytes(p.intfile, header, np.ascontiguousarray(_counts(image, roi, scale, p.adc_offset), dtype="<u2"))
+    for line in difference:
+        say(line)
     pgm_scale = p.pgm_scale
     if pgm_scale <= 0.0:
         pgm_scale = scale

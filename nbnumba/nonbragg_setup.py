@@ -20,10 +20,11 @@ from .amorphous_setup import Sample, StolTable, read_stol_table, sample_in_beam,
 from .beam import Sources, build_sources
 from .detector import Detector, cross, dot, rotate_axis, rotate_xyz, unit
 from .errors import UserError
-from .nonbragg_options import NonBraggParams, parse_nonbragg
-from .options import RTD
+from .nonbragg_img import check_setup, read_image
+from .nonbragg_options import NONBRAGG_FLAGS, NonBraggParams, parse_nonbragg
+from .options import RTD, parse_args
 from .sampling import phi_steps
-from .simulation import check_memory
+from .simulation import apply_smv_header, check_memory
 
 DBL_MIN = sys.float_info.min
 
@@ -41,6 +42,7 @@ class NonBragg:
     seed: int
     osc: float
     notes: list
+    img: np.ndarray | None = None  # -img: the image's pixels (uint16, slow x fast)
 
     @property
     def steps(self) -> int:
@@ -115,8 +117,22 @@ def _sources(p: NonBraggParams, det: Detector) -> tuple[Sources, np.ndarray]:
     return sources, source_rows(sources, det.polar_vector, weights)
 
 
-def build(argv: list[str]) -> NonBragg:
+def parse_with_image(argv: list[str]) -> tuple[NonBraggParams, np.ndarray | None]:
+    """The flags over nonBragg's defaults, or over an -img header's values when one is given
+    (nonBragg reads the image first, so flags win over its header)."""
     p = parse_nonbragg(argv)
+    if p.imgfile is None:
+        if p.stolout_file is not None:
+            raise UserError("-stolout needs -img: the table is fitted to an SMV image")
+        return p, None
+    smv = read_image(p.imgfile)
+    base = NonBraggParams()
+    apply_smv_header(base, smv, beam_y_from_top=True)  # TWOTHETA is not read, as in nonBragg
+    return parse_args(argv, base, NONBRAGG_FLAGS), smv.data
+
+
+def build(argv: list[str]) -> NonBragg:
+    p, img = parse_with_image(argv)
     if p.stol_file is None:
         raise UserError("no amorphous scattering table: give -stol FILE (or -4stol, -Q); "
                         "`nbnumba nonbragg --flags` lists the flags")
@@ -133,9 +149,11 @@ def build(argv: list[str]) -> NonBragg:
         raise UserError(f"the fluence must be a non-negative number, got {fluence:g} (check -flux/-beamsize)")
     sample, notes = sample_in_beam(p.sample_x, p.sample_y, p.sample_z, p.density, p.molecular_weight,
                                    p.molecules, p.beamsize)
+    if img is not None:
+        check_setup(p, det, img, fluence, sample.molecules)
     table = read_stol_table(p.stol_file, p.stol_file_mult)
     sources, rows = _sources(p, det)
     _, osc, _ = phi_steps(p.phisteps, p.osc, p.phistep, RTD)
     seed = p.seed if p.seed is not None else -int(time.time())
     oversample = 1 if p.oversample <= 0 else p.oversample
-    return NonBragg(p, det, sources, rows, table, sample, fluence, oversample, seed, osc, notes)
+    return NonBragg(p, det, sources, rows, table, sample, fluence, oversample, seed, osc, notes, img)

@@ -100,6 +100,14 @@ class Simulation:
 def _apply_header(p: Params, path: str, is_mask: bool) -> np.ndarray:
     """The reference initialises the camera from an SMV header before reading the flags."""
     smv = read_smv(path)
+    apply_smv_header(p, smv, beam_y_from_top=is_mask)
+    return smv.data
+
+
+def apply_smv_header(p: Params, smv, beam_y_from_top: bool) -> None:
+    """An SMV header's detector, wavelength and spindle values into `p` (SI units), as nanoBragg
+    reads a -mask (`beam_y_from_top`: BEAM_CENTER_Y measured from the far edge, as nonBragg reads
+    its -img too) or an -img header; TWOTHETA is not read."""
     p.fpixels, p.spixels = smv.width, smv.height
 
     def value(key):
@@ -119,8 +127,7 @@ def _apply_header(p: Params, path: str, is_mask: bool) -> np.ndarray:
             setattr(p, attr, v / divisor)
     v = value("BEAM_CENTER_Y")
     if not math.isnan(v):
-        p.Ybeam = p.detsize_s - v / 1000.0 if is_mask else v / 1000.0
-    return smv.data
+        p.Ybeam = p.detsize_s - v / 1000.0 if beam_y_from_top else v / 1000.0
 
 
 def parse_command(argv: list[str]) -> tuple[Params, np.ndarray | None]:

@@ -126,7 +126,7 @@ def test_fix_stats_uses_the_roi_pixels(tmp_path):
     (["-stol", "inputs/missing.stol"], "missing.stol"),
     (["-thickness", "abc"], "expects a number"),
     (["-detpixels", "0"], "-detpixels must be an integer >= 1 (got 0)"),
-    (["-img", "x.img"], "not supported"),
+    (["-img", "x.img"], "cannot read x.img"),
     (["-bogus"], "unknown flag -bogus"),
     (["-MW", "0"], "-MW must be positive"),
     (["-device", "gpu"], "-device must be cpu, cuda or auto (got 'gpu')"),
@@ -167,11 +167,14 @@ from nbnumba.nonbragg_setup import build
 out = {}
 for name, args in json.loads(sys.argv[1]).items():
     nb = build(args)
-    cpu = nonbragg.background(nb, "cpu")
-    gpu = nonbragg.background(nb, "cuda")
+    cpu = nonbragg.background(nb, "cpu", last=True)
+    gpu = nonbragg.background(nb, "cuda", last=True)
+    lit = np.isfinite(cpu.last[..., 0])
     out[name] = [float(np.abs(cpu.image.astype(float) - gpu.image).max()), float(np.abs(cpu.image).max()),
                  cpu.omega_sum, gpu.omega_sum, list(cpu.stol_range), list(gpu.stol_range),
-                 int((gpu.image != 0).sum())]
+                 int((gpu.image != 0).sum()), int(lit.sum()),
+                 bool(np.array_equal(np.isfinite(gpu.last), np.isfinite(cpu.last))),
+                 float(np.abs(cpu.last[lit] / gpu.last[lit] - 1).max())]
 print(json.dumps(out))
 """
 
@@ -194,11 +197,14 @@ def test_cuda_kernel_matches_cpu_in_simulator(tmp_path):
     done = subprocess.run([sys.executable, "-c", CUDA_CHECK, json.dumps(runs)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    for name, (diff, peak, omega_cpu, omega_gpu, range_cpu, range_gpu, lit) in json.loads(done.stdout).items():
+    for name, (diff, peak, omega_cpu, omega_gpu, range_cpu, range_gpu, lit, kept, same_pixels,
+               last_diff) in json.loads(done.stdout).items():
         assert lit >= (1 if name == "ice_rings" else 9) and peak > 0, name  # ice is dark between rings
         assert diff <= 1e-12 * peak, name
         assert omega_gpu == pytest.approx(omega_cpu, rel=1e-14)
         assert range_gpu == range_cpu
+        # each ROI pixel's last sin(theta)/lambda, polarization and solid angle (for -img)
+        assert kept == 9 and same_pixels and last_diff <= 1e-14, name
 
 
 LOWER_CHECK = """
@@ -217,7 +223,7 @@ from nbnumba.kernels import amorphous_cuda
 kernel = amorphous_cuda._build()
 args = [np.zeros(A.N_GEO), np.zeros(A.N_INT, np.int64), np.zeros((2, A.N_SOURCE)), np.zeros((2, 8)),
         np.zeros(1, np.int64), np.int64(0), np.int64(0), np.zeros((2, 2), np.float32), np.zeros((2, 2)),
-        np.zeros((2, 2, 2))]
+        np.zeros((2, 2, 2)), np.zeros((2, 2, 3)), np.int64(1)]
 compile_cuda(kernel.py_func, types.void, tuple(typeof(x) for x in args), cc=(8, 0))
 print("LOWERED")
 """

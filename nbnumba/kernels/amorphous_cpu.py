@@ -27,12 +27,15 @@ def walk_starts(table, nsources):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
+def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows, last):
     """Every ROI pixel into `image`; for each ROI row the solid-angle sum and the smallest and
-    largest sin(theta)/lambda seen (+inf and -inf for a row without pixels).  Other pixels and
-    rows are left as they are."""
+    largest sin(theta)/lambda seen (+inf and -inf for a row without pixels).  When `last` has
+    the image's shape (and 3 columns; (0, 0, 3) asks for none), each ROI pixel's last
+    sin(theta)/lambda, polarization and solid angle (`amorphous_pixel`) go into it.  Other
+    pixels and rows are left as they are."""
     fpixels = ints[A.I_FPIXELS]
     nsources = ints[A.I_SOURCES]
+    keep_last = last.shape[0] > 0
     for s in prange(max(ints[A.I_ROI_YMIN], 0), min(ints[A.I_ROI_YMAX], ints[A.I_SPIXELS] - 1) + 1):
         # each source walks the table from where it was at the previous pixel of the row
         nearest = walk_starts(table, nsources)
@@ -42,8 +45,13 @@ def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
         for f in range(max(ints[A.I_ROI_XMIN], 0), fpixels):
             if not roi_pixel(s, f, ints):
                 continue
-            value, om, stol_min, stol_max = pixel_value(s, f, geo, ints, sources, table, nearest, True)
+            value, om, stol_min, stol_max, stol, polar, omega_last = pixel_value(s, f, geo, ints, sources, table,
+                                                                                nearest, True)
             image[s, f] = value
+            if keep_last:
+                last[s, f, 0] = stol
+                last[s, f, 1] = polar
+                last[s, f, 2] = omega_last
             omega += om
             low = min(low, stol_min)
             high = max(high, stol_max)

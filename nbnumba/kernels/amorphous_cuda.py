@@ -41,7 +41,7 @@ def _build():
     options = {} if bragg._simulator() else {"cache": True}
 
     @cuda.jit(**options)
-    def render_window(geo, ints, sources, table, nearest, row0, col0, image, omega_px, stol_px):
+    def render_window(geo, ints, sources, table, nearest, row0, col0, image, omega_px, stol_px, last_px, keep_last):
         c, r = cuda.grid(2)
         if r >= image.shape[0] or c >= image.shape[1]:
             return
@@ -52,18 +52,23 @@ def _build():
             stol_px[r, c, 0] = math.inf
             stol_px[r, c, 1] = -math.inf
             return
-        value, om, low, high = pixel_value(s, f, geo, ints, sources, table, nearest, False)
+        value, om, low, high, stol, polar, omega = pixel_value(s, f, geo, ints, sources, table, nearest, False)
         image[r, c] = value
         omega_px[r, c] = om
         stol_px[r, c, 0] = low
         stol_px[r, c, 1] = high
+        if keep_last != 0:
+            last_px[r, c, 0] = stol
+            last_px[r, c, 1] = polar
+            last_px[r, c, 2] = omega
 
     return render_window
 
 
-def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
+def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows, last):
     """Every ROI pixel into `image`; for each ROI row the solid-angle sum and the smallest and
-    largest sin(theta)/lambda seen.  Other pixels and rows are left as they are."""
+    largest sin(theta)/lambda seen; each ROI pixel's last sin(theta)/lambda, polarization and
+    solid angle into `last` unless it is (0, 0, 3).  Other pixels and rows are left as they are."""
     global _kernel
     with _lock:
         if _kernel is None:
@@ -81,11 +86,16 @@ def render_rows(geo, ints, sources, table, image, omega_rows, stol_rows):
         d_image = cuda.to_device(np.ascontiguousarray(image[window]))
         d_omega = cuda.device_array((rows, cols), dtype=np.float64)
         d_stol = cuda.device_array((rows, cols, 2), dtype=np.float64)
+        keep_last = last.shape[0] > 0
+        d_last = cuda.device_array((rows, cols, 3) if keep_last else (1, 1, 3), dtype=np.float64)
         grid = ((cols + THREADS[0] - 1) // THREADS[0], (rows + THREADS[1] - 1) // THREADS[1])
         _kernel[grid, THREADS](cuda.to_device(geo), cuda.to_device(ints), cuda.to_device(sources),
                                cuda.to_device(table), cuda.to_device(np.zeros(1, dtype=np.int64)),
-                               np.int64(row_lo), np.int64(col_lo), d_image, d_omega, d_stol)
+                               np.int64(row_lo), np.int64(col_lo), d_image, d_omega, d_stol, d_last,
+                               np.int64(keep_last))
         image[window] = d_image.copy_to_host()
+        if keep_last:
+            last[window] = d_last.copy_to_host()
         omega = d_omega.copy_to_host()
         stol = d_stol.copy_to_host()
     omega_rows[window[0]] = omega.sum(axis=1)
