@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from nbnumba.cli import main
+import golden
+
 
 SUITE = Path(__file__).resolve().parents[1].parent / "shared" / "suite"
 MANIFEST = json.loads((SUITE / "manifest.json").read_text())["cases"] if SUITE.exists() else {}
@@ -34,12 +34,7 @@ def output_flags(files: dict) -> list[str]:
 
 
 def invoke(args: list[str], cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, ["nonbragg", *args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
+    return golden.invoke("nonbragg", args, cwd)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +146,7 @@ def test_bad_input_is_one_line_and_no_file(tmp_path, args, message):
 
 
 def test_flag_table_lists_the_nonbragg_flags():
-    result = CliRunner().invoke(main, ["nonbragg", "--flags"])
+    result = invoke(["--flags"], Path.cwd())
     assert result.exit_code == 0
     for flag in ("-stol", "-4stol", "-Q", "-sample_thick", "-molecules", "-fix_spline", "-fix_stats"):
         assert f"| `{flag}` |" in result.output

@@ -7,16 +7,15 @@ bad inputs."""
 from __future__ import annotations
 
 import math
-import os
 import shlex
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from nbnumba.cli import main
+import golden
+
 from nbnumba.rejection import mean_with_rejection, median_with_rejection, reference_mean
 
 DATA = Path(__file__).parent / "data" / "nonbragg_img"
@@ -49,12 +48,7 @@ def folder(tmp_path):
 
 
 def invoke(args: list[str], cwd: Path):
-    old = os.getcwd()
-    os.chdir(cwd)
-    try:
-        return CliRunner().invoke(main, ["nonbragg", *args], catch_exceptions=False)
-    finally:
-        os.chdir(old)
+    return golden.invoke("nonbragg", args, cwd)
 
 
 def read_table(path: Path) -> np.ndarray:
