@@ -91,12 +91,12 @@ def stages(image: np.ndarray, extra: list[str], repeat: int) -> tuple[float, flo
     photons = (p.photons_per_unit * image.astype(np.float64)).astype(np.float32).reshape(-1)
     chain, blur = [], []
     for _ in range(repeat):
-        state = rng.new_rng(p.seed)
-        calib_state, calib_idum = _calibration_stream(p, state)
+        generator = rng.new_rng(p.seed)
+        calib_generator, calib_idum = _calibration_stream(p, generator)
         start = time.perf_counter()
-        counts, _ = noise.photon_noise(photons, p.flicker_noise, p.calibration_noise, state, calib_state,
+        counts, _ = noise.photon_noise(photons, p.flicker_noise, p.calibration_noise, generator, calib_generator,
                                        calib_idum)
-        noise.noise_counts(counts, p.gain, p.adc_offset, p.readout_noise, state)
+        noise.noise_counts(counts, p.gain, p.adc_offset, p.readout_noise, generator)
         chain.append(time.perf_counter() - start)
         start = time.perf_counter()
         blurred, report = psf.apply_psf(counts.reshape(SHAPE), p.psf_kind, p.psf_fwhm_pixels)

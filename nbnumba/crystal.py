@@ -90,7 +90,7 @@ def _cell_reciprocal(p: Params) -> tuple:
 
 def _uniform_rotation_misset(seed: int) -> np.ndarray:
     """A uniformly random orientation (Shoemake's quaternion), as misset angles."""
-    state = rng.new_rng(seed)
+    state = rng.new_rng(seed)[0]
     u1, u2, u3 = (float(rng.ran1(state)) for _ in range(3))
     q = (math.sqrt(1 - u1) * math.sin(2 * math.pi * u2), math.sqrt(1 - u1) * math.cos(2 * math.pi * u2),
          math.sqrt(u1) * math.sin(2 * math.pi * u3), math.sqrt(u1) * math.cos(2 * math.pi * u3))

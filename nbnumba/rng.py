@@ -5,12 +5,13 @@ minimal-standard generator behind a 32-entry shuffle table) and shapes them
 with ``gaussdev``, ``poidev`` and ``mosaic_rotation_umat``.  Two things in the
 C must be mirrored exactly for the outputs to match:
 
-* Its generator state lives in C statics.  Here it lives in a state array
-  (see :func:`new_rng`) that is passed around, so independent streams can
-  coexist; passing one array to every stream reproduces the reference's
-  single process-wide table (see :func:`reseed`).  The array is int64, as the
-  C's longs; the float statics (the gaussdev spare, poidev's cache) are kept
-  as their bit patterns in it, so one array serves both without conversions.
+* Its generator state lives in C statics.  Here it lives in a record of
+  `STATE` (see :func:`new_rng`) that is passed around, so independent streams
+  can coexist; passing one record to every stream reproduces the reference's
+  single process-wide table (see :func:`reseed`).  A record is passed by
+  reference without reference counting, so the draw loops hold no atomic
+  operations; it is the element of a one-element array, which owns its
+  memory: a record is only used while its array is held (a caller's argument).
 * Much of its arithmetic is single precision.  Every place where C rounds to
   ``float`` carries an explicit ``np.float32`` cast; operations between two
   float32 values are float32 operations in Numba, as they are in C.  The
@@ -21,8 +22,7 @@ C must be mirrored exactly for the outputs to match:
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from . import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
 
@@ -33,21 +33,12 @@ _AM = 1.0 / _IM
 _IQ = 127773
 _IR = 2836
 _NTAB = 32
-_NDIV = 1 + (_IM - 1) // _NTAB
 _RNMX = 1.0 - 1.2e-7
 
-# Layout of a state array (int64): idum, iy and the table, then the float
-# statics as float64 bit patterns.
-_IDUM = 0
-_IY = 1
-_IV = 2
-_ISET = _IV + _NTAB
-_GSET = _ISET + 1
-_OLDM = _GSET + 1
-_SQ = _OLDM + 1
-_ALXM = _SQ + 1
-_G = _ALXM + 1
-_STATE_LEN = _G + 1
+# The C's statics: ran1's idum, iy and table, gaussdev's spare, poidev's cache of its last mean
+STATE = np.dtype([("idum", np.int64), ("iy", np.int64), ("iv", np.int64, (_NTAB,)), ("iset", np.int64),
+                  ("gset", np.float64), ("oldm", np.float64), ("sq", np.float64), ("alxm", np.float64),
+                  ("g", np.float64)], align=True)
 
 _GAMMLN_COF = (
     76.18009172947146,
@@ -59,34 +50,18 @@ _GAMMLN_COF = (
 )
 
 
-@intrinsic
-def _as_float(typingctx, bits):
-    """The float64 whose bit pattern is the int64 ``bits``."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.float64))
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _as_bits(typingctx, value):
-    """The bit pattern of the float64 ``value``, as an int64."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], context.get_value_type(types.int64))
-    return types.int64(types.float64), codegen
-
-
-@njit(cache=True, nogil=True)
 def new_rng(idum):
-    """A fresh generator state seeded with ``idum``, as at program start.
+    """A fresh generator seeded with ``idum``, as at program start: a one-element array of
+    `STATE`, whose element ``[0]`` the drawing functions take.
 
     The reference passes negative seeds (``-seed N`` gives idum = -N).  The
     shuffle table starts empty, so the first draw always loads it; a seed
     that is not negative then behaves as idum = 1, as in the C.
     """
-    state = np.zeros(_STATE_LEN, np.int64)
-    state[_IDUM] = idum
-    state[_OLDM] = _as_bits(-1.0)  # the other float statics start at 0.0, all-zero bits
-    return state
+    generator = np.zeros(1, STATE)
+    generator[0]["idum"] = idum
+    generator[0]["oldm"] = -1.0
+    return generator
 
 
 @njit(cache=True, nogil=True)
@@ -98,7 +73,7 @@ def reseed(state, idum):
     the whole process.  A negative ``idum`` reloads the table on the next
     draw; any other value carries on from the previous stream's table.
     """
-    state[_IDUM] = idum
+    state.idum = idum
 
 
 @njit(cache=True, nogil=True)
@@ -130,25 +105,25 @@ def _load_table(state, idum):
     for j in range(_NTAB + 7, -1, -1):
         idum = _schrage(idum)
         if j < _NTAB:
-            state[_IV + j] = idum
+            state.iv[j] = idum
     return idum
 
 
 @njit(cache=True, nogil=True, inline="always")
 def ran1(state):
     """Uniform deviate on (0, 1) as a float32, advancing ``state``."""
-    idum = state[_IDUM]
-    iy = state[_IY]
+    idum = state.idum
+    iy = state.iy
     if idum <= 0 or iy == 0:
         idum = _load_table(state, idum)
-        iy = state[_IV]
+        iy = state.iv[0]
     idum = _next_idum(idum)
-    # iy < IM < 2**31 and NDIV = 2**26: the reference's iy / NDIV
+    # the reference's iy / NDIV, NDIV = 1 + (IM - 1) / NTAB = 2**26, for iy < IM < 2**31
     j = (iy >> 26) & (_NTAB - 1)
-    iy = state[_IV + j]
-    state[_IV + j] = idum
-    state[_IDUM] = idum
-    state[_IY] = iy
+    iy = state.iv[j]
+    state.iv[j] = idum
+    state.idum = idum
+    state.iy = iy
     temp = np.float32(_AM * iy)
     if np.float64(temp) > _RNMX:
         return np.float32(_RNMX)
@@ -162,9 +137,9 @@ def gaussdev(state):
     Each Box-Muller step yields two deviates; the second is kept in
     ``state`` and returned by the next call.
     """
-    if state[_ISET] != 0:
-        state[_ISET] = 0
-        return np.float32(_as_float(state[_GSET]))
+    if state.iset != 0:
+        state.iset = 0
+        return np.float32(state.gset)
     while True:
         v1 = np.float32(2.0 * ran1(state) - 1.0)
         v2 = np.float32(2.0 * ran1(state) - 1.0)
@@ -172,8 +147,8 @@ def gaussdev(state):
         if not (rsq >= 1.0 or rsq == 0.0):
             break
     fac = np.float32(math.sqrt(-2.0 * math.log(np.float64(rsq)) / rsq))
-    state[_GSET] = _as_bits(np.float64(np.float32(v1 * fac)))
-    state[_ISET] = 1
+    state.gset = np.float32(v1 * fac)
+    state.iset = 1
     return np.float32(v2 * fac)
 
 
@@ -206,10 +181,10 @@ def poidev(xm, state):
         return np.float32(x + math.sqrt(x) * gaussdev(state))
 
     if xm < 12.0:
-        if xm != _as_float(state[_OLDM]):
-            state[_OLDM] = _as_bits(np.float64(xm))
-            state[_G] = _as_bits(np.float64(np.float32(math.exp(-np.float64(xm)))))
-        g = np.float32(_as_float(state[_G]))
+        if xm != state.oldm:
+            state.oldm = xm
+            state.g = np.float32(math.exp(-np.float64(xm)))
+        g = np.float32(state.g)
         em = np.float32(-1.0)
         t = np.float32(1.0)
         while True:
@@ -219,15 +194,15 @@ def poidev(xm, state):
                 break
         return em
 
-    if xm != _as_float(state[_OLDM]):
-        state[_OLDM] = _as_bits(np.float64(xm))
+    if xm != state.oldm:
+        state.oldm = xm
         alxm = np.float32(math.log(np.float64(xm)))
-        state[_SQ] = _as_bits(np.float64(np.float32(math.sqrt(2.0 * np.float64(xm)))))
-        state[_ALXM] = _as_bits(np.float64(alxm))
-        state[_G] = _as_bits(np.float64(np.float32(np.float32(xm * alxm) - _gammln(xm + 1.0))))
-    sq = np.float32(_as_float(state[_SQ]))
-    alxm = np.float32(_as_float(state[_ALXM]))
-    g = np.float32(_as_float(state[_G]))
+        state.sq = np.float32(math.sqrt(2.0 * np.float64(xm)))
+        state.alxm = alxm
+        state.g = np.float32(np.float32(xm * alxm) - _gammln(xm + 1.0))
+    sq = np.float32(state.sq)
+    alxm = np.float32(state.alxm)
+    g = np.float32(state.g)
     while True:
         while True:
             y = np.float32(math.tan(math.pi * ran1(state)))
@@ -382,28 +357,32 @@ def umat2misset(umat):
     return angles
 
 
-@njit(cache=True, nogil=True)
-def _stream(seed, state):
-    # A fresh stream, or the shared process-wide state switched to ``seed``.
-    if state is None:
+def _stream(seed, generator):
+    # A fresh generator, or the shared process-wide one switched to ``seed``.
+    if generator is None:
         return new_rng(seed)
-    reseed(state, seed)
-    return state
+    reseed(generator[0], seed)
+    return generator
 
 
-@njit(cache=True, nogil=True)
-def mosaic_umats(mosaic_spread_rad, domains, seed, state=None):
+def mosaic_umats(mosaic_spread_rad, domains, seed, generator=None):
     """Rotation matrices of the mosaic domains, shape (domains, 9).
 
     One stream seeded with ``seed`` (the reference's mosaic_seed, already
     negative; default -12345678) gives one rotation per domain; domain 0 is
-    then forced to the identity although its numbers were drawn.  Pass
-    ``state`` to share tables with other streams as the reference does.
+    then forced to the identity although its numbers were drawn.  Pass a
+    ``generator`` (`new_rng`) to share tables with other streams as the
+    reference does.
     """
-    rng = _stream(seed, state)
+    return _mosaic_umats(mosaic_spread_rad, domains, _stream(seed, generator))
+
+
+@njit(cache=True, nogil=True)
+def _mosaic_umats(mosaic_spread_rad, domains, generator):
+    state = generator[0]
     umats = np.empty((domains, 9))
     for d in range(domains):
-        _set_row(umats, d, mosaic_rotation_umat(mosaic_spread_rad, rng))
+        _set_row(umats, d, mosaic_rotation_umat(mosaic_spread_rad, state))
     if domains > 0:
         umats[0, :] = 0.0
         umats[0, 0] = 1.0
@@ -420,16 +399,19 @@ def domain_rotations(mosaic_spread_rad, domains, seed):
     return mosaic_umats(mosaic_spread_rad, domains, seed)
 
 
-@njit(cache=True, nogil=True)
-def random_misset(seed, cap_rad=90.0, state=None):
+def random_misset(seed, cap_rad=90.0, generator=None):
     """The reference's ``-misset random``: angles (rotx, roty, rotz), radians.
 
     The reference passes 90 as the cap, meaning 90 degrees, but the cap is
     in radians; 90 is the default here to match its output, and
     ``cap_rad=np.pi / 2`` gives the intended uniform orientation.
     """
-    rng = _stream(seed, state)
-    return umat2misset(mosaic_rotation_umat(cap_rad, rng))
+    return _random_misset(cap_rad, _stream(seed, generator))
+
+
+@njit(cache=True, nogil=True)
+def _random_misset(cap_rad, generator):
+    return umat2misset(mosaic_rotation_umat(cap_rad, generator[0]))
 
 
 @njit(cache=True, nogil=True)
@@ -442,8 +424,7 @@ def _to_ushort(test):
     return np.uint16(np.int64(test) & 0xFFFF)
 
 
-@njit(cache=True, nogil=True)
-def noise_image(float_image, roi, adc, seed, state=None):
+def noise_image(float_image, roi, adc, seed, generator=None):
     """Poisson-noise SMV pixels from a float image, as the reference makes them.
 
     ``float_image`` is (slow, fast); ``roi`` is (xmin, xmax, ymin, ymax) in
@@ -451,7 +432,12 @@ def noise_image(float_image, roi, adc, seed, state=None):
     no random numbers.  Returns the uint16 image, the sum of the photon
     counts before the ADC offset, and the number of pixels clipped at 65535.
     """
-    rng = _stream(seed, state)
+    return _noise_pixels(float_image, roi, adc, _stream(seed, generator))
+
+
+@njit(cache=True, nogil=True)
+def _noise_pixels(float_image, roi, adc, generator):
+    state = generator[0]
     xmin, xmax, ymin, ymax = roi
     spixels, fpixels = float_image.shape
     image = np.zeros((spixels, fpixels), np.uint16)
@@ -461,7 +447,7 @@ def noise_image(float_image, roi, adc, seed, state=None):
         for f in range(fpixels):
             if f < xmin or f > xmax or s < ymin or s > ymax:
                 continue
-            test = np.float64(poidev(np.float32(float_image[s, f]), rng))
+            test = np.float64(poidev(np.float32(float_image[s, f]), state))
             photons += test
             test += adc
             if test > 65535.0:

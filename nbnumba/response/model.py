@@ -84,9 +84,9 @@ class ResponseResult:
     overloads: int = 0  # noise-image pixels clipped at the requested width
 
 
-def _calibration_stream(p: ResponseParams, state: np.ndarray) -> tuple[np.ndarray, int]:
+def _calibration_stream(p: ResponseParams, generator: np.ndarray) -> tuple[np.ndarray, int]:
     if not p.fix_calib_stream:
-        return state, p.calib_seed
+        return generator, p.calib_seed
     # its own table, from the seed as printed (the reference's default is positive)
     seed = p.calib_seed if p.calib_seed < 0 else -p.calib_seed
     return rng.new_rng(seed), seed
@@ -131,16 +131,16 @@ def _response(float_image: np.ndarray, p: ResponseParams) -> ResponseResult:
     if not p.noise:
         return result
 
-    state = rng.new_rng(p.seed)
-    calib_state, calib_idum = _calibration_stream(p, state)
+    generator = rng.new_rng(p.seed)
+    calib_generator, calib_idum = _calibration_stream(p, generator)
     counts, result.photons_before_psf = noise.photon_noise(photons, p.flicker_noise, p.calibration_noise,
-                                                           state, calib_state, calib_idum)
+                                                           generator, calib_generator, calib_idum)
     if kind is not None:
         blurred, result.psf = apply_psf(counts.reshape(shape), kind, p.psf_fwhm_pixels, p.psf_radius,
                                         p.fix_psf_edge)
         counts = blurred.reshape(-1)
     out16, out32, result.photons, over16, over32 = noise.noise_counts(counts, p.gain, p.adc_offset,
-                                                                      p.readout_noise, state)
+                                                                      p.readout_noise, generator)
     result.noise_image = (out16 if p.bits == 16 else out32).reshape(shape)
     result.overloads = over16 if p.bits == 16 else over32
     return result

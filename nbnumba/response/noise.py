@@ -14,7 +14,7 @@ from numba import prange
 
 from .. import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
 from .. import rng
-from ..rng import _IDUM, _to_ushort
+from ..rng import _to_ushort
 
 INT32_MAX = 2147483647.0
 UINT16_MAX = 65535.0
@@ -40,19 +40,22 @@ def photon_scale(image, factor):
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _calibration_deviate(state, calib_state, calib_idum):
-    seed_idum = state[_IDUM]
-    calib_state[_IDUM] = calib_idum
+    seed_idum = state.idum
+    calib_state.idum = calib_idum
     deviate = rng.gaussdev(calib_state)
-    calib_idum = calib_state[_IDUM]
-    state[_IDUM] = seed_idum
+    calib_idum = calib_state.idum
+    state.idum = seed_idum
     return deviate, calib_idum
 
 
 @numba.njit(cache=True, nogil=True)
-def photon_noise(photons, flicker, calibration, state, calib_state, calib_idum):
+def photon_noise(photons, flicker, calibration, generator, calib_generator, calib_idum):
     """Poisson counts (float32) of ideal photons/pixel after flicker and calibration error, and
-    their double sum.  ``state`` is the noise stream; ``calib_state`` is the same array (the
-    reference's shared table) or a separate one, and ``calib_idum`` the calibration seed."""
+    their double sum.  ``generator`` (`rng.new_rng`) is the noise stream; ``calib_generator`` is
+    the same one (the reference's shared table) or a separate one, and ``calib_idum`` the
+    calibration seed."""
+    state = generator[0]
+    calib_state = calib_generator[0]
     n = photons.shape[0]
     counts = np.empty(n, np.float32)
     total = 0.0
@@ -69,9 +72,10 @@ def photon_noise(photons, flicker, calibration, state, calib_state, calib_idum):
 
 
 @numba.njit(cache=True, nogil=True)
-def noise_counts(photons, gain, adc, readout, state):
-    """Photons to ADU with read-out noise: the 16- and 32-bit pixels, the photon sum and the
-    overloads of each width (pixels clipped at 65535, at 2**31 - 1)."""
+def noise_counts(photons, gain, adc, readout, generator):
+    """Photons to ADU with read-out noise (from `generator`, `rng.new_rng`): the 16- and 32-bit
+    pixels, the photon sum and the overloads of each width (pixels clipped at 65535, at 2**31 - 1)."""
+    state = generator[0]
     n = photons.shape[0]
     out16 = np.empty(n, np.uint16)
     out32 = np.empty(n, np.uint32)
