@@ -35,10 +35,13 @@ _IR = 2836
 _NTAB = 32
 _RNMX = 1.0 - 1.2e-7
 
-# The C's statics: ran1's idum, iy and table, gaussdev's spare, poidev's cache of its last mean
+# The C's statics: ran1's idum, iy and table, gaussdev's spare, poidev's cache of its last mean;
+# then poidev's memo of ln(k!) for whole counts k (NaN until first needed): the rejection loop
+# evaluates it at every candidate count, and neighbouring pixels ask for the same few
+_LN_FACTORIALS = 1 << 16
 STATE = np.dtype([("idum", np.int64), ("iy", np.int64), ("iv", np.int64, (_NTAB,)), ("iset", np.int64),
                   ("gset", np.float64), ("oldm", np.float64), ("sq", np.float64), ("alxm", np.float64),
-                  ("g", np.float64)], align=True)
+                  ("g", np.float64), ("ln_factorial", np.float32, (_LN_FACTORIALS,))], align=True)
 
 _GAMMLN_COF = (
     76.18009172947146,
@@ -61,6 +64,7 @@ def new_rng(idum):
     generator = np.zeros(1, STATE)
     generator[0]["idum"] = idum
     generator[0]["oldm"] = -1.0
+    generator[0]["ln_factorial"] = np.nan
     return generator
 
 
@@ -167,6 +171,19 @@ def _gammln(xx):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _ln_factorial(k, state):
+    # gammln(k + 1) of a whole float32 k >= 0, through the generator's memo
+    if k < _LN_FACTORIALS:
+        i = np.int64(k)
+        value = state.ln_factorial[i]
+        if value != value:
+            value = _gammln(k + 1.0)
+            state.ln_factorial[i] = value
+        return value
+    return _gammln(k + 1.0)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def poidev(xm, state):
     """Poisson deviate with mean ``xm`` (taken as float32), as a float32.
 
@@ -210,7 +227,7 @@ def poidev(xm, state):
             if not em < 0.0:
                 break
         em = np.float32(np.floor(em))
-        log_ratio = np.float32(np.float32(em * alxm) - _gammln(em + 1.0))
+        log_ratio = np.float32(np.float32(em * alxm) - _ln_factorial(em, state))
         log_ratio = np.float32(log_ratio - g)
         t = np.float32(0.9 * (1.0 + np.float32(y * y)) * math.exp(np.float64(log_ratio)))
         if not ran1(state) > t:
