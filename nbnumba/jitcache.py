@@ -3,10 +3,11 @@
 Numba keys its cache on the calling function's file only, so a kernel cached before a change to
 the physics would be reused stale.  The cache folder is therefore named after a hash of the
 sources that generate compiled code: every module of the physics package (a pattern, so that a
-new module cannot be left out), the kernels and their layouts.  A dispatcher picks its cache
-folder when it is defined, so every module that defines cached functions imports this one first;
-otherwise those functions would cache beside their source and a "fresh" cache folder would not be
-fresh.
+new module cannot be left out), the kernels and their layouts, and compiled.py (the jit options
+the CPU physics is compiled with, which Numba's cache does not key on either).  A dispatcher picks
+its cache folder when it is defined, so every module that defines cached functions imports this
+one first; otherwise those functions would cache beside their source and a "fresh" cache folder
+would not be fresh.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from pathlib import Path
 import numba
 
 _PACKAGE = Path(__file__).resolve().parent
-_SOURCES = ["physics/*.py", "layout.py", "rng.py", "kernels/cpu.py", "kernels/trace.py", "kernels/cuda.py",
-            "amorphous_layout.py", "kernels/amorphous_cpu.py", "kernels/amorphous_cuda.py"]
+_SOURCES = ["physics/*.py", "layout.py", "compiled.py", "rng.py", "kernels/cpu.py", "kernels/trace.py",
+            "kernels/cuda.py", "amorphous_layout.py", "kernels/amorphous_cpu.py", "kernels/amorphous_cuda.py"]
 
 
 def source_files(package: Path = _PACKAGE) -> list[Path]:
