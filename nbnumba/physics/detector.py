@@ -9,9 +9,7 @@ from .. import layout as L
 
 
 def make_detector(jit, small, R, vectors):
-    dot3 = vectors.dot3
-    cross3 = vectors.cross3
-    unitize3 = vectors.unitize3
+    dot3, cross3, unitize3 = vectors.dot3, vectors.cross3, vectors.unitize3
 
     @jit
     def polarization_basis(ix, iy, iz, axx, axy, axz):

@@ -28,18 +28,13 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
     K_OS_THICK = bool(features.oversample_thick) if FIXED else False
     K_OS_POLAR = bool(features.oversample_polar) if FIXED else False
     K_OS_OMEGA = bool(features.oversample_omega) if FIXED else False
-    dot3 = vectors.dot3
-    unitize3 = vectors.unitize3
-    rotate_axis3 = vectors.rotate_axis3
-    polarization_factor = detector.polarization_factor
-    solid_angle = detector.solid_angle
+    # the compiled functions close over the functions themselves: Numba cannot type a namespace
+    dot3, unitize3, rotate_axis3 = vectors.dot3, vectors.unitize3, vectors.rotate_axis3
+    polarization_factor, solid_angle = detector.polarization_factor, detector.solid_angle
     lattice_strip = lattice_transform.lattice_strip
-    interpolate_F = structure_factors.interpolate_F
+    interpolate_F, nearest_F = structure_factors.interpolate_F, structure_factors.nearest_F
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
-    nearest_F = structure_factors.nearest_F
-    trace_row = tracer.trace_row
-    trace_last = tracer.trace_last
-    trace_evaluation = tracer.trace_evaluation
+    trace_row, trace_last, trace_evaluation = tracer.trace_row, tracer.trace_last, tracer.trace_evaluation
 
     @small
     def add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip, h_min, k_min, l_min,
