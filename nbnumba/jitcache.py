@@ -1,10 +1,13 @@
 """Where Numba caches nbnumba's compiled code: a folder per version of the sources.
 
 Numba keys its cache on the calling function's file only, so a kernel cached before a change to
-physics.py would be reused stale.  The cache folder is therefore named after a hash of the
-sources that generate compiled code.  A dispatcher picks its cache folder when it is defined, so
-every module that defines cached functions imports this one first; otherwise those functions
-would cache beside their source and a "fresh" cache folder would not be fresh.
+the physics would be reused stale.  The cache folder is therefore named after a hash of the
+sources that generate compiled code: every module of the physics package (a pattern, so that a
+new module cannot be left out), the kernels and their layouts, and compiled.py (the jit options
+the CPU physics is compiled with, which Numba's cache does not key on either).  A dispatcher picks
+its cache folder when it is defined, so every module that defines cached functions imports this
+one first; otherwise those functions would cache beside their source and a "fresh" cache folder
+would not be fresh.
 """
 
 from __future__ import annotations
@@ -17,17 +20,20 @@ from pathlib import Path
 import numba
 
 _PACKAGE = Path(__file__).resolve().parent
-_SOURCES = ["physics.py", "layout.py", "rng.py", "kernels/cpu.py", "kernels/trace.py", "kernels/cuda.py",
-            "amorphous.py", "amorphous_layout.py", "kernels/amorphous_cpu.py", "kernels/amorphous_cuda.py"]
+_SOURCES = ["physics/*.py", "layout.py", "compiled.py", "rng.py", "kernels/cpu.py", "kernels/trace.py",
+            "kernels/cuda.py", "amorphous_layout.py", "kernels/amorphous_cpu.py", "kernels/amorphous_cuda.py"]
+
+
+def source_files(package: Path = _PACKAGE) -> list[Path]:
+    """The sources that generate compiled code (`_SOURCES`' patterns, each in name order)."""
+    return [path for pattern in _SOURCES for path in sorted(Path(package).glob(pattern))]
 
 
 def source_hash(package: Path = _PACKAGE) -> str:
     """The name of the cache folder: a hash of the sources that generate compiled code."""
     digest = hashlib.sha256()
-    for name in _SOURCES:
-        path = Path(package) / name
-        if path.exists():
-            digest.update(path.read_bytes())
+    for path in source_files(package):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -32,3 +32,15 @@ def test_every_cached_function_uses_the_source_hash_folder():
     assert report["folder"] == report["hash"]
     assert report["count"] > 20
     assert report["misplaced"] == []
+
+
+def test_every_physics_and_kernel_module_names_the_cache_folder():
+    """A module left out of the hash would let its old compiled code be reused after a change."""
+    from nbnumba import jitcache
+
+    hashed = set(jitcache.source_files())
+    package = jitcache._PACKAGE
+    modules = [*(package / "physics").glob("*.py"), *(package / "kernels").glob("*.py")]
+    empty = package / "kernels" / "__init__.py"
+    assert len(modules) > 10
+    assert [str(m.relative_to(package)) for m in modules if m not in hashed and m != empty] == []

@@ -9,8 +9,8 @@ from numba import prange
 
 from .. import amorphous_layout as A
 from .. import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
-from ..amorphous import make_amorphous
 from ..compiled import cpu64, inline_jit
+from ..physics.amorphous import make_amorphous
 
 phys = make_amorphous(inline_jit, cpu64)
 pixel_value = phys.pixel_value

@@ -31,8 +31,8 @@ def _build():
     global cuda
     cuda = bragg._numba_cuda()
     from .. import compiled  # noqa: F401  (points Numba's cache folder at the source-hashed one)
-    from ..amorphous import make_amorphous
     from ..physics import make_physics
+    from ..physics.amorphous import make_amorphous
 
     device = cuda.jit(device=True)
     phys = make_amorphous(device, make_physics(device, np.float64, floor=math.floor, ceil=math.ceil))

@@ -1,0 +1,60 @@
+"""The physics of one pixel, written once and compiled for every target.
+
+`make_physics(jit, real)` returns the scalar functions compiled with `jit` (Numba's `njit` for the
+CPU kernel, the trace and host-side geometry; `cuda.jit(device=True)` for the GPU kernel) in the
+precision `real` (np.float64 reproduces the reference; np.float32 is the fast mode).  Every
+literal goes through `R(...)` so that float32 arithmetic is not silently promoted to float64.
+
+Each module holds one subject as a factory that compiles its functions for a target and takes
+the functions of the others it builds on; `make_physics` composes them, so that every target gets
+its functions from one place.  `amorphous` is built on the namespace it returns.
+
+The arithmetic follows the reference's order of operations, except for the lattice transform
+(`lattice`): in float64 the image agrees with the reference to the last bit in almost every
+pixel, which keeps its Poisson noise draws identical.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from .detector import make_detector
+from .features import Features, features_of
+from .lattice import make_lattice
+from .pixel import make_pixel
+from .structure_factors import make_structure_factors
+from .tracing import make_tracing
+from .vectors import make_vectors
+
+__all__ = ["Features", "features_of", "make_physics"]
+
+
+def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, features=None):
+    """`inline_jit` compiles the small hot functions (default: `jit`); on the CPU it should inline
+    them into their callers, which lets LLVM keep the lattice sums in registers and vectorise.
+
+    `floor` and `ceil` round a real to an integral real of the same type: NumPy's on the CPU (they
+    vectorise), math's for CUDA (NumPy's ufuncs are not available there; math's return a real).
+
+    `features` (a `Features`) makes `render_strip` compile for those features only: the values it
+    fixes become constants and the paths they rule out are not compiled.  None: all at run time."""
+    small = inline_jit if inline_jit is not None else jit
+    vectors = make_vectors(jit, real)
+    detector = make_detector(jit, small, real, vectors)
+    lattice = make_lattice(jit, small, real, floor, ceil)
+    structure_factors = make_structure_factors(jit, real)
+    tracing = make_tracing(jit)
+    render_strip = make_pixel(jit, small, real, features, vectors, detector, lattice, structure_factors, tracing)
+    return SimpleNamespace(
+        dot3=vectors.dot3, cross3=vectors.cross3, unitize3=vectors.unitize3, rotate_axis3=vectors.rotate_axis3,
+        rotate_xyz3=vectors.rotate_xyz3,
+        polarization_basis=detector.polarization_basis, polarization_factor=detector.polarization_factor,
+        solid_angle=detector.solid_angle, pixel_active=detector.pixel_active,
+        sin_halfpi=lattice.sin_halfpi, sincg_peeled=lattice.sincg_peeled, sinc3=lattice.sinc3,
+        shape_transform=lattice.shape_transform, lattice_strip=lattice.lattice_strip,
+        polint=structure_factors.polint, interpolate_F=structure_factors.interpolate_F,
+        nearest_F=structure_factors.nearest_F,
+        render_strip=render_strip, real=real,
+    )

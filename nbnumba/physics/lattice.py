@@ -1,0 +1,142 @@
+"""The lattice transform: Miller indices of a scattering vector and the crystal's shape transform.
+
+Unlike the rest of the arithmetic, which follows the reference's order of operations, the
+parallelepiped's transform is computed from the fractional Miller index (more accurate than the
+reference's, and several times faster).
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+from .. import layout as L
+
+
+def make_lattice(jit, small, R, floor, ceil):
+    PI = R(math.pi)
+    single = R(0.5).dtype.itemsize == 4
+    # Taylor coefficients of sin on [-pi/2, pi/2]: truncation below an ulp of the precision
+    terms = 7 if single else 11
+    C = [R((-1.0) ** n / math.factorial(2 * n + 1)) for n in range(terms)] + [R(0.0)] * (11 - terms)
+    C1, C2, C3, C4, C5, C6, C7, C8, C9, C10 = C[1:11]
+    # pi in two parts: q * PI_A is exact for the small q of a lattice transform
+    PI_A = R(3.140625) if single else R(3.1415926534682512)
+    PI_B = R(math.pi - 3.140625) if single else R(math.pi - 3.1415926534682512)
+    INV_PI = R(1.0 / math.pi)
+
+    @small
+    def sin_halfpi(x):
+        """sin(x) for |x| <= pi/2, as a polynomial: no library call, no branch.
+
+        Estrin's scheme: the terms are combined pairwise so the chain of dependent multiplies
+        is a third as long as Horner's, which is what limits this loop on the CPU.
+        """
+        z = x * x
+        z2 = z * z
+        z4 = z2 * z2
+        low = (C1 + C2 * z) + (C3 + C4 * z) * z2
+        mid = (C5 + C6 * z) + (C7 + C8 * z) * z2
+        high = C9 + C10 * z
+        p = (low + mid * z4) + high * (z4 * z4)
+        return x + x * z * p
+
+    @small
+    def odd(x):
+        """1.0 when the integer-valued x is odd, else 0.0 (in floating point, so loops vectorise)."""
+        return x - R(2.0) * floor(x * R(0.5))
+
+    @small
+    def sincg_peeled(h, h0, n):
+        """sin(N pi h)/sin(pi h) for integer N from the fraction f = h - h0 alone (h0 = round(h)).
+
+        sin(pi (h0 + f)) = (-1)^h0 sin(pi f): the fraction keeps every digit that matters (the
+        float32 mode depends on it) and |pi f| <= pi/2 needs no argument reduction; sin(N pi f)
+        is reduced by multiples of pi exactly, then both sines are one polynomial each.
+        """
+        frac = h - h0
+        flips = (n - R(1.0)) * h0
+        if frac == R(0.0):
+            return -n if odd(flips) != R(0.0) else n
+        x = PI * frac
+        t = x * n
+        q = floor(t * INV_PI + R(0.5))
+        r = (t - q * PI_A) - q * PI_B
+        ratio = sin_halfpi(r) / sin_halfpi(x)
+        return -ratio if odd(flips + q) != R(0.0) else ratio
+
+    @jit
+    def sinc3(x):
+        """Transform of a sphere."""
+        if x == R(0.0):
+            return R(1.0)
+        return R(3.0) * (math.sin(x) / x - math.cos(x)) / (x * x)
+
+    @jit
+    def shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip):
+        """F_latt of a round, Gaussian or top-hat crystal (not the parallelepiped)."""
+        dh = h - h0
+        dk = k - k0
+        dl = l - l0
+        if shape == 1:
+            hrad_sqr = dh * dh * na * na + dk * dk * nb * nb + dl * dl * nc * nc
+            return na * nb * nc * R(0.723601254558268) * sinc3(PI * math.sqrt(hrad_sqr * fudge))
+        # the reference measures this distance with the unrotated reciprocal axes, in 1/A
+        dx = dh * recip[0] + dk * recip[3] + dl * recip[6]
+        dy = dh * recip[1] + dk * recip[4] + dl * recip[7]
+        dz = dh * recip[2] + dk * recip[5] + dl * recip[8]
+        rad_star_sqr = (dx * dx + dy * dy + dz * dz) * na * na * nb * nb * nc * nc
+        if shape == 2:
+            return na * nb * nc * math.exp(-(rad_star_sqr / R(0.63) * fudge))
+        if rad_star_sqr * fudge < R(0.3969):
+            return na * nb * nc
+        return R(0.0)
+
+    @small
+    def miller_indices(axes, state, p):
+        """Fractional and nearest h, k, l of pixel p's scattering vector, for the rotated
+        real-space axes `axes` (a, b, c: nine reals)."""
+        qx = state[L.P_QX, p]
+        qy = state[L.P_QY, p]
+        qz = state[L.P_QZ, p]
+        h = axes[0] * qx + axes[1] * qy + axes[2] * qz
+        k = axes[3] * qx + axes[4] * qy + axes[5] * qz
+        l = axes[6] * qx + axes[7] * qy + axes[8] * qz
+        return h, k, l, ceil(h - R(0.5)), ceil(k - R(0.5)), ceil(l - R(0.5))
+
+    @small
+    def store_indices(scratch, p, h, k, l, h0, k0, l0):
+        scratch[L.S_H, p] = h
+        scratch[L.S_K, p] = k
+        scratch[L.S_L, p] = l
+        scratch[L.S_H0, p] = h0
+        scratch[L.S_K0, p] = k0
+        scratch[L.S_L0, p] = l0
+
+    @small
+    def lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip, scratch):
+        """Miller indices and lattice transform of (phi step, mosaic domain) pair `e` for each pixel
+        of a strip, into `scratch`.  No pixel depends on another and the parallelepiped's loop has
+        no branch, so on the CPU it runs several pixels per instruction."""
+        axes = (lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2],
+                lattice[variant, e, 3], lattice[variant, e, 4], lattice[variant, e, 5],
+                lattice[variant, e, 6], lattice[variant, e, 7], lattice[variant, e, 8])
+        if shape == 0:
+            for p in range(width):
+                h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
+                f_a = sincg_peeled(h, h0, na) if na > R(1.0) else R(1.0)
+                f_b = sincg_peeled(k, k0, nb) if nb > R(1.0) else R(1.0)
+                f_c = sincg_peeled(l, l0, nc) if nc > R(1.0) else R(1.0)
+                store_indices(scratch, p, h, k, l, h0, k0, l0)
+                scratch[L.S_FA, p] = f_a
+                scratch[L.S_FB, p] = f_b
+                scratch[L.S_FC, p] = f_c
+                scratch[L.S_FLATT, p] = f_a * f_b * f_c
+        else:
+            for p in range(width):
+                h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
+                store_indices(scratch, p, h, k, l, h0, k0, l0)
+                scratch[L.S_FLATT, p] = shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip)
+
+    return SimpleNamespace(sin_halfpi=sin_halfpi, sincg_peeled=sincg_peeled, sinc3=sinc3,
+                           shape_transform=shape_transform, lattice_strip=lattice_strip)

@@ -1,0 +1,69 @@
+"""Structure factors of the reflections: the nearest one from the table, or the reference's
+tricubic interpolation between its neighbours."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from .. import layout as L
+
+
+def make_structure_factors(jit, R):
+    @jit
+    def polint(x0, x1, x2, x3, y0, y1, y2, y3, x):
+        """Cubic through four points (Lagrange form, the reference's term order)."""
+        t0 = (x - x1) * (x - x2) * (x - x3) * y0 / ((x0 - x1) * (x0 - x2) * (x0 - x3))
+        t1 = (x - x0) * (x - x2) * (x - x3) * y1 / ((x1 - x0) * (x1 - x2) * (x1 - x3))
+        t2 = (x - x0) * (x - x1) * (x - x3) * y2 / ((x2 - x0) * (x2 - x1) * (x2 - x3))
+        t3 = (x - x0) * (x - x1) * (x - x2) * y3 / ((x3 - x0) * (x3 - x1) * (x3 - x2))
+        return t0 + t1 + t2 + t3
+
+    @jit
+    def interpolate_along_l(Fhkl, hi, kj, lbase, xl0, l):
+        return polint(xl0, xl0 + R(1.0), xl0 + R(2.0), xl0 + R(3.0),
+                      Fhkl[hi, kj, lbase], Fhkl[hi, kj, lbase + 1], Fhkl[hi, kj, lbase + 2],
+                      Fhkl[hi, kj, lbase + 3], l)
+
+    @jit
+    def interpolate_along_kl(Fhkl, hi, kbase, lbase, xk0, xl0, k, l):
+        return polint(xk0, xk0 + R(1.0), xk0 + R(2.0), xk0 + R(3.0),
+                      interpolate_along_l(Fhkl, hi, kbase, lbase, xl0, l),
+                      interpolate_along_l(Fhkl, hi, kbase + 1, lbase, xl0, l),
+                      interpolate_along_l(Fhkl, hi, kbase + 2, lbase, xl0, l),
+                      interpolate_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
+
+    @jit
+    def interpolate_F(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min):
+        """Tricubic interpolation over the 4x4x4 structure factors from (floor(h)-1, ...)."""
+        xh0 = R(hf - 1)
+        xk0 = R(kf - 1)
+        xl0 = R(lf - 1)
+        hb = hf - 1 - h_min
+        kb = kf - 1 - k_min
+        lb = lf - 1 - l_min
+        return polint(xh0, xh0 + R(1.0), xh0 + R(2.0), xh0 + R(3.0),
+                      interpolate_along_kl(Fhkl, hb, kb, lb, xk0, xl0, k, l),
+                      interpolate_along_kl(Fhkl, hb + 1, kb, lb, xk0, xl0, k, l),
+                      interpolate_along_kl(Fhkl, hb + 2, kb, lb, xk0, xl0, k, l),
+                      interpolate_along_kl(Fhkl, hb + 3, kb, lb, xk0, xl0, k, l), h)
+
+    @jit
+    def interpolation_leaves_table(h, k, l, ip):
+        """True when the 4x4x4 neighbourhood of (h, k, l) is not inside the table."""
+        h_range = ip[L.I_H_MAX] - ip[L.I_H_MIN] + 1
+        k_range = ip[L.I_K_MAX] - ip[L.I_K_MIN] + 1
+        l_range = ip[L.I_L_MAX] - ip[L.I_L_MIN] + 1
+        return ((h - ip[L.I_H_MIN] + 3) > h_range or (h - 2) < ip[L.I_H_MIN]
+                or (k - ip[L.I_K_MIN] + 3) > k_range or (k - 2) < ip[L.I_K_MIN]
+                or (l - ip[L.I_L_MIN] + 3) > l_range or (l - 2) < ip[L.I_L_MIN])
+
+    @jit
+    def nearest_F(Fhkl, hi, ki, li, h_span, k_span, l_span, default_F):
+        """F of the reflection hi, ki, li steps from the table's first corner; default_F outside
+        the spans (a negative span: no table)."""
+        if 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span:
+            return Fhkl[hi, ki, li]
+        return default_F
+
+    return SimpleNamespace(polint=polint, interpolate_F=interpolate_F,
+                           interpolation_leaves_table=interpolation_leaves_table, nearest_F=nearest_F)
