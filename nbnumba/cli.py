@@ -26,9 +26,10 @@ def _note(line: str) -> None:
 def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> None:
     from .api import backend_for
     from .chain import add_background
+    from .io.atomic import check_writable
     from .io.hkl import write_fdump
     from .jitcache import compile_notice
-    from .outputs import check_writable, output_paths, statistics, write_outputs
+    from .outputs import output_paths, statistics, write_outputs
     from .render import render
     from .report import setup_lines, solid_angle_line
     from .simulation import FDUMP, announce, build

@@ -159,7 +159,7 @@ def write_results(o: NoisifyOptions, geo: Geometry, p: ResponseParams, image: np
 
 
 def run_noisify(argv: list[str], say: Callable[[str], None], warn: Callable[[str], None]) -> None:
-    from .outputs import check_writable
+    from .io.atomic import check_writable
     from .threads import set_threads
 
     o = parse_noisify_args(argv)

@@ -8,10 +8,10 @@ import numpy as np
 
 from . import nonbragg_img
 from .amorphous_setup import backend, render_background
-from .io.atomic import atomic_write_bytes
+from .io.atomic import atomic_write_bytes, check_writable
 from .nonbragg_report import setup_lines, solid_angle_line, statistics, write_outputs
 from .nonbragg_setup import NonBragg, build
-from .outputs import check_writable, output_paths
+from .outputs import output_paths
 from .threads import set_threads
 
 

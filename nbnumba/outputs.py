@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import shlex
 from dataclasses import dataclass
 
@@ -14,7 +13,6 @@ from . import jitcache, rng  # noqa: F401  (jitcache: the cache folder, set befo
 from .io import nexus
 from .io.images import pgm_bytes, write_float_image, write_pgm
 from .io.smv import write_smv
-from .errors import RuntimeFailure
 from .simulation import Simulation
 
 RTD = 180.0 * (1.0 / math.pi)
@@ -46,18 +44,6 @@ def output_paths(p) -> list[str]:
     if p.nexusfile:
         paths.append(p.nexusfile)
     return paths
-
-
-def check_writable(paths: list[str]) -> None:
-    """Fail before rendering, not after: every output's folder must exist and accept files."""
-    for path in paths:
-        folder = os.path.dirname(os.path.abspath(path))
-        if os.path.isdir(path):
-            raise RuntimeFailure(f"cannot write {path}: it is a directory")
-        if not os.path.isdir(folder):
-            raise RuntimeFailure(f"cannot write {path}: no such directory {folder}")
-        if not os.access(folder, os.W_OK):
-            raise RuntimeFailure(f"cannot write {path}: permission denied")
 
 
 @numba.njit(cache=True, nogil=True)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import shlex
+from typing import TYPE_CHECKING
 
 import click
 
 from ..command import guarded
 from ..errors import RuntimeFailure, UserError
+
+if TYPE_CHECKING:
+    from .engine import EngineOptions
+    from .frames import Outputs
 
 CONTEXT = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=["--help"])
 
@@ -81,7 +86,7 @@ def _engine(ours: dict) -> EngineOptions:
 
 def _check_first(frame) -> None:
     """Build the first frame here, so that a mistake stops the run before any cluster starts."""
-    from ..outputs import check_writable
+    from ..io.atomic import check_writable
     from ..simulation import announce, build
 
     sim = build(list(frame.argv), say=None)

@@ -18,6 +18,18 @@ _pending: set = set()  # temporary files not yet renamed
 _abandoned = False
 
 
+def check_writable(paths: list[str]) -> None:
+    """Fail before rendering, not after: every output's folder must exist and accept files."""
+    for path in paths:
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            raise RuntimeFailure(f"cannot write {path}: it is a directory")
+        if not os.path.isdir(folder):
+            raise RuntimeFailure(f"cannot write {path}: no such directory {folder}")
+        if not os.access(folder, os.W_OK):
+            raise RuntimeFailure(f"cannot write {path}: permission denied")
+
+
 def _failure(path, error: OSError) -> RuntimeFailure:
     return RuntimeFailure(f"cannot write {path}: {error.strerror or error}")
 
