@@ -34,7 +34,7 @@ def _build():
     from ..physics import make_physics
     from ..physics.amorphous import make_amorphous
 
-    device = cuda.jit(device=True)
+    device = bragg.physics_jit()
     phys = make_amorphous(device, make_physics(device, np.float64, floor=math.floor, ceil=math.ceil))
     pixel_value = phys.pixel_value
     roi_pixel = phys.roi_pixel

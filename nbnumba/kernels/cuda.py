@@ -143,6 +143,16 @@ def _configure():
         pass
 
 
+def physics_jit():
+    """The decorator the physics is compiled with for CUDA: device functions.  Under the simulator
+    they run as plain Python instead: its device-function wrapper only swaps the `cuda` module in
+    a function's globals, which the physics never names, and every call into another module of
+    the physics package locks and scans that module (seven times the time of a simulated pixel)."""
+    if _simulator():
+        return lambda fn: fn
+    return cuda.jit(device=True)
+
+
 def _jit_kernel(py_func, tag):
     """A cached kernel whose cache entry is named after `tag`: kernels of different feature keys
     come from one Python function and must not share an entry."""
@@ -168,7 +178,7 @@ def _build(real, features):
     from ..physics import make_physics
 
     # NumPy's floor and ceil are not available on CUDA; math's return a real there
-    phys = make_physics(cuda.jit(device=True), real, floor=math.floor, ceil=math.ceil, features=features)
+    phys = make_physics(physics_jit(), real, floor=math.floor, ceil=math.ceil, features=features)
     render_strip = phys.render_strip
     pixel_active = phys.pixel_active
 
