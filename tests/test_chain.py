@@ -43,14 +43,22 @@ def one_command() -> list[str]:
     return [t for g in spots + sample + effects for t in g]
 
 
+@pytest.fixture(scope="module")
+def chained(tmp_path_factory):
+    """The one command, run once: its folder and its output."""
+    folder = tmp_path_factory.mktemp("chain")
+    os.symlink(SUITE / "inputs", folder / "inputs")
+    result = invoke("run", [*one_command(), "-floatfile", "sum.bin", "-intfile", "int.img", "-noisefile", "noise.img",
+                            "-nopgm", "-noprogress"], folder)
+    assert result.exit_code == 0, result.output
+    return folder, result
+
+
 @needs_suite
-def test_run_with_background_and_detector_effects_gives_the_chain(tmp_path):
-    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+def test_run_with_background_and_detector_effects_gives_the_chain(chained):
+    tmp_path, result = chained
     args = one_command()
     assert "-bg_stol" in args and "-psf" in args
-    result = invoke("run", [*args, "-floatfile", "sum.bin", "-intfile", "int.img", "-noisefile", "noise.img",
-                            "-nopgm", "-noprogress"], tmp_path)
-    assert result.exit_code == 0, result.output
     recorded = np.frombuffer(gzip.decompress((SUITE / "pipeline" / "sum.bin.gz").read_bytes()), dtype="<f4")
     assert np.array_equal(np.fromfile(tmp_path / "sum.bin", dtype="<f4"), recorded)
     for name in ("int.img", "noise.img"):
@@ -64,16 +72,13 @@ def _keys(header: str) -> dict[str, str]:
 
 
 @needs_suite
-def test_the_chains_images_carry_runs_header(tmp_path):
+def test_the_chains_images_carry_runs_header(chained):
     """The one command's int and noise images carry the header `run` writes for its geometry,
     byte for byte; noisify, told only the distance, pixel and wavelength, wrote the same values
     for every key it has except the two it could only default: the beam centre (its detsize/2,
     not nanoBragg's (detsize + pixel)/2) and OSC_RANGE (its 1 degree, not the run's -osc 0.5)."""
-    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    tmp_path = chained[0]
     args = one_command()
-    chained = invoke("run", [*args, "-floatfile", "sum.bin", "-intfile", "int.img", "-noisefile", "noise.img",
-                             "-nopgm", "-noprogress"], tmp_path)
-    assert chained.exit_code == 0, chained.output
     spots_only = invoke("run", [*args[:args.index("-bg_stol")], "-intfile", "plain.img", "-nonoise", "-nopgm",
                                 "-noprogress"], tmp_path)
     assert spots_only.exit_code == 0, spots_only.output
