@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from batch_bench import cpu_model  # benchmarks/ is the script's folder, first on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ("-default_F 100 -cell 50 60 70 90 90 90 -lambda 1 -distance 100 -detpixels 256 -pixel 0.2 "
@@ -40,16 +41,6 @@ def usage(paths) -> tuple[int, int, int]:
     """(files, bytes, bytes on disk)"""
     paths = list(paths)
     return (len(paths), sum(p.stat().st_size for p in paths), sum(p.stat().st_blocks * 512 for p in paths))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -184,40 +184,45 @@ def build_detector(p: Params) -> Detector:
 
 def _place(det: Detector, p: Params, Fbeam: float, Sbeam: float, Fclose: float, Sclose: float) -> None:
     """Rotate the detector and put its origin where the pivot says; derive the other origins."""
-    rx, ry, rz, twotheta = p.detector_rotx, p.detector_roty, p.detector_rotz, p.detector_twotheta
-    normal = rotate_xyz(det.odet, rx, ry, rz)
-    ratio = dot(det.beam, normal)
+    ratio = dot(det.beam, rotate_xyz(det.odet, p.detector_rotx, p.detector_roty, p.detector_rotz))
     if ratio == 0.0:
         ratio = DBL_MIN
     close_distance = p.close_distance
     if math.isnan(close_distance):
         close_distance = abs(ratio * p.distance)
+    (det.fdet, det.sdet, det.odet, det.pix0, det.Fclose, det.Sclose, det.close_distance, det.Fbeam, det.Sbeam,
+     det.distance) = orient(det.fdet, det.sdet, det.odet, det.beam, det.twotheta_axis, det.pivot, p, Fbeam, Sbeam,
+                            Fclose, Sclose, close_distance, ratio)
+    det.ratio = ratio
+    det.ORGX = det.Fclose / det.pixel_size + 0.5
+    det.ORGY = det.Sclose / det.pixel_size + 0.5
+    det.dials_origin = (1000.0 * dot(det.pix0, (0.0, 0.0, 1.0)), 1000.0 * dot(det.pix0, (0.0, 1.0, 0.0)),
+                        1000.0 * dot(det.pix0, (-1.0, 0.0, 0.0)))
+    if not np.all(np.isfinite(det.pix0)) or det.close_distance == 0.0:
+        raise UserError("degenerate detector geometry: the detector plane contains the sample "
+                        "(check -distance, the detector vectors and rotations)")
+
+
+def orient(fdet, sdet, odet, beam, axis, pivot: str, p: Params, Fbeam: float, Sbeam: float, Fclose: float,
+           Sclose: float, close_distance: float, ratio: float):
+    """The detector rotated (-detector_rot*, then -twotheta about `axis`) with its origin pix0 put
+    where the pivot says (or at -pix0_vector with -fix_pix0); then the origins and distances that
+    follow from it: (fdet, sdet, odet, pix0, Fclose, Sclose, close_distance, Fbeam, Sbeam, distance).
+    nanoBragg's and nonBragg's detectors both come from here."""
+    rx, ry, rz, twotheta = p.detector_rotx, p.detector_roty, p.detector_rotz, p.detector_twotheta
     distance = close_distance / ratio
-    fdet, sdet, odet, axis = det.fdet, det.sdet, det.odet, det.twotheta_axis
     pix0 = (0.0, 0.0, 0.0)
-    if det.pivot == "SAMPLE":
+    if pivot == "SAMPLE":
         pix0 = tuple(-Fclose * fdet[i] - Sclose * sdet[i] + close_distance * odet[i] for i in range(3))
         pix0 = rotate_axis(rotate_xyz(pix0, rx, ry, rz), axis, twotheta)
     fdet = rotate_axis(rotate_xyz(fdet, rx, ry, rz), axis, twotheta)
     sdet = rotate_axis(rotate_xyz(sdet, rx, ry, rz), axis, twotheta)
     odet = rotate_axis(rotate_xyz(odet, rx, ry, rz), axis, twotheta)
-    if det.pivot == "BEAM":
-        pix0 = tuple(-Fbeam * fdet[i] - Sbeam * sdet[i] + distance * det.beam[i] for i in range(3))
+    if pivot == "BEAM":
+        pix0 = tuple(-Fbeam * fdet[i] - Sbeam * sdet[i] + distance * beam[i] for i in range(3))
     if p.fix_pix0 and p.pix0_user is not None:
         pix0 = tuple(p.pix0_user)
-    det.fdet, det.sdet, det.odet, det.pix0 = fdet, sdet, odet, pix0
-    det.Fclose = -dot(pix0, fdet)
-    det.Sclose = -dot(pix0, sdet)
-    det.close_distance = dot(pix0, odet)
-    toward = tuple(det.close_distance / ratio * det.beam[i] - pix0[i] for i in range(3))
-    det.Fbeam = dot(fdet, toward)
-    det.Sbeam = dot(sdet, toward)
-    det.distance = det.close_distance / ratio
-    det.ratio = ratio
-    det.ORGX = det.Fclose / det.pixel_size + 0.5
-    det.ORGY = det.Sclose / det.pixel_size + 0.5
-    det.dials_origin = (1000.0 * dot(pix0, (0.0, 0.0, 1.0)), 1000.0 * dot(pix0, (0.0, 1.0, 0.0)),
-                        1000.0 * dot(pix0, (-1.0, 0.0, 0.0)))
-    if not np.all(np.isfinite(pix0)) or det.close_distance == 0.0:
-        raise UserError("degenerate detector geometry: the detector plane contains the sample "
-                        "(check -distance, the detector vectors and rotations)")
+    Fclose, Sclose, close_distance = -dot(pix0, fdet), -dot(pix0, sdet), dot(pix0, odet)
+    toward = tuple(close_distance / ratio * beam[i] - pix0[i] for i in range(3))
+    return fdet, sdet, odet, pix0, Fclose, Sclose, close_distance, dot(fdet, toward), dot(sdet, toward), \
+        close_distance / ratio

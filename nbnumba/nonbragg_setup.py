@@ -18,7 +18,7 @@ import numpy as np
 
 from .amorphous_setup import Sample, StolTable, read_stol_table, sample_in_beam, source_rows
 from .beam import Sources, build_sources
-from .detector import Detector, cross, dot, rotate_axis, rotate_xyz, unit
+from .detector import Detector, cross, dot, orient, rotate_xyz, unit
 from .errors import UserError
 from .nonbragg_img import check_setup, read_image
 from .nonbragg_options import NONBRAGG_FLAGS, NonBraggParams, parse_nonbragg
@@ -79,27 +79,12 @@ def build_detector(p: NonBraggParams) -> Detector:
         raise UserError("the beam vector must not be zero, and -fdet_vector and -sdet_vector must not be parallel")
     axis = tuple(float(x) for x in p.twotheta_axis)
 
-    rx, ry, rz, twotheta = p.detector_rotx, p.detector_roty, p.detector_rotz, p.detector_twotheta
-    ratio = dot(beam, rotate_xyz(odet, rx, ry, rz))
+    ratio = dot(beam, rotate_xyz(odet, p.detector_rotx, p.detector_roty, p.detector_rotz))
     if ratio == 0.0:
         ratio = DBL_MIN
     close_distance = ratio * p.distance if math.isnan(p.close_distance) else p.close_distance
-    distance = close_distance / ratio
-    pix0 = (0.0, 0.0, 0.0)
-    if p.pivot == "SAMPLE":
-        pix0 = tuple(-Xclose * fdet[i] - Yclose * sdet[i] + close_distance * odet[i] for i in range(3))
-        pix0 = rotate_axis(rotate_xyz(pix0, rx, ry, rz), axis, twotheta)
-    fdet = rotate_axis(rotate_xyz(fdet, rx, ry, rz), axis, twotheta)
-    sdet = rotate_axis(rotate_xyz(sdet, rx, ry, rz), axis, twotheta)
-    odet = rotate_axis(rotate_xyz(odet, rx, ry, rz), axis, twotheta)
-    if p.pivot == "BEAM":
-        pix0 = tuple(-Xbeam * fdet[i] - Ybeam * sdet[i] + distance * beam[i] for i in range(3))
-    if p.fix_pix0 and p.pix0_user is not None:
-        pix0 = tuple(p.pix0_user)
-    Xclose, Yclose, close_distance = -dot(pix0, fdet), -dot(pix0, sdet), dot(pix0, odet)
-    toward = tuple(close_distance / ratio * beam[i] - pix0[i] for i in range(3))
-    Xbeam, Ybeam = dot(fdet, toward), dot(sdet, toward)
-    distance = close_distance / ratio
+    fdet, sdet, odet, pix0, Xclose, Yclose, close_distance, Xbeam, Ybeam, distance = orient(
+        fdet, sdet, odet, beam, axis, p.pivot, p, Xbeam, Ybeam, Xclose, Yclose, close_distance, ratio)
     if not np.all(np.isfinite(pix0)) or close_distance == 0.0:
         raise UserError("degenerate detector geometry: the detector plane contains the sample "
                         "(check -distance, the detector vectors and rotations)")
