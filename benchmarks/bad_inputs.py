@@ -29,7 +29,7 @@ sys.path[:0] = [str(ROOT / "tests")]
 
 from test_bad_input import BASE, replace  # noqa: E402 - the catalogue's good command
 
-from nbnumba.options import looks_numeric  # noqa: E402
+from nbnumba.model.options import looks_numeric  # noqa: E402
 
 REF_TIMEOUT_S = 20
 REF_MEMORY = 4 << 30

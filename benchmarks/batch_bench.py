@@ -1,7 +1,7 @@
 """Frames per second of `nbnumba sweep` (Dask, 1 and 2 CPU workers) against one `nbnumba run`
 process per frame, on the supervisor geometry (golden case `supervisor_roi`, with its -roi).
 
-    python benchmarks/batch_bench.py [--frames 8] [--golden ../shared/golden] [--out reports/batch_benchmark.md]
+    python benchmarks/batch_bench.py [--frames 8] [--golden tests/data/golden] [--out reports/batch_benchmark.md]
 
 Every variant renders the same frames (the sweep's frame argv: the case's flags plus -phi, -osc,
 -seed and the output names), writes the SMV int image of each (the full 2463x2527 detector,
@@ -49,7 +49,7 @@ def cpu_model() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=8)
-    ap.add_argument("--golden", type=Path, default=ROOT.parent / "shared" / "golden")
+    ap.add_argument("--golden", type=Path, default=ROOT / "tests" / "data" / "golden")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "batch_benchmark.md")
     opts = ap.parse_args()
 

@@ -11,7 +11,7 @@ rendering and writing the images.
 
 Environment:
     NB_C_BIN    the reference nanoBragg binary (optional: without it reference columns are "n/a")
-    NB_GOLDEN   the golden corpus (default: <repo>/../shared/golden), for the supervisor inputs
+    NB_GOLDEN   the golden corpus (default: <repo>/tests/data/golden), for the supervisor inputs
 
 Measured per workload, precision and thread count:
     first   one run with NBNUMBA_CACHE_DIR pointing at a new empty folder (JIT compile included)
@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nbnumba.jitcache import source_hash
+from nbnumba.runtime.jitcache import source_hash
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUT_ARGS = ["-floatfile", "out.bin", "-intfile", "out.img", "-nonoise", "-nopgm", "-noprogress"]
@@ -69,7 +69,7 @@ TARGETS = {
 # workloads
 
 def golden_dir() -> Path:
-    return Path(os.environ.get("NB_GOLDEN") or (REPO.parent / "shared" / "golden")).resolve()
+    return Path(os.environ.get("NB_GOLDEN") or (REPO / "tests" / "data" / "golden")).resolve()
 
 
 def strip_roi(args: list[str]) -> list[str]:

@@ -23,10 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+import test_fuzz as F  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, reject, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-
-import test_fuzz as F  # noqa: E402
 
 SEED = 20240611
 

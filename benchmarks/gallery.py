@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nbnumba import api  # noqa: E402 - after the path set-up, so a plain checkout works too
-from nbnumba.png import colorize, write_png  # noqa: E402
+from nbnumba.io.png import colorize, write_png  # noqa: E402
 
 # The README's "Quick start" command, output flags left out.
 README_FLAGS = ["-hkl", str(ROOT / "data" / "example.hkl"), "-mat", str(ROOT / "data" / "example.mat"),

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = Path(os.environ.get("NB_GOLDEN", ROOT.parent / "shared" / "golden"))
+GOLDEN = Path(os.environ.get("NB_GOLDEN", ROOT / "tests" / "data" / "golden"))
 # nanoBraggCUDA's figures on an H100 for the same commands (issue 4): kernel ms, double/single
 NANOBRAGG_CUDA = {"supervisor": {"double": (1.9, 2.2), "single": (1.2, 1.3)},
                   "supervisor + oversample 2, 10 mosaic domains": {"double": (39.8, 39.8), "single": (28.4, 28.4)}}

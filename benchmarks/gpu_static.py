@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-GOLDEN = Path(os.environ.get("NB_GOLDEN", ROOT.parent / "shared" / "golden"))
+GOLDEN = Path(os.environ.get("NB_GOLDEN", ROOT / "tests" / "data" / "golden"))
 REPORT = ROOT / "reports" / "gpu_static.md"
 
 # nanoBraggCUDA's render kernel, same toolchain (nvcc/ptxas 13.5, sm_90, -O3): it has one kernel per
@@ -90,9 +90,9 @@ def compute_capability(arch: str) -> tuple[int, int]:
 def measure(argv: list[str], arch: str, ptx_dir: Path | None = None, cwd: Path | None = None) -> list[dict]:
     """Per precision and kernel: the kernel's feature key and ptxas's figures."""
     from nbnumba.kernels import cuda as gpu
+    from nbnumba.kernels.render import kernel_arrays
+    from nbnumba.model.simulation import build
     from nbnumba.physics import features_of
-    from nbnumba.render import kernel_arrays
-    from nbnumba.simulation import build
 
     cc = compute_capability(arch)
     ptxas = toolchain()["ptxas"]

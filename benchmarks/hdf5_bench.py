@@ -20,7 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from batch_bench import cpu_model  # benchmarks/ is the script's folder, first on sys.path
+from batch_bench import (
+    cpu_model,  # benchmarks/ is the script's folder, first on sys.path
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ("-default_F 100 -cell 50 60 70 90 90 90 -lambda 1 -distance 100 -detpixels 256 -pixel 0.2 "

@@ -80,11 +80,11 @@ def stages(image: np.ndarray, extra: list[str], repeat: int) -> tuple[float, flo
     read-out deviates from the one ran1 stream), of our PSF on the counts it produces, and of the
     whole detector response as the Python API runs it (no start-up, no files); then SciPy's
     convolution beside our PSF."""
-    from nbnumba.noisify import geometry, response_params
-    from nbnumba.noisify_options import parse_noisify_args
-    from nbnumba.response import apply_detector_response, noise, psf
-    from nbnumba.response.model import _calibration_stream
-    from nbnumba import rng
+    from nbnumba.commands.noisify import geometry, response_params
+    from nbnumba.model import rng
+    from nbnumba.response import noise, psf
+    from nbnumba.response.model import _calibration_stream, apply_detector_response
+    from nbnumba.response.options import parse_noisify_args
 
     o = parse_noisify_args([*COMMON, *extra])
     p = response_params(o, geometry(o, image.size, None), o.seed)

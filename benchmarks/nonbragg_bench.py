@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SUITE_INPUTS = ROOT.parent / "shared" / "suite" / "inputs"
+SUITE_INPUTS = ROOT / "tests" / "data" / "suite" / "inputs"
 WORKLOAD = ["-stol", "water.stol", "-thickness", "0.1", "-density", "1", "-MW", "18", "-lambda", "1",
             "-dispersion", "2", "-dispsteps", "5", "-oversample", "2", "-flux", "1e12", "-exposure", "1",
             "-beamsize", "0.1", "-distance", "200", "-detpixels_x", "2463", "-detpixels_y", "2527",

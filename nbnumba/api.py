@@ -21,14 +21,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .crystal import phi_lattices
-from .detector import rotate_xyz
 from .errors import UserError
-from . import outputs as _outputs
-from .outputs import Stats, statistics
-from .render import render as _render
-from .simulation import Simulation, build
-from .threads import set_threads  # noqa: F401 - part of the API
+from .kernels.backends import backend, backend_for  # noqa: F401 - part of the API
+from .kernels.render import render as _render
+from .model.crystal import phi_lattices
+from .model.detector import rotate_xyz
+from .model.simulation import Simulation, build
+from .response import outputs as _outputs
+from .response.outputs import Stats, statistics
+from .runtime.threads import set_threads  # noqa: F401 - part of the API
 
 
 def arguments(**flags) -> list[str]:
@@ -51,36 +52,13 @@ def read_image(path, frame: int = 1, shape: tuple[int, int] | None = None) -> np
     """Any image nbnumba writes or compares, as float64 (slow, fast): float .bin/.bin.gz (square,
     or `shape`), TIFF, SMV, or one image of an HDF5/NeXus file (`frame` from 1: a sweep's frame
     number, a batch's row)."""
-    from .compare import load_image
+    from .io.any_image import load_image
     return load_image(path, shape, frame).image
 
 
 def simulation(argv: list[str] | None = None, **flags) -> Simulation:
     """A simulation from an argument list, keywords, or both (keywords come last)."""
     return build(list(argv or []) + arguments(**flags))
-
-
-def backend(device: str = "cpu"):
-    if device not in ("cpu", "cuda", "auto"):
-        raise UserError(f"device must be cpu, cuda or auto, got {device!r}")
-    if device in ("cuda", "auto"):
-        from .kernels import cuda
-        if cuda.available():
-            return cuda
-        if device == "cuda":
-            raise UserError("no usable CUDA GPU or driver was found")
-    from .kernels import cpu
-    return cpu
-
-
-def backend_for(params):
-    """The backend a run's -device asks for, after checking -precision (messages name the flags)."""
-    if params.precision not in ("double", "single"):
-        raise UserError(f"-precision expects double or single, got {params.precision!r}")
-    try:
-        return backend(params.device)
-    except UserError as err:
-        raise UserError(f"-device {params.device}: {err}") from None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Access to the reference's recorded outputs (../shared/golden) and a way to run a case."""
+"""Access to the reference's recorded outputs (data/golden) and a way to run a case."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from click.testing import CliRunner
 
 from nbnumba.cli import main
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
-CASES = json.loads((GOLDEN / "cases" / "manifest.json").read_text())["cases"] if GOLDEN.exists() else {}
-needs_golden = pytest.mark.skipif(not GOLDEN.exists(), reason="golden corpus ../shared/golden not present")
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
+CASES = json.loads((GOLDEN / "cases" / "manifest.json").read_text())["cases"]
 
 
 def reference_float(name: str) -> np.ndarray:

@@ -7,8 +7,7 @@ import re
 
 import numpy as np
 import pytest
-
-from golden import CASES, GOLDEN, case_dir, invoke, needs_golden
+from golden import CASES, GOLDEN, case_dir, invoke
 
 from nbnumba import api
 from nbnumba.errors import UserError
@@ -36,7 +35,6 @@ def _float_at(text: str, pattern: str) -> list[float]:
     return [float(v) for v in match.group(1).split()]
 
 
-@needs_golden
 @pytest.mark.parametrize("name", ["simple_cubic", "phi_osc"])
 def test_api_image_is_the_cli_image(name, tmp_path):
     case = CASES[name]
@@ -68,7 +66,6 @@ def test_keywords_and_argv_build_the_same_simulation():
     assert api.simulation(SMALL, N=2).Na == 2
 
 
-@needs_golden
 def test_render_orientations_equals_misset():
     args = without_misset(CASES["phi_osc"]["args"])  # a -cell crystal: misset (10, 20, 30) in the case
     sim = api.simulation(args)
@@ -91,7 +88,6 @@ def test_reorient_leaves_the_original_alone():
     assert sim.crystal.a == before[0] and np.array_equal(sim.lattice, before[1])
 
 
-@needs_golden
 @pytest.mark.parametrize("name", ["simple_cubic", "cubic_tilted_detector", "conv_xds", "pivot_sample_close",
                                   "offset_beam"])
 def test_derived_geometry_is_the_printed_geometry(name):
@@ -136,12 +132,11 @@ def test_bad_render_choice_is_a_user_error():
         api.render(sim, precision="half")
 
 
-@needs_golden
 def test_structure_factor_cache_location_is_explicit(tmp_path):
     # batch workers run elsewhere than the command that started them: the Fdump.bin a run
     # without -hkl reads is named explicitly, and none in the worker's directory is consulted
     from nbnumba.io.hkl import read_hkl, write_fdump
-    from nbnumba.simulation import build
+    from nbnumba.model.simulation import build
 
     table = read_hkl(str(GOLDEN / "inputs" / "test_pattern.hkl"), 0.0)
     write_fdump(tmp_path / "Fdump.bin", table)
@@ -153,7 +148,6 @@ def test_structure_factor_cache_location_is_explicit(tmp_path):
     assert plain.hkl_source == "default"
 
 
-@needs_golden
 def test_write_outputs_gives_the_files_run_writes(tmp_path):
     name = "noise_seed"
     args = list(CASES[name]["args"])

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from golden import invoke_line as invoke
 
 from nbnumba.batch.frames import fmt, read_jobfile

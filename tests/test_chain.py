@@ -1,5 +1,5 @@
 """One realistic image in one command: `run` with the amorphous background (-bg_ group) and the
-detector response (noisify's flags) gives the three-program chain's images (../shared/suite/pipeline)."""
+detector response (noisify's flags) gives the three-program chain's images (data/suite/pipeline)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from golden import invoke, invoke_line
 
 from nbnumba.io.smv import read_smv
 
-SUITE = Path(__file__).resolve().parents[1].parent / "shared" / "suite"
-needs_suite = pytest.mark.skipif(not SUITE.exists(), reason="suite corpus ../shared/suite not present")
+SUITE = Path(__file__).resolve().parent / "data" / "suite"
 RENAMED = {"-stol": "-bg_stol", "-thickness": "-bg_thick", "-density": "-bg_density", "-MW": "-bg_MW"}
 OUTPUTS = ("-floatfile", "-intfile", "-noisefile")
 
@@ -54,7 +52,6 @@ def chained(tmp_path_factory):
     return folder, result
 
 
-@needs_suite
 def test_run_with_background_and_detector_effects_gives_the_chain(chained):
     tmp_path, result = chained
     args = one_command()
@@ -71,7 +68,6 @@ def _keys(header: str) -> dict[str, str]:
     return dict(item.strip().split("=", 1) for item in header.strip("{}\n").split(";") if "=" in item)
 
 
-@needs_suite
 def test_the_chains_images_carry_runs_header(chained):
     """The one command's int and noise images carry the header `run` writes for its geometry,
     byte for byte; noisify, told only the distance, pixel and wavelength, wrote the same values
@@ -92,7 +88,6 @@ def test_the_chains_images_carry_runs_header(chained):
     assert (noisify["OSC_RANGE"], ours["OSC_RANGE"]) == ("1", "0.5")
 
 
-@needs_suite
 def test_the_background_alone_is_nonbraggs_image(tmp_path):
     """Spots too faint to reach a float32 (F = 1e-30) leave the recorded water image alone."""
     os.symlink(SUITE / "inputs", tmp_path / "inputs")
@@ -118,7 +113,6 @@ def test_bad_effect_values_are_refused(tmp_path, flag, value, message):
     assert os.listdir(tmp_path) == []
 
 
-@needs_suite
 def test_a_sweep_frame_is_the_run_of_its_angles(tmp_path):
     """sweep and batch take the same group: frame 2 of a sweep is `run` at frame 2's angles and seed."""
     pytest.importorskip("distributed")

@@ -12,13 +12,12 @@ import numpy as np
 import pytest
 import tifffile
 from click.testing import CliRunner
-
-from golden import CASES, GOLDEN, case_dir, invoke, needs_golden, output_flags
+from golden import CASES, GOLDEN, case_dir, invoke, output_flags
 
 from nbnumba.cli import main
-from nbnumba.compare import compare_images, local_maxima, match_peaks
+from nbnumba.commands.compare import compare_images, local_maxima, match_peaks
+from nbnumba.io.png import SIGNATURE, colorize, png_bytes, write_png
 from nbnumba.io.smv import SMVFields, write_smv
-from nbnumba.png import SIGNATURE, colorize, png_bytes, write_png
 
 SHAPE = (64, 80)  # (slow, fast): not square, so a swapped axis would show
 # (slow, fast, height) of well separated spots with distinct heights, so the top-N order is fixed.
@@ -227,7 +226,6 @@ def test_bad_inputs(tmp_path):
 
 # --- against the reference ----------------------------------------------------------------------
 
-@needs_golden
 def test_golden_reference_against_own_render(tmp_path):
     name = "simple_cubic"
     cwd = case_dir(tmp_path)

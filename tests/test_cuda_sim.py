@@ -4,7 +4,7 @@ The simulator must be switched on before numba is imported, so the CUDA work run
 process: this file run as a script (`python tests/test_cuda_sim.py OUTDIR`) renders small ROIs
 of golden cases with both backends and saves the arrays; the tests compare them here.
 
-Each case is rendered twice per backend: through `nbnumba.render.render` (whole passes, as the
+Each case is rendered twice per backend: through `nbnumba.kernels.render.render` (whole passes, as the
 CLI does), and by calling `render_rows` directly over three scan ranges split mid-row inside the
 ROI, on an image pre-filled with a sentinel, recording the per-row solid-angle sums and flag
 columns after every call.
@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from golden import CASES, GOLDEN, needs_golden
+from golden import CASES, GOLDEN
 
 DOUBLE = ["oversample_2", "oversample_3_flags", "absorption", "mosaic_seeded", "phi_osc", "phi_from_zero",
           "sourcefile", "divergence_round", "xtal_round", "xtal_gauss", "xtal_tophat", "hkl_interpolate",
@@ -58,7 +57,7 @@ def roi_argv(name: str) -> list[str]:
 
 def _render_blocks(backend, arrays, shape, cuts):
     """render_rows over [0, cut1), [cut1, cut2), ... on a sentinel image; per-call row results."""
-    from nbnumba import layout as L
+    from nbnumba.physics import layout as L
 
     spixels, fpixels = shape
     arrays = {k: v.copy() for k, v in arrays.items()}
@@ -80,13 +79,12 @@ def _render_blocks(backend, arrays, shape, cuts):
 
 
 def _child_case(name, precision, out: Path):
-    from nbnumba import layout as L
     from nbnumba.kernels import cpu
     from nbnumba.kernels import cuda as gpu
-    from nbnumba.render import first_active_pixel, kernel_arrays, render
-    from nbnumba.simulation import build
-
+    from nbnumba.kernels.render import first_active_pixel, kernel_arrays, render
+    from nbnumba.model.simulation import build
     from nbnumba.physics import features_of
+    from nbnumba.physics import layout as L
 
     sim = build(roi_argv(name))
     spixels, fpixels = sim.shape
@@ -124,10 +122,10 @@ def _child_cli(out: Path):
 
 def _child_cache(out: Path) -> None:
     """Repeated calls reuse the device tables; an in-place edit of a small table is seen."""
-    from nbnumba import layout as L
     from nbnumba.kernels import cuda as gpu
-    from nbnumba.render import first_active_pixel, kernel_arrays
-    from nbnumba.simulation import build
+    from nbnumba.kernels.render import first_active_pixel, kernel_arrays
+    from nbnumba.model.simulation import build
+    from nbnumba.physics import layout as L
 
     sim = build(SMALL_RUN)
     a = kernel_arrays(sim, "double")
@@ -188,11 +186,11 @@ def _child_lower() -> None:
     from numba import cuda, types
     from numba.cuda.compiler import compile_cuda
 
-    from nbnumba import layout as L
     from nbnumba.kernels import cuda as gpu
+    from nbnumba.kernels.render import kernel_arrays
+    from nbnumba.model.simulation import build
     from nbnumba.physics import features_of
-    from nbnumba.render import kernel_arrays
-    from nbnumba.simulation import build
+    from nbnumba.physics import layout as L
 
     if getattr(cuda, "implementation", "") != "NVIDIA":
         # numba's own deprecated CUDA target (seen with numba 0.68) cannot even type min(a, b):
@@ -236,7 +234,6 @@ def _close(a, b, rel):
     return float(np.abs(a - b).max(initial=0.0)) <= bound, float(np.abs(a - b).max(initial=0.0)), bound
 
 
-@needs_golden
 @pytest.mark.parametrize("name,precision", RUNS, ids=[f"{n}-{p}" for n, p in RUNS])
 def test_cuda_matches_cpu(simulated, name, precision):
     data = np.load(simulated / f"{name}-{precision}.npz")
@@ -257,7 +254,6 @@ def test_cuda_matches_cpu(simulated, name, precision):
     assert np.array_equal(data["blocks_flags_cpu"], data["blocks_flags_cuda"])
 
 
-@needs_golden
 def test_flag_columns_are_exercised(simulated):
     """The per-row flag comparison means something: some case reports each flag column."""
     left = ran = False
@@ -268,7 +264,6 @@ def test_flag_columns_are_exercised(simulated):
     assert left and ran
 
 
-@needs_golden
 def test_cli_device_cuda_in_simulator(simulated):
     codes = json.loads((simulated / "cli.json").read_text())
     for device in ("cuda", "cpu"):
@@ -280,7 +275,6 @@ def test_cli_device_cuda_in_simulator(simulated):
     assert ok, f"CLI images differ by {diff} > {bound}"
 
 
-@needs_golden
 def test_device_tables_are_cached(simulated):
     result = json.loads((simulated / "cache.json").read_text())
     assert {"sources", "lattice", "recip", "Fhkl", "mask"} <= set(result["tables"])
@@ -289,7 +283,6 @@ def test_device_tables_are_cached(simulated):
     assert result["sources_uploaded_again"] and result["others_kept"] and result["wavelength_seen"]
 
 
-@needs_golden
 def test_every_feature_key_value_is_exercised(simulated):
     """Each field of the compile-time feature key takes each of its values in some simulated case,
     so every specialised path of the kernel is compared with the CPU."""
@@ -381,11 +374,11 @@ print("equal" if np.array_equal(gpu, cpu) else "differ", len(backend.kernel_seco
 def test_parameters_by_value_are_int32_and_of_the_precision():
     """What the render kernel takes by value: a 6k x 6k detector's scan indices fit int32; a
     detector past 2^31 pixels is a one-line user error, not a wrapped index."""
-    from nbnumba import layout as L
     from nbnumba.errors import UserError
     from nbnumba.kernels import cuda as gpu
-    from nbnumba.render import kernel_arrays
-    from nbnumba.simulation import build
+    from nbnumba.kernels.render import kernel_arrays
+    from nbnumba.model.simulation import build
+    from nbnumba.physics import layout as L
 
     sim = build(SMALL_RUN)
     for precision, real in (("double", np.float64), ("single", np.float32)):

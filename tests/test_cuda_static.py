@@ -14,8 +14,7 @@ import subprocess
 import sys
 
 import pytest
-
-from golden import CASES, GOLDEN, needs_golden
+from golden import CASES, GOLDEN
 
 ARCH = "sm_90"
 TARGET_REGISTERS = {"double": 96, "single": 56}
@@ -68,7 +67,6 @@ def _supervisor_args() -> list[str]:
     return args[:i] + args[i + 5:]
 
 
-@needs_golden
 def test_supervisor_kernel_fits_without_spills(wheels):
     figures = _compile(["supervisor"])["supervisor"]
     for precision, limit in TARGET_REGISTERS.items():
@@ -78,7 +76,6 @@ def test_supervisor_kernel_fits_without_spills(wheels):
         assert 0 < f["registers"] <= limit, f"{precision}: {f['registers']} registers > {limit}"
 
 
-@needs_golden
 @pytest.mark.slow
 def test_every_other_feature_key_compiles_without_spills(wheels, request):
     if "slow" not in (request.config.getoption("markexpr") or ""):
@@ -90,8 +87,8 @@ def test_every_other_feature_key_compiles_without_spills(wheels, request):
 
 def _child(cases: list[str]) -> None:
     from nbnumba.kernels import cuda as gpu
-    from nbnumba.render import kernel_arrays
-    from nbnumba.simulation import build
+    from nbnumba.kernels.render import kernel_arrays
+    from nbnumba.model.simulation import build
 
     ptxas = gpu.ptxas_path()
     result = {}
@@ -114,7 +111,6 @@ def _script(name: str, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": root})
 
 
-@needs_golden
 def test_gpu_scripts_parse_their_arguments():
     """The GPU scripts cannot be run here in full: their command lines at least must hold."""
     done = _script("gpu_static.py")

@@ -98,7 +98,7 @@ def index(root: Path, name: str) -> dict:
 
 
 def test_dials_imports_the_nexus_sweep_as_the_smv_sweep(sweeps):
-    from nbnumba.simulation import build
+    from nbnumba.model.simulation import build
     work = sweeps / "import"
     work.mkdir()
     dials(["dials.import", "../nxs/image.nxs", "output.experiments=nxs.expt"], work)

@@ -13,15 +13,19 @@ import math
 import os
 
 import pytest
-
-from golden import GOLDEN, invoke, needs_golden
+from golden import GOLDEN, invoke
 from test_bad_input import BASE, assert_clean_failure, replace
 
-from nbnumba.batch.commands import SWITCHES, VALUED
+from nbnumba.commands.sweep import SWITCHES, VALUED
 from nbnumba.errors import UserError
-from nbnumba.estimate import AUTO_OVERSAMPLE_LIMIT, CPU_NS_PER_STEP, GPU_MAX_STEPS_PER_S, TRICUBIC_FACTOR
-from nbnumba.options import FLAGS, SWEEP_OPTIONS, parse_args
-from nbnumba.simulation import build
+from nbnumba.model.estimate import (
+    AUTO_OVERSAMPLE_LIMIT,
+    CPU_NS_PER_STEP,
+    GPU_MAX_STEPS_PER_S,
+    TRICUBIC_FACTOR,
+)
+from nbnumba.model.options import FLAGS, SWEEP_OPTIONS, parse_args
+from nbnumba.model.simulation import build
 
 LOUD = [a for a in BASE if a != "-noprogress"]  # BASE with the progress display, where the estimate is
 RIGHT_HANDED = "0.01 0 0\n0 0.01 0\n0 0 0.01\n"
@@ -152,7 +156,6 @@ def test_matrix_that_no_crystal_has_is_refused(tmp_path, text, words):
     assert message.startswith("bad.mat: ") and words in message
 
 
-@needs_golden
 def test_source_list_given_as_matrix_is_refused(tmp_path):
     """The issue's `-mat sources.txt`: the reference reports a 3.2e10 A cell and 96897454-fold oversampling."""
     (tmp_path / "sources.txt").write_bytes((GOLDEN / "inputs" / "sources.txt").read_bytes())

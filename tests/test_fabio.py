@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from golden import CASES, GOLDEN, case_dir, invoke, needs_golden
+from golden import CASES, GOLDEN, case_dir, invoke
 
 from nbnumba.io.smv import read_smv
 
@@ -25,7 +24,6 @@ def header_number(image, key: str) -> float:
     return float(str(image.header[key]).rstrip(";"))
 
 
-@needs_golden
 @pytest.mark.parametrize("name", ["simple_cubic", "rect_detector"])
 def test_fabio_reads_int_and_noise_images(name, tmp_path):
     cwd = render(name, tmp_path)
@@ -42,7 +40,6 @@ def test_fabio_reads_int_and_noise_images(name, tmp_path):
     assert fabio.open(str(cwd / "int.img")).data.any()  # not trivially equal because all zero
 
 
-@needs_golden
 def test_fabio_parses_header_values(tmp_path):
     cwd = render("rect_detector", tmp_path)  # -distance 100 -detpixels_x 160 -detpixels_y 96 -pixel 0.1
     image = fabio.open(str(cwd / "int.img"))
@@ -57,7 +54,6 @@ def test_fabio_parses_header_values(tmp_path):
     assert dict(image.header) == dict(reference.header)
 
 
-@needs_golden
 def test_fabio_reads_a_1024_byte_header(tmp_path):
     # The supervisor geometry's header values need 518 bytes; -roi keeps the render small.
     name = "supervisor_roi"

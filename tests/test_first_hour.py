@@ -10,13 +10,10 @@ import sys
 
 import numpy as np
 import pytest
-
-from golden import CASES, GOLDEN, case_dir, needs_golden, output_flags, reference_float, invoke_line as nbnumba
-
-
+from golden import CASES, GOLDEN, case_dir, output_flags, reference_float
+from golden import invoke_line as nbnumba
 
 
-@needs_golden
 def test_flags_straight_after_the_program_name_are_a_run(tmp_path):
     cwd = case_dir(tmp_path)
     name = "simple_cubic"
@@ -50,7 +47,6 @@ def test_a_help_word_among_flags_is_not_taken_apart(tmp_path):
     assert "missing.hkl" in result.output and "Usage" not in result.output
 
 
-@needs_golden
 def test_gzipped_hkl_gives_the_same_image(tmp_path):
     name = "hkl_nearest"
     cwd = case_dir(tmp_path)

@@ -33,10 +33,10 @@ from nbnumba.io.hkl import HKLTable, read_fdump, read_hkl, write_fdump
 from nbnumba.io.matrix import read_mosflm_matrix
 from nbnumba.io.smv import read_smv
 from nbnumba.io.textcolumns import read_columns
-from nbnumba.options import FLAGS, parse_args
-from nbnumba.params import Params
+from nbnumba.model.options import FLAGS, parse_args
+from nbnumba.model.params import Params
 
-GOLDEN_INPUTS = Path(__file__).resolve().parents[1].parent / "shared" / "golden" / "inputs"
+GOLDEN_INPUTS = Path(__file__).resolve().parent / "data" / "golden" / "inputs"
 
 # --- command lines -------------------------------------------------------------------------------
 
@@ -192,7 +192,7 @@ def workload_ok(argv: list[str]) -> bool:
     """False when the command is valid but would render for long (a huge step count): such a
     run is the reference's behaviour too, and not what these tests are about.  Errors are left
     for the CLI to report."""
-    from nbnumba.simulation import build
+    from nbnumba.model.simulation import build
 
     try:
         with _time_limit(2.0):
@@ -213,7 +213,6 @@ def _tree(directory: Path) -> list[str]:
 def check_cli(argv: list[str]) -> int | None:
     """Run `nbnumba run argv` in a fresh directory; None when the example's workload is too big."""
     import numba
-
     from golden import invoke
 
     threads = numba.get_num_threads()

@@ -25,11 +25,10 @@ from nbnumba.io.matrix import read_mosflm_matrix
 from nbnumba.io.smv import SMVFields, cfmt_g, read_smv, smv_header, smv_value, write_smv
 from nbnumba.io.textcolumns import c_atof, read_columns
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 CASES = GOLDEN / "cases"
 INPUTS = GOLDEN / "inputs"
 
-needs_golden = pytest.mark.skipif(not GOLDEN.is_dir(), reason="golden corpus not present")
 
 
 def manifest():
@@ -37,8 +36,6 @@ def manifest():
 
 
 def smv_cases():
-    if not GOLDEN.is_dir():
-        return []
     return sorted(str(p.relative_to(CASES)) for p in CASES.glob("*/*.img"))
 
 
@@ -221,7 +218,6 @@ def test_smv_value_semantics():
     assert math.isnan(smv_value(header, "WAVELENGTH"))
 
 
-@needs_golden
 def test_read_smv_golden_simple_cubic():
     image = read_smv(CASES / "simple_cubic" / "int.img")
     assert (image.width, image.height, image.header_size) == (256, 256, 512)
@@ -234,7 +230,6 @@ def test_read_smv_golden_simple_cubic():
     assert smv_value(image.header, "WAVELENGTH") == 6.2
 
 
-@needs_golden
 def test_read_smv_golden_noise():
     image = read_smv(CASES / "noise_seed" / "noise.img")
     assert image.data.shape == (96, 96)
@@ -243,7 +238,6 @@ def test_read_smv_golden_noise():
     assert int(image.data.sum(dtype=np.int64)) == 396447
 
 
-@needs_golden
 def test_read_smv_input_headers():
     header = read_smv(INPUTS / "header.img")
     assert (header.width, header.height) == (128, 96)
@@ -285,7 +279,6 @@ def _fields_from_header(header: str) -> SMVFields:
     )
 
 
-@needs_golden
 def test_golden_smv_files_exist():
     assert len(smv_cases()) >= 12
 
@@ -302,7 +295,6 @@ def test_write_smv_reproduces_golden(name, tmp_path):
     assert out.read_bytes() == golden
 
 
-@needs_golden
 def test_write_smv_accepts_mapping(tmp_path):
     golden = (CASES / "rect_detector" / "int.img").read_bytes()
     image = read_smv(CASES / "rect_detector" / "int.img")
@@ -390,7 +382,6 @@ REFERENCE_FDUMP_SHA256 = {
 }
 
 
-@needs_golden
 @pytest.mark.parametrize("name, default_F", sorted(REFERENCE_FDUMP_SHA256))
 def test_fdump_matches_reference(tmp_path, name, default_F):
     table = read_hkl(INPUTS / name, default_F)
@@ -399,7 +390,6 @@ def test_fdump_matches_reference(tmp_path, name, default_F):
     assert digest == REFERENCE_FDUMP_SHA256[(name, default_F)]
 
 
-@needs_golden
 def test_read_hkl_test_pattern():
     table = read_hkl(INPUTS / "test_pattern.hkl", 0.0)
     assert (table.h_min, table.h_max, table.k_min, table.k_max, table.l_min, table.l_max) == (0, 2, 0, 2, 0, 0)
@@ -414,7 +404,6 @@ def test_read_hkl_test_pattern():
     assert table.warnings == []
 
 
-@needs_golden
 def test_read_hkl_default_F_fills_only_the_used_ranges():
     table = read_hkl(INPUTS / "test_pattern.hkl", 7.0)
     assert table.grid[2, 2, 0] == 7.0
@@ -422,7 +411,6 @@ def test_read_hkl_default_F_fills_only_the_used_ranges():
     assert not table.grid[3].any() and not table.grid[:, 3].any() and not table.grid[:, :, 1].any()
 
 
-@needs_golden
 def test_read_hkl_negative_and_scaled():
     negative = read_hkl(INPUTS / "negative_indices.hkl", 0.0)
     assert (negative.h_min, negative.h_max, negative.count) == (-3, 3, 343)
@@ -518,7 +506,6 @@ def test_read_fdump_errors(tmp_path):
 # --- MOSFLM matrix ---------------------------------------------------------------------------
 
 
-@needs_golden
 def test_read_mosflm_matrix_golden():
     a_star, b_star, c_star = read_mosflm_matrix(INPUTS / "A.mat")
     assert a_star.tolist() == [-0.02837711, -0.02871390, 0.01050048]
@@ -554,7 +541,6 @@ def test_read_mosflm_matrix_missing(tmp_path):
 # --- text columns ----------------------------------------------------------------------------
 
 
-@needs_golden
 def test_read_columns_sources():
     sources = read_columns(INPUTS / "sources.txt", 5)
     assert sources.shape == (3, 5)
@@ -606,7 +592,6 @@ def test_float_image_tiff_round_trip(tmp_path, name):
         read_float_image(tmp_path / name, (4, 3))
 
 
-@needs_golden
 def test_read_float_image_golden_gz():
     case = manifest()["simple_cubic"]
     image = read_float_image(CASES / "simple_cubic" / "float.bin.gz", tuple(case["shape"]))
@@ -643,7 +628,6 @@ def test_pgm_bytes_conversion_and_roi():
     assert pgm_bytes(image, 3.0, roi=(1, 2, 1, 1)).tolist() == [[0, 0, 0], [0, 255, 255]]
 
 
-@needs_golden
 @pytest.mark.parametrize("case", ["simple_cubic", "pgm_scale"])
 def test_pgm_reproduces_golden(tmp_path, case):
     info = manifest()[case]

@@ -12,11 +12,13 @@ import sys
 # when it is defined, so the order matters)
 CHECK = """
 import json, os
-import nbnumba.api, nbnumba.outputs
+import nbnumba.api, nbnumba.response.outputs
 from numba.core.dispatcher import Dispatcher
 import numba
-from nbnumba import jitcache, outputs, rng
-from nbnumba.compiled import cpu32, cpu64
+from nbnumba.runtime import jitcache
+from nbnumba.response import outputs
+from nbnumba.model import rng
+from nbnumba.physics.compiled import cpu32, cpu64
 from nbnumba.kernels import cpu, trace
 found = [obj for space in (vars(rng), vars(outputs), vars(cpu), vars(trace), vars(cpu64), vars(cpu32))
          for obj in space.values() if isinstance(obj, Dispatcher) and getattr(obj._cache, "_cache_path", None)]
@@ -36,7 +38,7 @@ def test_every_cached_function_uses_the_source_hash_folder():
 
 def test_every_physics_and_kernel_module_names_the_cache_folder():
     """A module left out of the hash would let its old compiled code be reused after a change."""
-    from nbnumba import jitcache
+    from nbnumba.runtime import jitcache
 
     hashed = set(jitcache.source_files())
     package = jitcache._PACKAGE

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from golden import invoke_line as invoke
 
 from nbnumba.io import nexus
@@ -77,7 +76,7 @@ GEOMETRIES = [
 
 @pytest.mark.parametrize("extra", GEOMETRIES, ids=lambda e: " ".join(e) or "default")
 def test_the_nxmx_chain_puts_every_pixel_where_nbnumba_does(tmp_path, extra):
-    from nbnumba.simulation import build
+    from nbnumba.model.simulation import build
     sim = build(BASE + ["-detpixels_x", "40"] + extra)
     det = sim.detector
     path = tmp_path / "one.nxs"

@@ -11,12 +11,15 @@ import shlex
 import shutil
 from pathlib import Path
 
+import golden
 import numpy as np
 import pytest
 
-import golden
-
-from nbnumba.rejection import mean_with_rejection, median_with_rejection, reference_mean
+from nbnumba.amorphous.rejection import (
+    mean_with_rejection,
+    median_with_rejection,
+    reference_mean,
+)
 
 DATA = Path(__file__).parent / "data" / "nonbragg_img"
 INPUTS = ["water_coarse.stol", "water_coarse.4stol", "water64.img", "tilted48x40.img"]
@@ -242,9 +245,9 @@ def test_fix_steps_and_noreject(folder):
 def test_kernel_keeps_the_last_subpixel_and_source():
     """Background.last: the sin(theta)/lambda and polarization of the last wavelength at the last
     sub-pixel, and that sub-pixel's solid angle (nonBragg's loop variables after the loop)."""
-    from nbnumba import amorphous_layout as A
-    from nbnumba import nonbragg
-    from nbnumba.nonbragg_setup import build
+    from nbnumba.amorphous.nonbragg_setup import build
+    from nbnumba.commands import nonbragg
+    from nbnumba.physics import amorphous_layout as A
 
     nb = build(["-stol", str(DATA / "water_coarse.stol"), "-lambda", "1", "-distance", "60", "-detpixels_x", "6",
                 "-detpixels_y", "5", "-pixel", "0.4", "-oversample", "3", "-dispersion", "4", "-dispsteps", "3"])

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from golden import CASES, GOLDEN, case_dir, invoke
 
-from golden import CASES, GOLDEN, case_dir, invoke, needs_golden
-
-from nbnumba.tracediff import parse_trace
+from nbnumba.commands.trace_diff import parse_trace
 
 
 def reference_values(name: str) -> dict[str, tuple[float, ...]]:
@@ -20,7 +19,6 @@ def report(output: str) -> list[str]:
     return lines[start:start + 15]
 
 
-@needs_golden
 @pytest.mark.parametrize("name", ["simple_cubic", "nopolar"])
 def test_printout_pixel_reports_the_traced_pixel(name, tmp_path):
     cwd = case_dir(tmp_path)
@@ -58,7 +56,6 @@ def test_printout_pixel_reports_the_traced_pixel(name, tmp_path):
     assert "% done" not in result.output  # -printout turns the progress meter off, as in nanoBragg
 
 
-@needs_golden
 def test_printout_without_a_pixel_reports_every_rendered_pixel(tmp_path):
     cwd = case_dir(tmp_path)
     result = invoke("run", [*CASES["simple_cubic"]["args"], "-roi", "10", "12", "20", "21", "-floatfile", "f.bin",
@@ -69,7 +66,6 @@ def test_printout_without_a_pixel_reports_every_rendered_pixel(tmp_path):
     assert reported == [(f, s) for s in (20, 21) for f in (10, 11, 12)]
 
 
-@needs_golden
 def test_printout_pixel_outside_the_roi_prints_nothing(tmp_path):
     cwd = case_dir(tmp_path)
     result = invoke("run", [*CASES["simple_cubic"]["args"], "-roi", "10", "12", "20", "21", "-floatfile", "f.bin",
@@ -78,7 +74,6 @@ def test_printout_pixel_outside_the_roi_prints_nothing(tmp_path):
     assert " : stol = " not in result.stdout
 
 
-@needs_golden
 def test_printout_reports_the_last_evaluation_of_a_pixel(tmp_path):
     """Four phi steps and 2x2 sub-pixels: the h k l and cell axes are those of the last phi step,
     seen from the last sub-pixel, as nanoBragg prints them."""

@@ -1,4 +1,4 @@
-"""nbnumba.rng against the reference's own numbers.
+"""nbnumba.model.rng against the reference's own numbers.
 
 The literals below were printed by a C harness that compiled the reference's
 ran1, gaussdev, poidev, gammln, mosaic_rotation_umat and umat2misset with the
@@ -15,13 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbnumba import rng
+from nbnumba.model import rng
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
-needs_golden = pytest.mark.skipif(
-    not GOLDEN.is_dir(), reason=f"golden corpus not found at {GOLDEN}"
-)
-
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 
 def f32(bits):
     return np.array(bits, dtype=np.uint32).view(np.float32)
@@ -217,7 +213,6 @@ def test_random_misset_matches_harness():
     )
 
 
-@needs_golden
 def test_random_misset_matches_golden_stdout():
     case = json.loads((GOLDEN / "cases" / "manifest.json").read_text())["cases"]["misset_random"]
     args = case["args"]
@@ -281,7 +276,6 @@ def _golden_noise_case(name):
     )
 
 
-@needs_golden
 @pytest.mark.parametrize("name", ["noise_seed", "noise_bright"])
 def test_noise_image_matches_golden(name):
     floats, expected, seed, photons, overloads = _golden_noise_case(name)

@@ -208,9 +208,10 @@ def test_long_kernels_release_the_gil():
     import importlib
     import pkgutil
 
+    from numba.core.registry import CPUDispatcher
+
     import nbnumba
     from nbnumba.kernels import cpu, trace
-    from numba.core.registry import CPUDispatcher
 
     parallel = set()
     for info in pkgutil.walk_packages(nbnumba.__path__, "nbnumba."):

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from golden import CASES, case_dir, needs_golden
+from golden import CASES, case_dir
 
 from nbnumba import api
-from nbnumba import layout as L
-from nbnumba.trace_report import trace_pixel
+from nbnumba.commands.trace_report import trace_pixel
+from nbnumba.physics import layout as L
 
 # every per-pixel switch of the loop: sub-pixel factors, curved detector, interpolation, mask,
 # ROI, resolution cut, sensor layers, several sources, crystal shape, water, point pixel, mosaic
@@ -34,7 +33,6 @@ def sample_pixels(sim, count: int, seed: int) -> list[tuple[int, int]]:
     return picks
 
 
-@needs_golden
 @pytest.mark.parametrize("precision", ["double", "single"])
 @pytest.mark.parametrize("name", STRIP_CASES)
 def test_a_strip_renders_each_pixel_as_alone(name, precision, tmp_path, monkeypatch):

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from golden import CASES, GOLDEN, case_dir, invoke, output_flags
 
-from golden import CASES, GOLDEN, case_dir, invoke, needs_golden, output_flags
-
-from nbnumba.tracediff import diff_traces, format_table, parse_trace
+from nbnumba.commands.trace_diff import diff_traces, format_table, parse_trace
 
 TRACE_LINE = re.compile(r"^TRACE_(C|PY)(_PHI)?[: ]")
 # The reference prints "WARNING: further warnings will not be printed! " without a newline (the first
@@ -54,7 +53,6 @@ def field(text: str, key: str) -> list[tuple[float, ...]]:
     return [e.values for e in parse_trace(text) if e.base == key]
 
 
-@needs_golden
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_trace_matches_reference(name, tmp_path):
     ours = run_trace(name, case_dir(tmp_path))
@@ -77,7 +75,6 @@ def test_trace_matches_reference(name, tmp_path):
     assert len(trace_lines(ours)) == len(trace_lines(ref)) + extra
 
 
-@needs_golden
 @pytest.mark.parametrize("name", ["phi_from_zero", "oversample_3_flags"])
 def test_trace_diff_cli(name, tmp_path):
     cwd = case_dir(tmp_path)
@@ -100,7 +97,6 @@ def test_trace_diff_cli(name, tmp_path):
     assert "first divergence: I_pixel_final" in differ.output
 
 
-@needs_golden
 @pytest.mark.parametrize("name", ["simple_cubic", "phi_from_zero"])
 def test_run_trace_pixel_prints_the_same_trace(name, tmp_path):
     cwd = case_dir(tmp_path)
@@ -115,7 +111,6 @@ def test_run_trace_pixel_prints_the_same_trace(name, tmp_path):
     assert f"TRACE_CONFIG: tracing pixel (spixel={slow}, fpixel={fast})" in result.output.splitlines()
 
 
-@needs_golden
 @pytest.mark.parametrize("name", ["simple_cubic", "phi_from_zero"])
 def test_trace_diff_reads_raw_logs_of_both_programs(name, tmp_path):
     """The logs as the programs print them: nanoBragg's whole output (its TRACE: banner lines, its
@@ -135,7 +130,6 @@ def test_trace_diff_reads_raw_logs_of_both_programs(name, tmp_path):
     assert "skipped TRACE lines that hold no quantity: 2 in nanoBragg.log, 1 in nbnumba.log" in compared.output
 
 
-@needs_golden
 def test_phi_zero_carry_over_starts_from_unrotated_lattice(tmp_path):
     """φ = 0 is not rotated: the first pixel sees the unrotated lattice, later ones the previous pixel's."""
     cwd = case_dir(tmp_path)
@@ -156,7 +150,6 @@ def test_phi_zero_carry_over_starts_from_unrotated_lattice(tmp_path):
     assert later[0] == pytest.approx(field(reference_trace(name), "rot_a_angstroms")[0], rel=1e-12)
 
 
-@needs_golden
 @pytest.mark.parametrize("pixel", [["9999", "0"], ["0", "128"], ["-1", "0"]])
 def test_trace_out_of_range_pixel(pixel, tmp_path):
     result = invoke("trace", ["--pixel", *pixel, *CASES["beam_center_128"]["args"]], case_dir(tmp_path))

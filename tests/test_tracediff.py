@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from nbnumba.errors import UserError
-from nbnumba.tracediff import (
+from nbnumba.commands.trace_diff import (
     diff_traces,
     format_table,
     main,
@@ -13,9 +12,10 @@ from nbnumba.tracediff import (
     parse_trace,
     to_json,
 )
+from nbnumba.errors import UserError
 
-GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
-GOLDEN_TRACES = sorted((GOLDEN / "cases").glob("*/trace.txt")) if GOLDEN.is_dir() else []
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
+GOLDEN_TRACES = sorted((GOLDEN / "cases").glob("*/trace.txt"))
 
 REF = """\
 a program's own output line, not part of the trace
@@ -267,7 +267,6 @@ def test_negative_tolerance_is_user_error(tmp_path):
         main(ref, ref, tolerance=-1.0, out=io.StringIO())
 
 
-@pytest.mark.skipif(not GOLDEN_TRACES, reason="golden corpus not available")
 @pytest.mark.parametrize("path", GOLDEN_TRACES, ids=[p.parent.name for p in GOLDEN_TRACES])
 def test_golden_trace_parses_and_matches_itself(path):
     text = path.read_text()

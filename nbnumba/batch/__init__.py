@@ -4,7 +4,8 @@ rendered by a Dask cluster, resumable through a manifest.  User guide: docs/batc
 Modules: `frames` (each image's complete `nbnumba run` argv, output names, hash; the CSV job
 format), `jobs` (the worker side: build, render, write; per-worker caches), `cluster` (embedded
 LocalCluster on CPUs or one worker per GPU, or `--scheduler ADDRESS`), `manifest` (done frames),
-`engine` (the client loop: skip, submit, record, progress, summary), `commands` (the CLI).
+`engine` (the client loop: skip, submit, record, progress, summary), `sink` (the one-file
+outputs); the command lines are `nbnumba.commands.sweep`.
 
 Clusters beyond one machine (the workers must see the same file system as the client, which
 passes absolute paths; run each worker with one thread, `--nthreads 1`, since a frame's kernels
@@ -21,4 +22,6 @@ are already parallel):
 * MPI with dask-mpi: `mpirun -np 9 dask-mpi --scheduler-file s.json --nthreads 1` starts the
   scheduler on rank 0 and workers on the other ranks; run nbnumba as above with the address
   from s.json.
+
+May import: amorphous, response, kernels, model, physics, runtime, io.
 """

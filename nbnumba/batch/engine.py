@@ -19,8 +19,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from .. import interrupt
 from ..errors import RuntimeFailure, UserError
+from ..runtime import interrupt
 from .frames import Job
 from .manifest import Manifest
 from .sink import open_sink

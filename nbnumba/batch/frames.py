@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 
 from .. import __version__
 from ..errors import UserError
-from ..options import FLAGS, RTD, parse_args, suggest
-from ..params import Params
-from ..sampling import phi_steps
+from ..model.options import FLAGS, RTD, parse_args, suggest
+from ..model.params import Params
+from ..model.sampling import phi_steps
 
 DEFAULT_SEED = 1  # base noise seed of a sweep given no -seed (frame i gets DEFAULT_SEED + i)
 
@@ -182,7 +182,7 @@ def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -
     Without -scale, the job comes back with `rescale` and `scale_probe` set: the engine renders
     the probe (frame 1's float image), picks one int scale from it and calls `rescale(scale)` for
     the frames to render, every one with `-scale` in its argv (see SCALE_HEADROOM)."""
-    from ..simulation import parse_command
+    from ..model.simulation import parse_command
 
     if nframes < 1:
         raise UserError(f"-nframes must be at least 1, got {nframes}")

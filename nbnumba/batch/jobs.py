@@ -57,7 +57,7 @@ def install_hkl_cache() -> None:
     global _installed
     if _installed:
         return
-    from .. import simulation
+    from ..model import simulation
     simulation.read_hkl = read_hkl_cached
     _installed = True
 
@@ -125,12 +125,12 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = 
     `run`: the client's run id (see stop_run)."""
     import numba
 
-    from ..api import backend_for
-    from ..chain import add_background
-    from ..outputs import statistics, write_outputs
-    from ..render import render
-    from ..simulation import build
-    from ..threads import set_threads
+    from ..amorphous.chain import add_background
+    from ..kernels.backends import backend_for
+    from ..kernels.render import render
+    from ..model.simulation import build
+    from ..response.outputs import statistics, write_outputs
+    from ..runtime.threads import set_threads
 
     hooks = hooks or {}
     if run in _stopped:
@@ -181,8 +181,8 @@ def _pixels(frame, sim, image, stats) -> dict:
     would hold (outputs.detector_response, the same call); the float image stays the photons."""
     import numpy as np
 
-    from .. import rng
-    from ..outputs import detector_response, int_image
+    from ..model import rng
+    from ..response.outputs import detector_response, int_image
     from .sink import derived_labels
     if frame.data == "float":
         data = np.asarray(image, dtype=np.float32)

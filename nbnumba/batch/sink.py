@@ -71,7 +71,7 @@ def derived_labels(sim) -> list[float]:
 
 
 def _sim(frame):
-    from ..simulation import build
+    from ..model.simulation import build
     return build(list(frame.argv), fdump_path=frame.fdump)
 
 

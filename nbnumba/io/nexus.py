@@ -105,7 +105,7 @@ def _vec(v) -> tuple:
 
 
 def geometry(sim, command: str = "") -> Geometry:
-    """The NXmx description of a built Simulation (nbnumba.simulation.build)."""
+    """The NXmx description of a built Simulation (nbnumba.model.simulation.build)."""
     det, p = sim.detector, sim.params
     M = lab_to_mcstas(det.beam)
     ex, ey, ez = np.eye(3)

@@ -7,10 +7,10 @@ import numba
 import numpy as np
 from numba import prange
 
-from .. import amorphous_layout as A
-from .. import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
-from ..compiled import cpu64, inline_jit
+from ..physics import amorphous_layout as A
 from ..physics.amorphous import make_amorphous
+from ..physics.compiled import cpu64, inline_jit
+from ..runtime import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
 
 phys = make_amorphous(inline_jit, cpu64)
 pixel_value = phys.pixel_value

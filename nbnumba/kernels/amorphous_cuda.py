@@ -16,7 +16,7 @@ import threading
 
 import numpy as np
 
-from .. import amorphous_layout as A
+from ..physics import amorphous_layout as A
 from . import cuda as bragg
 
 THREADS = (32, 4)  # (fast, slow) threads per block: a warp along each detector row
@@ -30,8 +30,10 @@ cuda = None  # numba.cuda, imported at first use (a module global: the simulator
 def _build():
     global cuda
     cuda = bragg._numba_cuda()
-    from .. import compiled  # noqa: F401  (points Numba's cache folder at the source-hashed one)
-    from ..physics import make_physics
+    from ..physics import (
+        compiled,  # noqa: F401  (points Numba's cache folder at the source-hashed one)
+        make_physics,
+    )
     from ..physics.amorphous import make_amorphous
 
     device = bragg.physics_jit()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numba
 from numba import prange
 
-from .. import layout as L
-from ..compiled import cpu64, render_strip, strip_buffers
+from ..physics import layout as L
+from ..physics.compiled import cpu64, render_strip, strip_buffers
 
 pixel_active = cpu64.pixel_active
 # rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time.  Numba keeps this

@@ -34,9 +34,9 @@ import warnings
 
 import numpy as np
 
-from .. import layout as L
 from ..errors import UserError
 from ..physics import features_of
+from ..physics import layout as L
 
 THREADS = (32, 4)  # (fast, slow) threads per block: a warp along each detector row
 ROW_THREADS = 64  # threads per block of the per-row reduction
@@ -133,7 +133,7 @@ def _configure():
     import numba
 
     _numba_cuda()
-    from .. import compiled  # noqa: F401  (points Numba's cache folder at the source-hashed one)
+    from ..physics import compiled  # noqa: F401  (points Numba's cache folder at the source-hashed one)
 
     try:  # numba-cuda keeps its own configuration: give it the same cache folder
         from numba.cuda.core import config as cuda_config

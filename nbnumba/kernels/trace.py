@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numba
 
-from .. import layout as L
-from ..compiled import render_strip, strip_buffers
+from ..physics import layout as L
+from ..physics.compiled import render_strip, strip_buffers
 
 
 @numba.njit(cache=True, nogil=True)  # one pixel may take minutes: the main thread takes the signals

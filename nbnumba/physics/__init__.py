@@ -12,6 +12,8 @@ its functions from one place.  `amorphous` is built on the namespace it returns.
 The arithmetic follows the reference's order of operations, except for the lattice transform
 (`lattice`): in float64 the image agrees with the reference to the last bit in almost every
 pixel, which keeps its Poisson noise draws identical.
+
+May import: runtime (the compiled-code cache folder, for `compiled`).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-from .. import amorphous_layout as A
+from . import amorphous_layout as A
 
 
 def make_amorphous(jit, phys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from .. import layout as L
+from . import layout as L
 
 
 def make_detector(jit, small, R, vectors):

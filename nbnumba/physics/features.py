@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import layout as L
+from . import layout as L
 
 
 class Features(NamedTuple):

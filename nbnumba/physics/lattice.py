@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-from .. import layout as L
+from . import layout as L
 
 
 def make_lattice(jit, small, R, floor, ceil):

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .. import layout as L
+from . import layout as L
 
 
 def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, structure_factors, tracer):

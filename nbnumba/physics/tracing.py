@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from .. import layout as L
+from . import layout as L
 
 
 def make_tracing(jit):

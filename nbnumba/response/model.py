@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .. import rng
 from ..errors import UserError
+from ..model import rng
 from . import noise
 from .psf import KINDS, PsfReport, apply_psf
 

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .. import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
+from ..runtime import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
 
 GAUSS = 1
 FIBER = 2

@@ -1,0 +1,44 @@
+"""The physics compiled for the CPU in both precisions (cached in `jitcache`'s folder)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ..runtime import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
+from . import layout as L
+from . import make_physics
+
+jit = numba.njit(cache=True, error_model="numpy")
+inline_jit = numba.njit(cache=True, error_model="numpy", inline="always")
+cpu64 = make_physics(jit, np.float64, inline_jit)
+cpu32 = make_physics(jit, np.float32, inline_jit)
+
+
+@numba.njit(cache=True)
+def strip_buffers(like, width):
+    """State, tallies and lattice scratch for strips of up to `width` pixels, in the precision
+    of `like`.  The CPU kernel allocates them through this call in its parallel loop because
+    Numba hoists a plain np.empty out of a prange loop, and every thread would then share one."""
+    return (np.empty((L.N_STATE, width), dtype=like.dtype), np.empty((L.N_TALLY, width)),
+            np.empty((L.N_SCRATCH, width), dtype=like.dtype))
+
+
+def _render_strip_stub(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch,
+                       trace, tracing):
+    raise NotImplementedError
+
+
+@numba.extending.overload(_render_strip_stub, jit_options={"cache": True})
+def _render_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally,
+                               scratch, trace, tracing):
+    """One generic `render_strip`, resolved at compile time from the array dtype."""
+    chosen = (cpu32 if g.dtype == numba.types.float32 else cpu64).render_strip
+
+    def impl(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing):
+        chosen(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing)
+
+    return impl
+
+
+render_strip = _render_strip_stub
