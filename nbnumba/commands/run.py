@@ -54,7 +54,7 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     for line in warning or [""]:
         click.echo(line)
     click.echo(solid_angle_line(sim, rendered.omega_sum))
-    image = add_background(sim, rendered.image, progress=p.progress and not p.printout)
+    image = add_background(sim, rendered.image, progress=p.progress and not p.printout, warn=note)
     stats = statistics(sim, image)
     write_outputs(sim, image, stats, click.echo)
 
