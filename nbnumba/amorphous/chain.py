@@ -8,16 +8,33 @@ never goes through that reading, so its water ring is centred on the spots' dire
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Callable
 
 import numpy as np
 
 from ..model.simulation import Simulation
 from .options import NonBraggParams
-from .setup import background_on, read_stol_table, sample_in_beam
+from .setup import StolTable, background_on, read_stol_table, sample_in_beam
 
 # nonBragg's sample is 0.1 mm wide and high unless told otherwise; the -bg_ group sets its thickness
 SAMPLE_ACROSS = (NonBraggParams.sample_y, NonBraggParams.sample_z)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_table(path: str, size: int, mtime_ns: int, unit: float) -> StolTable:
+    return read_stol_table(path, unit)
+
+
+def stol_table(path: str, unit: float) -> StolTable:
+    """The -bg_ group's table, read once per file, size and modification time in a process (a
+    batch worker or a Python session renders many images with it; the kernels only read it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return read_stol_table(path, unit)  # its own one-line error
+    return _cached_table(path, st.st_size, st.st_mtime_ns, unit)
 
 
 def negative_warning(pixels: int) -> str:
@@ -35,7 +52,7 @@ def add_background(sim: Simulation, spots: np.ndarray, progress: bool = False,
     p = sim.params
     if p.bg_stol_file is None:
         return spots
-    table = read_stol_table(p.bg_stol_file, p.bg_stol_unit)
+    table = stol_table(p.bg_stol_file, p.bg_stol_unit)
     sample, _ = sample_in_beam(p.bg_thick, *SAMPLE_ACROSS, p.bg_density, p.bg_MW, 0.0, p.beamsize)
     rendered = background_on(sim, table, sample, p.oversample if p.oversample > 0 else 1, device=device or p.device,
                              fix_spline=p.bg_fix_spline, progress=progress)
