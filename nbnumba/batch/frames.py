@@ -142,10 +142,10 @@ def absolute_paths(argv: list[str]) -> list[str]:
 
 
 def named_outputs(argv: list[str]) -> Params:
-    """The argv parsed over a Params whose output names are None and whose PGM and noise images
-    are off: what is left set is what the flags themselves asked for."""
+    """The argv parsed over a Params whose output names and mosaic seed are None and whose PGM and
+    noise images are off: what is left set is what the flags themselves asked for."""
     base = Params()
-    base.floatfile = base.intfile = base.pgmfile = base.noisefile = None
+    base.floatfile = base.intfile = base.pgmfile = base.noisefile = base.mosaic_seed = None
     base.write_pgm = base.calculate_noise = False
     return parse_args(list(argv), base=base)
 
@@ -380,6 +380,9 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
             asked = named_outputs(argv)
             if asked.seed is None:
                 argv += ["-seed", str(number)]
+            # a random orientation per row is a different crystal per row: its mosaic domains too
+            if asked.misset == "random" and asked.mosaic_seed is None:
+                argv += ["-mosaic_seed", str(number)]
             # a row whose noise image the file keeps asks for it, so that its argv reproduces it
             flags, files = output_flags(asked, replace(opts, noise=True) if keep_noise else opts, number, digits)
             argv = absolute_paths(argv + flags)
