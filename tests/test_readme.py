@@ -39,7 +39,7 @@ def test_flag_table_is_generated_from_the_parser():
 
 def test_example_simulation_runs(tmp_path):
     install, run = quick_start_commands()[0].split(" && ")
-    assert install == "pip install -e ."
+    assert install == 'pip install -e ".[test]"'
     args = shlex.split(run)[2:]
     args = [str(ROOT / a) if a.startswith("data/") else a for a in args] + ["-noprogress"]
     result = invoke("run", args, tmp_path)
