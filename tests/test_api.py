@@ -191,7 +191,6 @@ EFFECTS = ["-readout", "3", "-psf", "gauss", "-psf_fwhm", "60", "-flicker", "0.0
            "-calib_seed", "9", "-seed", "4"]
 
 
-@pytest.mark.skipif(not SUITE.exists(), reason="suite corpus ../shared/suite not present")
 def test_render_and_detector_images_are_runs_images_with_background_and_effects(tmp_path):
     """api.render is `run`'s float image bit for bit with the -bg_ group (spots plus water on the
     same detector), and api.detector_images its int and noise images with the detector effects."""
