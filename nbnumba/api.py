@@ -113,7 +113,7 @@ def render(sim: Simulation, device: str | None = None, precision: str | None = N
     t0 = time.perf_counter()
     with compile_notice(f"{chosen.__name__.rsplit('.', 1)[-1]} {precision}", _say):
         done = _render(sim, chosen, precision)
-    image = add_background(sim, done.image, warn=_say, device=device)
+    image = add_background(sim, done.image, say=_say, device=device)
     return Result(image, statistics(sim, image), done.omega_sum, time.perf_counter() - t0)
 
 

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from ..model.simulation import Simulation
+from ..runtime.jitcache import compile_notice
 from .options import NonBraggParams
 from .setup import StolTable, background_on, read_stol_table, sample_in_beam
 
@@ -43,20 +44,23 @@ def negative_warning(pixels: int) -> str:
 
 
 def add_background(sim: Simulation, spots: np.ndarray, progress: bool = False,
-                   warn: Callable[[str], None] | None = None, device: str | None = None) -> np.ndarray:
+                   say: Callable[[str], None] | None = None, device: str | None = None) -> np.ndarray:
     """The spots plus the background of the -bg_ group's sample on the run's detector, lit by the
     run's sources and fluence, oversampled as nonBragg would be by the same -oversample (1 when
-    not given), added in float32; the spots alone without -bg_stol.  A background that goes
-    negative (nonBragg's spline overshoot) without -bg_fix_spline is reported to `warn`; `device`
-    overrides -device."""
+    not given), added in float32; the spots alone without -bg_stol.  `say` (stderr for `run` and
+    the API, None in a batch worker) hears that the background kernels compile, the first time,
+    and that the background goes negative (nonBragg's spline overshoot) without -bg_fix_spline;
+    `device` overrides -device."""
     p = sim.params
     if p.bg_stol_file is None:
         return spots
     table = stol_table(p.bg_stol_file, p.bg_stol_unit)
     sample, _ = sample_in_beam(p.bg_thick, *SAMPLE_ACROSS, p.bg_density, p.bg_MW, 0.0, p.beamsize)
-    rendered = background_on(sim, table, sample, p.oversample if p.oversample > 0 else 1, device=device or p.device,
-                             fix_spline=p.bg_fix_spline, progress=progress)
+    device = device or p.device
+    with compile_notice(f"background {device}", say or (lambda line: None)):
+        rendered = background_on(sim, table, sample, p.oversample if p.oversample > 0 else 1, device=device,
+                                 fix_spline=p.bg_fix_spline, progress=progress)
     negative = int((rendered.image < 0).sum())
-    if negative and warn is not None:
-        warn(negative_warning(negative))
+    if negative and say is not None:
+        say(negative_warning(negative))
     return spots.astype(np.float32) + rendered.image

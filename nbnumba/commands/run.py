@@ -55,7 +55,7 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     for line in warning or [""]:
         click.echo(line)
     click.echo(solid_angle_line(sim, rendered.omega_sum))
-    image = add_background(sim, rendered.image, progress=p.progress and not p.printout, warn=note)
+    image = add_background(sim, rendered.image, progress=p.progress and not p.printout, say=note)
     stats = statistics(sim, image)
     counts = write_outputs(sim, image, stats, click.echo)
     overloads = overload_warning(counts, "noise image" if p.calculate_noise else "int image")
