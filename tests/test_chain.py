@@ -211,3 +211,19 @@ def test_one_file_outputs_take_the_detector_response_and_its_mistakes_stop_them(
     result = invoke_line(["batch", "jobs.csv", *flags, "-format", "hdf5", "-noprogress"], tmp_path)
     assert result.exit_code == 2 and "-psf must be gauss or fiber (got 'box')" in result.output
     assert sorted(os.listdir(tmp_path)) == ["jobs.csv"]
+
+
+def test_masked_pixels_get_no_background(tmp_path):
+    """-mask's skipped pixels are empty in the spots and stay empty with the background; every
+    other pixel has the same background as without the mask."""
+    golden = Path(__file__).resolve().parent / "data" / "golden" / "inputs"
+    flags = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "1e-30", "-img", str(golden / "header.img"),
+             "-N", "5", "-oversample", "1", "-bg_stol", str(SUITE / "inputs" / "water.stol"), "-bg_thick", "0.001",
+             "-nonoise", "-nopgm", "-noprogress"]
+    for extra, name in (([], "plain.bin"), (["-mask", str(golden / "mask.img")], "masked.bin")):
+        result = invoke("run", [*flags, *extra, "-floatfile", name], tmp_path)
+        assert result.exit_code == 0, result.output
+    plain, masked = (np.fromfile(tmp_path / name, dtype="<f4").reshape(96, 128) for name in ("plain.bin", "masked.bin"))
+    mask = read_smv(golden / "mask.img").data
+    assert 0 < np.count_nonzero(mask == 0) < mask.size and plain.min() > 0
+    assert np.all(masked[mask == 0] == 0) and np.array_equal(masked[mask != 0], plain[mask != 0])

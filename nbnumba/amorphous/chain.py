@@ -47,10 +47,10 @@ def add_background(sim: Simulation, spots: np.ndarray, progress: bool = False,
                    say: Callable[[str], None] | None = None, device: str | None = None) -> np.ndarray:
     """The spots plus the background of the -bg_ group's sample on the run's detector, lit by the
     run's sources and fluence, oversampled as nonBragg would be by the same -oversample (1 when
-    not given), added in float32; the spots alone without -bg_stol.  `say` (stderr for `run` and
-    the API, None in a batch worker) hears that the background kernels compile, the first time,
-    and that the background goes negative (nonBragg's spline overshoot) without -bg_fix_spline;
-    `device` overrides -device."""
+    not given), left out of the pixels -mask skips, added in float32; the spots alone without
+    -bg_stol.  `say` (stderr for `run` and the API, None in a batch worker) hears that the
+    background kernels compile, the first time, and that the background goes negative (nonBragg's
+    spline overshoot) without -bg_fix_spline; `device` overrides -device."""
     p = sim.params
     if p.bg_stol_file is None:
         return spots
@@ -60,6 +60,8 @@ def add_background(sim: Simulation, spots: np.ndarray, progress: bool = False,
     with compile_notice(f"background {device}", say or (lambda line: None)):
         rendered = background_on(sim, table, sample, p.oversample if p.oversample > 0 else 1, device=device,
                                  fix_spline=p.bg_fix_spline, progress=progress)
+    if sim.mask is not None:  # -mask's skipped pixels stay empty, as the spots leave them
+        rendered.image[sim.mask == 0] = 0.0
     negative = int((rendered.image < 0).sum())
     if negative and say is not None:
         say(negative_warning(negative))
