@@ -255,10 +255,11 @@ SUITE = Path(__file__).resolve().parent / "data" / "suite"
 def test_hdf5_training_set_labels_every_rows_geometry_and_varied_parameter(tmp_path, cluster):
     """20 rows varying the distance, the beam centre, the background's table (a text parameter)
     and the seed, with random orientations: each row's detector and beam, each varied parameter
-    (units as attributes) and the table's file name read back equal to the job file; each row has
-    its own mosaic seed."""
+    (units as attributes) and the table's file name (made absolute for the workers) read back
+    equal to the job file; each row has its own mosaic seed."""
     h5py = pytest.importorskip("h5py")
-    tables = [str(SUITE / "inputs" / name) for name in ("water.stol", "ice.stol", "air.stol")]
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    tables = [f"inputs/{name}" for name in ("water.stol", "ice.stol", "air.stol")]
     rows = [(40 + 2 * i, 5 + 0.2 * i, 7 - 0.1 * i, tables[i % 3], 100 + i) for i in range(20)]
     jobs = tmp_path / "set.csv"
     jobs.write_text(f"# base: {' '.join(BASE)} -misset random -mosaic 0.5 -mosaic_dom 2 -bg_thick 0.001\n"
@@ -286,7 +287,7 @@ def test_hdf5_training_set_labels_every_rows_geometry_and_varied_parameter(tmp_p
     for i, (distance, xbeam, ybeam, table, seed) in enumerate(rows):
         assert labels["distance"][i] == pytest.approx(distance / 1000, rel=1e-12)
         assert (labels["Xbeam"][i], labels["Ybeam"][i]) == pytest.approx((xbeam / 1000, ybeam / 1000), rel=1e-12)
-        assert labels["seed"][i] == seed and text["bg_stol_file"][i] == table
+        assert labels["seed"][i] == seed and text["bg_stol_file"][i] == str(tmp_path / table)  # made absolute
         argv = argvs[str(i + 1)]["argv"]
         assert argv[argv.index("-mosaic_seed") + 1] == str(i + 1) and labels["mosaic_seed"][i] == i + 1
         # MOSFLM: the beam lands half a pixel beyond -Ybeam along fast and -Xbeam along slow

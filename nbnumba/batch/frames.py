@@ -24,8 +24,9 @@ from ..model.sampling import phi_steps
 DEFAULT_SEED = 1  # base noise seed of a sweep given no -seed (frame i gets DEFAULT_SEED + i)
 
 # run flags whose value is an input file (made absolute, and their size and time hashed)
-INPUT_FLAGS = ("-mat", "-hkl", "-img", "-mask", "-sourcefile", "-stolout", "-stol", "-4stol", "-Q")
-INPUT_ATTRS = ("matfile", "hklfile", "imgfile", "maskfile", "sourcefile", "stolout_file", "stol_file")
+INPUT_FLAGS = ("-mat", "-hkl", "-img", "-mask", "-sourcefile", "-stolout", "-stol", "-4stol", "-Q", "-bg_stol",
+               "-bg_4stol", "-bg_Q")
+INPUT_ATTRS = ("matfile", "hklfile", "imgfile", "maskfile", "sourcefile", "stolout_file", "stol_file", "bg_stol_file")
 OUTPUT_FLAGS = ("-floatfile", "-intfile", "-pgmfile", "-noisefile", "-out")
 _FLAG_BY_NAME = {f.name: f for f in FLAGS}
 
