@@ -2,8 +2,9 @@
 detector response (noisify's flags) gives the three-program chain's images, the background on the
 spots' own detector.
 
-The reference is tests/data/chain_xbeam_ybeam (README there): nanoBragg with Xbeam != Ybeam,
-nonBragg told the beam centre that puts its beam where nanoBragg's is, their float32 sum, noisify.
+The references are tests/data/chain_xbeam_ybeam (README there): nanoBragg with Xbeam != Ybeam,
+nonBragg told the beam centre that puts its beam where nanoBragg's is, their float32 sum, noisify;
+and tests/data/chain_xds_twotheta: the same without noisify on a tilted XDS detector.
 The suite's recorded pipeline (data/suite/pipeline) gave nonBragg its default beam centre,
 1.5 pixels from the spots' beam along fast and 0.5 along slow, so its sum is not one geometry; its
 water image alone is still `run`'s background for a beam placed there."""
@@ -48,8 +49,8 @@ def one_command(chain: Path = RECORDED / "chain.json") -> list[str]:
 
     spots = [g for g in pairs(steps["nanoBragg"]) if g[0] not in (*OUTPUTS, "-seed", "-nonoise", "-nopgm")]
     sample = [[RENAMED[g[0]], *g[1:]] for g in pairs(steps["nonBragg"]) if g[0] in RENAMED]
-    effects = [g for g in pairs(steps["noisify"]) if g[0] in ("-readout", "-flicker", "-calibration", "-calib_seed",
-                                                              "-psf", "-psf_fwhm", "-seed")]
+    effects = [g for g in pairs(steps.get("noisify", [])) if g[0] in ("-readout", "-flicker", "-calibration",
+                                                                      "-calib_seed", "-psf", "-psf_fwhm", "-seed")]
     return [t for g in spots + sample + effects for t in g]
 
 
@@ -78,6 +79,22 @@ def test_run_with_background_and_detector_effects_gives_the_chain(chained):
         mine, chain = read_smv(tmp_path / name), read_smv(RECORDED / name)
         assert np.array_equal(mine.data, chain.data), name
     assert "photons on noise image before PSF" in result.output and "auto-selected psf_radius" in result.output
+
+
+def test_a_tilted_xds_detector_gives_the_chain(tmp_path):
+    """tests/data/chain_xds_twotheta: spots and water on a 96 x 64 XDS detector pivoting about the
+    sample, turned by -detector_rotx and -twotheta; nonBragg was told the same detector in its own
+    terms. The one command gives the chain's float image bit for bit."""
+    recorded = RECORDED.parent / "chain_xds_twotheta"
+    args = one_command(recorded / "chain.json")
+    assert {"-xds", "-twotheta", "-detector_rotx", "-bg_stol"} <= set(args)
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    result = invoke("run", [*args, "-floatfile", "sum.bin", "-nonoise", "-nopgm", "-noprogress"], tmp_path)
+    assert result.exit_code == 0, result.output
+    ours = np.fromfile(tmp_path / "sum.bin", dtype="<f4")
+    spots, water = floats(recorded / "spots.bin.gz"), floats(recorded / "water.bin.gz")
+    assert np.array_equal(ours, floats(recorded / "sum.bin.gz")) and np.array_equal(ours, spots + water)
+    assert water.min() > 10 and spots.max() > 20
 
 
 def _keys(header: str) -> dict[str, str]:
