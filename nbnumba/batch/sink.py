@@ -90,18 +90,20 @@ def unit_of(column: str) -> str:
     return UNIT_OF.get(column) or (UNIT_OF.get(field, "") if index.isdigit() else "")
 
 
-# Each row's detector and beam (the `geometry` group): name, unit, order of a vector's components
+# Each row's detector and beam (the `geometry` group): name, values per row, unit, meaning (for a
+# vector: the order of its components)
 ROW_GEOMETRY = [
-    ("distance", "m", "sample to detector plane along the beam"),
-    ("close_distance", "m", "sample to detector plane along its normal"),
-    ("wavelength", "m", "the central wavelength"),
-    ("beam_center", "m", "fast, slow: where the direct beam meets the detector, from the first pixel's outer corner"),
-    ("beam_center_px", "pixels", "fast, slow: beam_center in pixels (pixel i spans i to i + 1)"),
-    ("pix0", "m", "x, y, z lab frame: the first pixel's outer corner"),
-    ("fdet", "", "x, y, z lab frame: unit vector along the fast axis"),
-    ("sdet", "", "x, y, z lab frame: unit vector along the slow axis"),
-    ("odet", "", "x, y, z lab frame: unit normal of the detector"),
-    ("beam", "", "x, y, z lab frame: unit vector of the incident beam"),
+    ("distance", 1, "m", "sample to detector plane along the beam"),
+    ("close_distance", 1, "m", "sample to detector plane along its normal"),
+    ("wavelength", 1, "m", "the central wavelength"),
+    ("beam_center", 2, "m", "fast, slow: where the direct beam meets the detector, from the first pixel's outer "
+                            "corner"),
+    ("beam_center_px", 2, "pixels", "fast, slow: beam_center in pixels (pixel i spans i to i + 1)"),
+    ("pix0", 3, "m", "x, y, z lab frame: the first pixel's outer corner"),
+    ("fdet", 3, "", "x, y, z lab frame: unit vector along the fast axis"),
+    ("sdet", 3, "", "x, y, z lab frame: unit vector along the slow axis"),
+    ("odet", 3, "", "x, y, z lab frame: unit normal of the detector"),
+    ("beam", 3, "", "x, y, z lab frame: unit vector of the incident beam"),
 ]
 
 
@@ -237,12 +239,11 @@ class DatasetSink:
             text.attrs["columns"] = self.text_names
             rows = f.create_group("geometry")
             rows.attrs["frame"] = "nbnumba's lab frame (MOSFLM: the beam along +x), as sim.detector holds it"
-            for name, unit, order in ROW_GEOMETRY:
-                width = 1 if name in ("distance", "close_distance", "wavelength") else (2 if "center" in name else 3)
+            for name, width, unit, meaning in ROW_GEOMETRY:
                 d = rows.create_dataset(name, shape=(n, width) if width > 1 else (n,), dtype=np.float64,
                                         fillvalue=np.nan)
                 d.attrs["units"] = unit
-                d.attrs["order" if width > 1 else "meaning"] = order
+                d.attrs["order" if width > 1 else "meaning"] = meaning
             f.create_dataset("written", shape=(n,), dtype=np.uint8, fillvalue=0)
             g = self.geom
             geom = f.create_group("geom")
