@@ -159,7 +159,7 @@ def backend(device: str):
             from ..kernels import amorphous_cuda
             return amorphous_cuda
         if device == "cuda":
-            raise UserError("-device cuda: no usable CUDA GPU or driver was found")
+            raise UserError("-device cuda: no usable CUDA GPU or driver was found (the GPU needs pip install 'nbnumba[cuda]')")
     from ..kernels import amorphous_cpu
     return amorphous_cpu
 

@@ -24,8 +24,9 @@ from ..model.sampling import phi_steps
 DEFAULT_SEED = 1  # base noise seed of a sweep given no -seed (frame i gets DEFAULT_SEED + i)
 
 # run flags whose value is an input file (made absolute, and their size and time hashed)
-INPUT_FLAGS = ("-mat", "-hkl", "-img", "-mask", "-sourcefile", "-stolout", "-stol", "-4stol", "-Q")
-INPUT_ATTRS = ("matfile", "hklfile", "imgfile", "maskfile", "sourcefile", "stolout_file", "stol_file")
+INPUT_FLAGS = ("-mat", "-hkl", "-img", "-mask", "-sourcefile", "-stolout", "-stol", "-4stol", "-Q", "-bg_stol",
+               "-bg_4stol", "-bg_Q")
+INPUT_ATTRS = ("matfile", "hklfile", "imgfile", "maskfile", "sourcefile", "stolout_file", "stol_file", "bg_stol_file")
 OUTPUT_FLAGS = ("-floatfile", "-intfile", "-pgmfile", "-noisefile", "-out")
 _FLAG_BY_NAME = {f.name: f for f in FLAGS}
 
@@ -142,10 +143,10 @@ def absolute_paths(argv: list[str]) -> list[str]:
 
 
 def named_outputs(argv: list[str]) -> Params:
-    """The argv parsed over a Params whose output names are None and whose PGM and noise images
-    are off: what is left set is what the flags themselves asked for."""
+    """The argv parsed over a Params whose output names and mosaic seed are None and whose PGM and
+    noise images are off: what is left set is what the flags themselves asked for."""
     base = Params()
-    base.floatfile = base.intfile = base.pgmfile = base.noisefile = None
+    base.floatfile = base.intfile = base.pgmfile = base.noisefile = base.mosaic_seed = None
     base.write_pgm = base.calculate_noise = False
     return parse_args(list(argv), base=base)
 
@@ -380,6 +381,9 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
             asked = named_outputs(argv)
             if asked.seed is None:
                 argv += ["-seed", str(number)]
+            # a random orientation per row is a different crystal per row: its mosaic domains too
+            if asked.misset == "random" and asked.mosaic_seed is None:
+                argv += ["-mosaic_seed", str(number)]
             # a row whose noise image the file keeps asks for it, so that its argv reproduces it
             flags, files = output_flags(asked, replace(opts, noise=True) if keep_noise else opts, number, digits)
             argv = absolute_paths(argv + flags)

@@ -16,6 +16,7 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     from ..kernels.render import render
     from ..model.simulation import FDUMP, announce, build
     from ..response.outputs import output_paths, statistics, write_outputs
+    from ..response.overloads import overload_warning
     from ..runtime.jitcache import compile_notice
     from ..runtime.threads import set_threads
     from .run_report import setup_lines, solid_angle_line
@@ -54,9 +55,12 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     for line in warning or [""]:
         click.echo(line)
     click.echo(solid_angle_line(sim, rendered.omega_sum))
-    image = add_background(sim, rendered.image, progress=p.progress and not p.printout)
+    image = add_background(sim, rendered.image, progress=p.progress and not p.printout, say=note)
     stats = statistics(sim, image)
-    write_outputs(sim, image, stats, click.echo)
+    counts = write_outputs(sim, image, stats, click.echo)
+    overloads = overload_warning(counts, "noise image" if p.calculate_noise else "int image")
+    if overloads:
+        note(overloads)
 
 
 

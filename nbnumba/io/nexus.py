@@ -365,10 +365,25 @@ class SeriesWriter:
 
 # ---------------------------------------------------------------- reading
 
+def _unreadable(path: str, err: OSError) -> UserError:
+    missing_filter = any(word in str(err).lower() for word in ("filter", "plugin"))
+    hint = " (a -compression bslz4 file needs pip install 'nbnumba[hdf5plugin]')" if missing_filter else ""
+    return UserError(f"{path}: not a readable HDF5 file: {err}{hint}")
+
+
+def _with_plugins():
+    """h5py, with hdf5plugin's filters registered when it is installed: a -compression bslz4 file
+    reads only through them (h5py itself knows gzip alone)."""
+    import h5py
+    with contextlib.suppress(ImportError):
+        import hdf5plugin  # noqa: F401 - importing registers the filters
+    return h5py
+
+
 def read_frames(path: str, dataset: str | None = None):
     """The image stack of an NXmx file (or any HDF5 file with an `images` or `entry/data/data`
     dataset) as an h5py-backed numpy array: (frames, slow, fast)."""
-    import h5py
+    h5py = _with_plugins()
     try:
         with h5py.File(path, "r") as f:
             for name in ([dataset] if dataset else [DATA, "images"]):
@@ -376,13 +391,13 @@ def read_frames(path: str, dataset: str | None = None):
                     data = f[name][()]
                     return data if data.ndim == 3 else data[np.newaxis]
     except OSError as err:
-        raise UserError(f"{path}: not a readable HDF5 file: {err}") from None
+        raise _unreadable(path, err) from None
     raise UserError(f"{path}: no {dataset or 'entry/data/data or images'} dataset")
 
 
 def read_frame(path: str, index: int = 0, dataset: str | None = None) -> np.ndarray:
     """One image (slow, fast) of an HDF5 file; `index` counts from 0 (messages count from 1)."""
-    import h5py
+    h5py = _with_plugins()
     try:
         with h5py.File(path, "r") as f:
             names = [dataset] if dataset else [DATA, "images"]
@@ -395,7 +410,7 @@ def read_frame(path: str, index: int = 0, dataset: str | None = None) -> np.ndar
                         raise UserError(f"{path}: no frame {index + 1}: it has {d.shape[0]} (1..{d.shape[0]})")
                     return d[index]
     except OSError as err:
-        raise UserError(f"{path}: not a readable HDF5 file: {err}") from None
+        raise _unreadable(path, err) from None
     raise UserError(f"{path}: no {' or '.join(names)} dataset")
 
 

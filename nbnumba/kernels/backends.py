@@ -14,7 +14,7 @@ def backend(device: str = "cpu"):
         if cuda.available():
             return cuda
         if device == "cuda":
-            raise UserError("no usable CUDA GPU or driver was found")
+            raise UserError("no usable CUDA GPU or driver was found (the GPU needs pip install 'nbnumba[cuda]')")
     from . import cpu
     return cpu
 

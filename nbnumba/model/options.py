@@ -448,12 +448,13 @@ FLAGS: list[Flag] = [
     Flag("-nexus", exact("-nexus"), 1, _value("nexusfile"), "s", help="NXmx (NeXus/HDF5) output: the noise image (int image with -nonoise) and the float image", unit="file"),
     # The amorphous background (nonBragg) and the detector response (noisify) in the same run: named
     # apart from nanoBragg's crystal-size flags, matched exactly.
-    Flag("-bg_stol", exact("-bg_stol"), 1, _value("bg_stol_file"), "s", help="add an amorphous background: its F vs sin(theta)/lambda table (nonBragg's -stol)", unit="file"),
-    Flag("-bg_4stol", exact("-bg_4stol"), 1, _value("bg_stol_file"), "s", help="as -bg_stol with 4 sin(theta)/lambda", unit="file"),
-    Flag("-bg_Q", exact("-bg_Q"), 1, _value("bg_stol_file"), "s", help="as -bg_stol with Q = 4 pi sin(theta)/lambda", unit="file"),
+    Flag("-bg_stol", exact("-bg_stol"), 1, _value("bg_stol_file", bg_stol_unit=1e10), "s", help="add an amorphous background on the run's detector and beam: its F vs sin(theta)/lambda table (nonBragg's -stol)", unit="file"),
+    Flag("-bg_4stol", exact("-bg_4stol"), 1, _value("bg_stol_file", bg_stol_unit=1e10 / 4), "s", help="as -bg_stol with 4 sin(theta)/lambda", unit="file"),
+    Flag("-bg_Q", exact("-bg_Q"), 1, _value("bg_stol_file", bg_stol_unit=1e10 / 3.141592653589793 / 4), "s", help="as -bg_stol with Q = 4 pi sin(theta)/lambda", unit="file"),
     Flag("-bg_thick", exact("-bg_thick"), 1, _value("bg_thick", div=1000.0), "f", help="thickness of the background's sample along the beam", unit="mm", default="0.1", domain=POSITIVE),
     Flag("-bg_density", exact("-bg_density"), 1, _value("bg_density", mul=1e6), "f", help="density of the background's sample", unit="g/cm^3", default="1", domain=POSITIVE),
     Flag("-bg_MW", exact("-bg_MW"), 1, _value("bg_MW"), "f", help="molecular weight of the background's sample", unit="g/mol", default="18", domain=POSITIVE),
+    Flag("-bg_fix_spline", exact("-bg_fix_spline"), 0, _set(bg_fix_spline=True), help="the background's F stays between its two table neighbours (nonBragg's -fix_spline; reference: the cubic overshoots into negative photons)"),
     Flag("-readout", exact("-readout"), 1, _value("readout_noise", response=True), "f", help="detector response (noisify): read-out noise", unit="ADU rms", default="0", domain=NON_NEGATIVE),
     Flag("-flicker", exact("-flicker"), 1, _value("flicker_noise", response=True), "f", help="detector response: beam flicker (fraction)", default="0", domain=NON_NEGATIVE),
     Flag("-calibration", exact("-calibration"), 1, _value("calibration_noise", response=True), "f", help="detector response: static per-pixel gain error (fraction)", default="0.03", domain=NON_NEGATIVE),

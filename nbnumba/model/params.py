@@ -123,6 +123,8 @@ class Params:
     nexusfile: str | None = None  # NXmx file of the detector counts (nbnumba's -nexus)
     # the amorphous background (-bg_*) and the detector response (-readout, -psf, ...), SI units
     bg_stol_file: str | None = None
+    bg_stol_unit: float = 1.0e10  # the table's sin(theta)/lambda unit to 1/m (-bg_4stol, -bg_Q)
+    bg_fix_spline: bool = False
     bg_thick: float = 1e-4
     bg_density: float = 1.0e6
     bg_MW: float = 18.0

@@ -164,9 +164,11 @@ def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] | None = _to_stderr) -> Simulation:
+def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] | None = _to_stderr,
+          hkl: HKLTable | None = None) -> Simulation:
     """Everything a kernel needs.  Without -hkl the structure factors come from `fdump_path`
-    when it exists (the reference reads Fdump.bin from the current directory).
+    when it exists (the reference reads Fdump.bin from the current directory); a parsed `hkl`
+    table is used instead of either, as if read from -hkl.
 
     A command outside a flag's domain, or past the work limits (nbnumba.estimate) without
     -force, raises UserError before anything is allocated.  Once everything is checked, the
@@ -243,7 +245,7 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     pixels = rendered_pixels(det.roi, det.fpixels, det.spixels, mask)
 
     # Interpolation needs a table: from -hkl, or from the Fdump.bin a run without -hkl reads.
-    tricubic = bool(interpolate) and (p.hklfile is not None or os.path.exists(fdump_path))
+    tricubic = bool(interpolate) and (hkl is not None or p.hklfile is not None or os.path.exists(fdump_path))
 
     def work(sub_pixels: int, n_sources: int, tricubic: bool = tricubic) -> Estimate:
         return work_estimate(p, pixels, sub_pixels, thicksteps, n_sources, phisteps, domains, tricubic)
@@ -265,7 +267,7 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     check_time(p, work(oversample, n_sources))
     check_memory(det, phisteps * domains)
 
-    hkl, hkl_source = _structure_factors(p, fdump_path)
+    hkl, hkl_source = (hkl, "file") if hkl is not None else _structure_factors(p, fdump_path)
     if hkl is None or hkl.count == 0:
         interpolate = 0
     if p.stol_file is not None:

@@ -169,7 +169,8 @@ def _write_image(sim: Simulation, path: str, counts: np.ndarray, floats=None) ->
 
 def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None:
     """Write every output the reference writes, in its order, reporting as it does; then the
-    NXmx file of -nexus (the noise image, or the int image under -nonoise, with the float image)."""
+    NXmx file of -nexus (the noise image, or the int image under -nonoise, with the float image).
+    Returns the counts the detector reports (the noise image, or the int image under -nonoise)."""
     p = sim.params
     det = sim.detector
     say(f"writing {p.floatfile} as {det.fpixels * det.spixels} 4-byte floats")
@@ -185,6 +186,7 @@ def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None
         g = nexus.geometry(sim, command_line(sim))
         g.extra.update(images_are="noise" if p.calculate_noise else "int", int_scale=scale)
         nexus.write_image(p.nexusfile, g, counts, image)
+    return counts
 
 
 def _write_counts(sim: Simulation, image: np.ndarray, stats: Stats, say) -> tuple[np.ndarray, float]:
