@@ -149,21 +149,6 @@ def kernel_arrays(det: Detector, sources: np.ndarray, oversample: int, *, molecu
     return geo, ints
 
 
-def backend(device: str):
-    """The amorphous kernels for -device cpu, cuda or auto."""
-    if device not in ("cpu", "cuda", "auto"):
-        raise UserError(f"-device expects cpu, cuda or auto, got {device!r}")
-    if device in ("cuda", "auto"):
-        from ..kernels import cuda
-        if cuda.available():
-            from ..kernels import amorphous_cuda
-            return amorphous_cuda
-        if device == "cuda":
-            raise UserError("-device cuda: no usable CUDA GPU or driver was found (the GPU needs pip install 'nbnumba[cuda]')")
-    from ..kernels import amorphous_cpu
-    return amorphous_cpu
-
-
 def render_background(det: Detector, sources: np.ndarray, table: StolTable, oversample: int, *,
                       device: str = "cpu", progress: bool = False, last: bool = False,
                       **physics) -> Background:
@@ -171,6 +156,7 @@ def render_background(det: Detector, sources: np.ndarray, table: StolTable, over
     `kernel_arrays`; `last` keeps each pixel's last sin(theta)/lambda, polarization and solid
     angle (`Background.last`).  A table that does not reach every sin(theta)/lambda the detector
     sees is refused: the reference extrapolates its cubic far outside the table."""
+    from ..kernels.backends import flag_backend
     from ..kernels.render import Progress
 
     if len(sources) == 0:
@@ -181,7 +167,7 @@ def render_background(det: Detector, sources: np.ndarray, table: StolTable, over
     stol_rows = np.empty((det.spixels, 2))
     stol_rows[:, 0], stol_rows[:, 1] = np.inf, -np.inf
     per_pixel = np.full((det.spixels, det.fpixels, 3) if last else (0, 0, 3), np.nan)
-    kernels = backend(device)
+    kernels = flag_backend(device, amorphous=True)
     first, last = max(int(ints[A.I_ROI_YMIN]), 0), min(int(ints[A.I_ROI_YMAX]), det.spixels - 1)
     # blocks of rows give the progress meter something to show (at least 64 keep both CPU threads busy)
     rows = last - first + 1 if getattr(kernels, "WHOLE_IMAGE", False) else max(64, det.spixels // 50)

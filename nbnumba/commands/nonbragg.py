@@ -9,8 +9,8 @@ import numpy as np
 from ..amorphous import img as nonbragg_img
 from ..amorphous.nonbragg_setup import background, build
 from ..amorphous.report import setup_lines, solid_angle_line, statistics, write_outputs
-from ..amorphous.setup import backend
 from ..io.atomic import atomic_write_bytes, check_writable
+from ..kernels.backends import flag_backend
 from ..response.outputs import output_paths
 from ..runtime.guard import PASSTHROUGH, guarded, skip_scipy_blas
 from ..runtime.threads import set_threads
@@ -19,7 +19,7 @@ from .flags import echo_flag_table
 
 def run_nonbragg(argv: list[str]) -> None:
     nb = build(argv)
-    backend(nb.params.device)  # a bad -device stops the run before anything is printed
+    flag_backend(nb.params.device, amorphous=True)  # a bad -device stops the run before anything is printed
     set_threads(nb.params.nthreads)
     stolout = nonbragg_img.stolout_path(nb.params)
     check_writable(([stolout] if stolout else []) + output_paths(nb.params))
