@@ -7,6 +7,7 @@ the file lacks (and the file's `written` flags say the same).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -276,25 +277,30 @@ class DatasetSink:
         return frame.index in self.held
 
     def write(self, frame, result) -> None:
+        from ..io.atomic import failure
         from ..io.nexus import store
         f = self.file
         i = frame.index
-        store(f["images"], i, result.get("data"), result.get("chunk"))
-        row = list(self.table[self.row_of[i]])
-        f["labels"][i] = np.array(row + list(result["derived"]), dtype=np.float64)
-        if self.text_names:
-            f["text_labels"][i] = self.text_table[self.row_of[i]]
-        for name, values in result["geometry"].items():
-            f["geometry"][name][i] = values if len(values) > 1 else values[0]
-        f["written"][i] = 1
-        f.flush()
+        try:
+            store(f["images"], i, result.get("data"), result.get("chunk"))
+            row = list(self.table[self.row_of[i]])
+            f["labels"][i] = np.array(row + list(result["derived"]), dtype=np.float64)
+            if self.text_names:
+                f["text_labels"][i] = self.text_table[self.row_of[i]]
+            for name, values in result["geometry"].items():
+                f["geometry"][name][i] = values if len(values) > 1 else values[0]
+            f["written"][i] = 1
+            f.flush()
+        except OSError as err:
+            raise failure(self.path, err) from None
 
     def note(self) -> str | None:
         return f"{self.path} was started over ({self.replaced})" if self.replaced else None
 
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
+            with contextlib.suppress(OSError):  # a full disk was reported by the write that met it
+                self.file.close()
             self.file = None
 
 

@@ -349,12 +349,16 @@ class SeriesWriter:
 
     def write(self, index: int, image=None, floats=None, chunk=None, float_chunk=None) -> None:
         """Frame `index`: the arrays, or their chunks as `encode_chunk` makes them."""
+        from .atomic import failure
         f = self.file
-        store(f[DATA], index, image, chunk)
-        if self.floats:
-            store(f[FLOATS], index, floats, float_chunk)
-        f[WRITTEN][index] = 1
-        f.flush()
+        try:
+            store(f[DATA], index, image, chunk)
+            if self.floats:
+                store(f[FLOATS], index, floats, float_chunk)
+            f[WRITTEN][index] = 1
+            f.flush()
+        except OSError as err:
+            raise failure(self.path, err) from None
 
     def close(self) -> None:
         if self.file is not None:

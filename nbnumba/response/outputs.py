@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..io import nexus
+from ..io import atomic, nexus
 from ..io.images import pgm_bytes, write_float_image, write_pgm
 from ..io.smv import write_smv
 from ..model import rng
@@ -170,7 +170,13 @@ def _write_image(sim: Simulation, path: str, counts: np.ndarray, floats=None) ->
 def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None:
     """Write every output the reference writes, in its order, reporting as it does; then the
     NXmx file of -nexus (the noise image, or the int image under -nonoise, with the float image).
-    Returns the counts the detector reports (the noise image, or the int image under -nonoise)."""
+    Returns the counts the detector reports (the noise image, or the int image under -nonoise).
+    None replaces its earlier file unless all are written (atomic.together)."""
+    with atomic.together():
+        return _write_all(sim, image, stats, say)
+
+
+def _write_all(sim: Simulation, image: np.ndarray, stats: Stats, say) -> np.ndarray:
     p = sim.params
     det = sim.detector
     say(f"writing {p.floatfile} as {det.fpixels * det.spixels} 4-byte floats")

@@ -1,0 +1,318 @@
+"""The faults a hostile trial found (issue 23), each as the behaviour promised instead: a user's
+mistake is one line on stderr and exit 2, a failing environment one line and exit 1, never a
+traceback or an internal error, never one of the user's files replaced unless every output of
+the command was written, never two writers on one output.
+
+Full-disk tests mount a small tmpfs (root only; skipped elsewhere)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden import invoke
+from test_bad_input import assert_clean_failure, error_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ("-cell 100 100 100 90 90 90 -default_F 100 -lambda 6.2 -N 3 -distance 100 -detpixels 16 "
+         "-pixel 0.1 -nopgm -noprogress").split()
+# frames of a fraction of a second each
+FRAME = ["-default_F", "100", "-cell", "50", "50", "50", "90", "90", "90", "-lambda", "1", "-distance", "50",
+         "-detpixels", "32", "-pixel", "0.4", "-N", "5", "-osc", "1", "-noprogress"]
+WATER = ["-thickness", "0.1", "-density", "1", "-MW", "18", "-lambda", "1", "-flux", "1e12", "-exposure", "1",
+         "-beamsize", "0.1", "-distance", "100", "-pixel", "0.2", "-detpixels", "8", "-noprogress", "-nopgm"]
+STOL = "0 2.57\n0.0398 2.57\n0.1 2.0\n0.2 1.5\n0.3 1.2\n0.5 1.0\n"
+
+
+def nbnumba(args: list[str], cwd: Path, env: dict | None = None, timeout: float = 600, **kw):
+    full = dict(os.environ, **(env or {}))
+    full["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [full.get("PYTHONPATH")])])
+    return subprocess.run([sys.executable, "-W", "ignore", "-m", "nbnumba", *args], cwd=cwd, env=full,
+                          capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("[")]
+    assert "Traceback" not in stderr and "internal error" not in stderr, stderr
+    errors = [line for line in lines if line.startswith("nbnumba: ")]
+    assert len(errors) == 1, stderr
+    return errors[0]
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str):
+    """A tmpfs of `size` mounted on `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def fill(folder: Path, leave: int = 0) -> None:
+    """Fill the file system of `folder`, leaving about `leave` bytes."""
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize - leave
+    if free > 0:
+        with open(folder / "filler", "wb") as f:
+            f.write(b"\0" * free)
+
+
+# ---------------------------------------------------------------- 2: all outputs or none
+
+def test_a_failed_last_output_leaves_every_earlier_file_as_it_was(tmp_path):
+    earlier = {"f.bin": b"earlier float image", "i.img": b"earlier int image"}
+    for name, data in earlier.items():
+        (tmp_path / name).write_bytes(data)
+    with small_disk(tmp_path / "full", "64k") as full:
+        (full / "n.img").write_bytes(b"earlier noise image")
+        fill(full)
+        result = invoke("run", [*SMALL, "-floatfile", "f.bin", "-intfile", "i.img", "-noisefile", "full/n.img"],
+                        tmp_path)
+        assert result.exit_code == 1, result.output
+        assert "n.img" in error_lines(result)[-1] and "Traceback" not in result.output
+        assert (full / "n.img").read_bytes() == b"earlier noise image"
+        assert [p.name for p in full.iterdir()] == ["n.img", "filler"] or \
+            sorted(p.name for p in full.iterdir()) == ["filler", "n.img"]
+    for name, data in earlier.items():
+        assert (tmp_path / name).read_bytes() == data, f"{name} was replaced though the command failed"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "full") == ["f.bin", "i.img"]
+
+
+# ---------------------------------------------------------------- 3: a full disk under one-file sinks
+
+@pytest.mark.parametrize("command", ["batch", "sweep"])
+def test_a_full_disk_under_a_one_file_job_is_one_line(tmp_path, command):
+    """The job's one HDF5 file on a disk that fills up after two frames (the manifest elsewhere)."""
+    with small_disk(tmp_path / "full", "1m") as full:
+        if command == "batch":
+            jobs = tmp_path / "jobs.csv"
+            jobs.write_text("# base: " + " ".join(FRAME[:-3]) + " -detpixels 256\nmisset\n"
+                            + "".join(f"{i} 0 0\n" for i in range(12)))
+            args = ["batch", str(jobs), "-format", "hdf5", "-out", str(full / "set.h5")]
+        else:
+            (tmp_path / "out").mkdir()
+            (tmp_path / "out" / "image.nxs").symlink_to(full / "image.nxs")
+            args = ["sweep", *FRAME, "-detpixels", "256", "-nframes", "12", "-format", "nexus", "-floats",
+                    "-scale", "1"]
+        done = nbnumba([*args, "-compression", "none", "-outdir", "out", "--workers", "1", "-noprogress"],
+                       tmp_path)
+        assert done.returncode == 1, done.stderr
+        message = one_line(done.stderr)
+        assert "No space left on device" in message, message
+        manifest = json.loads((tmp_path / "out" / next((tmp_path / "out").glob("*_manifest.json")).name)
+                              .read_text())
+        assert 1 <= len(manifest["frames"]) < 12
+
+
+# ---------------------------------------------------------------- 4: one path, two outputs
+
+@pytest.mark.parametrize("outputs", [["-floatfile", "x", "-intfile", "x", "-nonoise"],
+                                     ["-floatfile", "f.bin", "-intfile", "i.img", "-noisefile", "./i.img"],
+                                     ["-floatfile", "f.bin", "-intfile", "i.img", "-nonoise", "-nexus", "f.bin"]])
+def test_run_refuses_one_path_for_two_outputs(tmp_path, outputs):
+    result = invoke("run", [*SMALL, *outputs], tmp_path)
+    message = assert_clean_failure(result, 2, tmp_path, [])
+    assert "two outputs" in message or "both" in message, message
+
+
+def test_noisify_refuses_to_overwrite_its_input(tmp_path):
+    image = np.arange(64, dtype=np.float32)
+    (tmp_path / "f.bin").write_bytes(image.tobytes())
+    before = sorted(os.listdir(tmp_path))
+    result = invoke("noisify", ["-floatfile", "f.bin", "-detpixels", "8", "-intfile", "f.bin", "-nopgm",
+                                "-nonoise"], tmp_path)
+    assert_clean_failure(result, 2, tmp_path, before)
+    assert (tmp_path / "f.bin").read_bytes() == image.tobytes()
+
+
+def test_nonbragg_refuses_one_path_for_two_outputs(tmp_path):
+    (tmp_path / "water.stol").write_text(STOL)
+    before = sorted(os.listdir(tmp_path))
+    result = invoke("nonbragg", ["-stol", "water.stol", *WATER, "-floatfile", "a.bin", "-intfile", "a.bin",
+                                 "-nonoise"], tmp_path)
+    assert_clean_failure(result, 2, tmp_path, before)
+
+
+# ---------------------------------------------------------------- 5: -sourcefile weights
+
+@pytest.mark.parametrize("weights", [(0, 0), (1, -1), (1, -0.5)], ids=["zero", "cancel", "negative"])
+def test_nonbragg_refuses_source_weights_that_do_not_add_up(tmp_path, weights):
+    (tmp_path / "water.stol").write_text(STOL)
+    (tmp_path / "sources.txt").write_text("".join(f"-10 0 0 {w} 1e-10\n" for w in weights))
+    before = sorted(os.listdir(tmp_path))
+    result = invoke("nonbragg", ["-stol", "water.stol", *WATER, "-sourcefile", "sources.txt",
+                                 "-floatfile", "a.bin", "-intfile", "a.img", "-nonoise"], tmp_path)
+    message = assert_clean_failure(result, 2, tmp_path, before)
+    assert "sources.txt" in message and "weight" in message, message
+
+
+# ---------------------------------------------------------------- 6: tables with nan or words
+
+@pytest.mark.parametrize("bad", ["nan", "water", "NaN"])
+def test_nonbragg_refuses_a_stol_table_with_a_value_that_is_not_a_number(tmp_path, bad):
+    (tmp_path / "water.stol").write_text(STOL.replace("0.2 1.5", f"0.2 {bad}"))
+    before = sorted(os.listdir(tmp_path))
+    result = invoke("nonbragg", ["-stol", "water.stol", *WATER, "-floatfile", "a.bin", "-intfile", "a.img",
+                                 "-nonoise"], tmp_path)
+    message = assert_clean_failure(result, 2, tmp_path, before)
+    assert "water.stol" in message and "line 4" in message, message
+
+
+@pytest.mark.parametrize("bad", ["nan", "oops"])
+def test_run_refuses_a_bg_stol_table_with_a_value_that_is_not_a_number(tmp_path, bad):
+    (tmp_path / "water.stol").write_text(STOL.replace("0.3 1.2", f"0.3 {bad}"))
+    before = sorted(os.listdir(tmp_path))
+    result = invoke("run", [*SMALL, "-bg_stol", "water.stol", "-floatfile", "a.bin", "-intfile", "a.img",
+                            "-nonoise"], tmp_path)
+    assert_clean_failure(result, 2, tmp_path, before)
+
+
+def test_run_refuses_a_sourcefile_with_nan(tmp_path):
+    (tmp_path / "sources.txt").write_text("-10 0 0 1 nan\n-10 0.1 0 1 1e-10\n")
+    before = sorted(os.listdir(tmp_path))
+    result = invoke("run", [*SMALL, "-sourcefile", "sources.txt", "-floatfile", "a.bin", "-intfile", "a.img",
+                            "-nonoise"], tmp_path)
+    assert_clean_failure(result, 2, tmp_path, before)
+
+
+# ---------------------------------------------------------------- 7: frames that will not be rendered cost nothing
+
+def test_a_sweep_job_does_no_work_per_frame_it_does_not_render(tmp_path, monkeypatch):
+    from nbnumba.batch import frames as frames_module
+    from nbnumba.batch.frames import Outputs, sweep_frames
+
+    calls = []
+    real = frames_module.digest
+
+    def counted(*args):
+        calls.append(1)
+        if len(calls) > 100:
+            raise AssertionError("a hash per frame of the whole sweep")
+        return real(*args)
+
+    monkeypatch.setattr(frames_module, "digest", counted)
+    monkeypatch.chdir(tmp_path)
+    job = sweep_frames([*FRAME, "-scale", "1"], 999999999999, Outputs(outdir=str(tmp_path)))
+    assert job.total == 999999999999 and len(job.frames) == 999999999999
+    frame = job.frames[999999999998]
+    assert frame.key == "999999999999" and "-seed" in frame.argv
+    assert frame.argv[frame.argv.index("-phi") + 1] == "999999999998"
+    assert job.frames[1].argv == sweep_frames([*FRAME, "-scale", "1"], 2, Outputs(outdir=str(tmp_path))).frames[1].argv
+
+
+# ---------------------------------------------------------------- 8: --scheduler
+
+def test_a_scheduler_that_is_not_an_address_is_a_user_mistake(tmp_path):
+    result = invoke("sweep", [*FRAME, "-nframes", "2", "-outdir", "out", "--scheduler", "notaurl"], tmp_path)
+    assert result.exit_code == 2, result.output
+    message = error_lines(result)[-1]
+    assert message.startswith("nbnumba: error: --scheduler") and "internal error" not in result.output, message
+
+
+def test_an_unreachable_scheduler_is_reported_quickly(tmp_path):
+    t0 = time.monotonic()
+    result = invoke("sweep", [*FRAME, "-nframes", "2", "-outdir", "out", "--scheduler", "tcp://127.0.0.1:9"],
+                    tmp_path)
+    seconds = time.monotonic() - t0
+    print(f"\nunreachable scheduler reported after {seconds:.1f} s")
+    assert result.exit_code == 1, result.output
+    assert "cannot reach the Dask scheduler" in error_lines(result)[-1]
+    assert seconds < 20, "the 30 s default connection timeout"
+
+
+# ---------------------------------------------------------------- 10: two one-file sweeps at once
+
+def test_two_nexus_sweeps_into_one_file_at_once_are_refused(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NBNUMBA_BATCH_HOOKS=json.dumps({"delay": 1.0}))
+    first = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "nbnumba", "sweep", *FRAME, "-nframes", "6",
+                              "-scale", "1", "-format", "nexus", "-outdir", "out", "--workers", "1"],
+                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 300
+        while not (tmp_path / "out" / "image.nxs").exists():
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < end
+            time.sleep(0.1)
+        second = nbnumba(["sweep", *FRAME, "-nframes", "6", "-scale", "1", "-mosaic", "0.1", "-format", "nexus",
+                          "-outdir", "out", "--workers", "1"], tmp_path)
+        assert second.returncode == 1, second.stderr
+        assert "another command is writing" in one_line(second.stderr)
+        out, err = first.communicate(timeout=300)
+        assert first.returncode == 0, err
+    finally:
+        if first.poll() is None:
+            first.kill()
+    manifest = json.loads((tmp_path / "out" / "image_manifest.json").read_text())
+    assert all("-mosaic" not in entry["argv"] for entry in manifest["frames"].values())
+
+
+# ---------------------------------------------------------------- 11: smaller ones
+
+def test_a_refused_bg_stol_table_writes_no_fdump(tmp_path):
+    (tmp_path / "bad.stol").write_text("0 1\n")
+    (tmp_path / "P1.hkl").write_text("0 0 1 100\n1 0 0 100\n")
+    before = sorted(os.listdir(tmp_path))
+    result = invoke("run", [*SMALL, "-hkl", "P1.hkl", "-bg_stol", "bad.stol", "-floatfile", "a.bin",
+                            "-intfile", "a.img", "-nonoise"], tmp_path)
+    assert_clean_failure(result, 2, tmp_path, before)
+
+
+@pytest.mark.parametrize("flag", [["-fluence", "-1"], ["-gain", "-1e300"], ["-gain", "0"]])
+def test_noisify_refuses_values_outside_their_domain(tmp_path, flag):
+    (tmp_path / "f.bin").write_bytes(np.ones(64, dtype=np.float32).tobytes())
+    before = sorted(os.listdir(tmp_path))
+    result = invoke("noisify", ["-floatfile", "f.bin", "-detpixels", "8", *flag, "-nopgm", "-nonoise"], tmp_path)
+    message = assert_clean_failure(result, 2, tmp_path, before)
+    assert flag[0] in message, message
+
+
+def test_trace_announces_the_work_of_one_pixel(tmp_path):
+    result = invoke("trace", ["--pixel", "1", "1", *SMALL, "-oversample", "20", "-phisteps", "50", "-osc", "1",
+                              "-floatfile", os.devnull, "-intfile", os.devnull, "-nonoise"], tmp_path)
+    assert result.exit_code == 0, result.output
+    estimate = [line for line in result.output.splitlines() if "of rendering" in line]
+    assert all("min" not in line and "h " not in line for line in estimate), estimate
+
+
+# ---------------------------------------------------------------- 1: Ctrl-C in a terminal
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_to_the_process_group_early_in_a_sweep_is_quiet(tmp_path, workers):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "nbnumba", "sweep", *FRAME, "-nframes", "8",
+                             "-oversample", "20", "-scale", "1", "-outdir", "out", "--workers", workers],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        end = time.monotonic() + 300
+        while b"" == b"" and not (tmp_path / "out").exists():
+            assert proc.poll() is None and time.monotonic() < end
+            time.sleep(0.05)
+        time.sleep(1.5)  # the workers are starting
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        latency = time.monotonic() - sent
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = err.decode(errors="replace")
+    print(f"\nSIGINT to the group, {workers} workers: exit {proc.returncode} {latency:.2f} s after the signal")
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
+    assert text.splitlines()[-1] == "nbnumba: interrupted", text
+    assert latency < 3.0
