@@ -27,6 +27,7 @@ from .options import NONBRAGG_FLAGS, NonBraggParams, parse_nonbragg
 from .setup import (
     Sample,
     StolTable,
+    check_weights,
     read_stol_table,
     render_background,
     sample_in_beam,
@@ -105,7 +106,10 @@ def _sources(p: NonBraggParams, det: Detector) -> tuple[Sources, np.ndarray]:
     sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
     if len(sources.wavelengths) == 0:
         raise UserError("no X-ray source to render with")
-    weights = [row[3] for row in sources.listing] if p.sourcefile is not None else 1.0
+    weights = 1.0
+    if p.sourcefile is not None:
+        weights = [row[3] for row in sources.listing]
+        check_weights(p.sourcefile, weights)
     return sources, source_rows(sources, det.polar_vector, weights)
 
 

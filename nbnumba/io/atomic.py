@@ -15,7 +15,7 @@ import stat
 import threading
 import uuid
 
-from ..errors import RuntimeFailure
+from ..errors import RuntimeFailure, UserError
 
 _lock = threading.Lock()  # held while a temporary file is created or renamed over its target
 _pending: set = set()  # temporary files not yet renamed
@@ -23,8 +23,10 @@ _abandoned = False
 _group = threading.local()  # .renames: (temp, target, path) held back until `together` ends
 
 
-def check_writable(paths: list[str]) -> None:
-    """Fail before rendering, not after: every output's folder must exist and accept files."""
+def check_writable(paths: list[str], inputs: list[str] = ()) -> None:
+    """Fail before rendering, not after: every output's folder must exist and accept files, and
+    no file may be named for two outputs, or be an input that an output would replace."""
+    check_distinct(paths, inputs)
     for path in paths:
         folder = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(path):
@@ -33,6 +35,28 @@ def check_writable(paths: list[str]) -> None:
             raise RuntimeFailure(f"cannot write {path}: no such directory {folder}")
         if not os.access(folder, os.W_OK):
             raise RuntimeFailure(f"cannot write {path}: permission denied")
+
+
+def _same_file(path: str) -> str | None:
+    # a device (/dev/null) takes any number of outputs
+    return None if _is_device(os.path.realpath(path)) else os.path.realpath(path)
+
+
+def check_distinct(paths: list[str], inputs: list[str] = ()) -> None:
+    """A user's mistake: two outputs named alike (only one would be kept) or an output that
+    names one of the command's inputs (it would be replaced before or while it is read)."""
+    read = {_same_file(path): path for path in inputs if path}
+    seen: dict = {}
+    for path in paths:
+        key = _same_file(path)
+        if key is None:
+            continue
+        if key in read:
+            raise UserError(f"{path} is an input of this command: name its outputs after other files")
+        if key in seen:
+            raise UserError(f"{seen[key]} and {path} are one file, named for two outputs: give each output "
+                            "its own name")
+        seen[key] = path
 
 
 def failure(path, error: OSError) -> RuntimeFailure:
