@@ -211,7 +211,9 @@ def test_a_sweep_job_does_no_work_per_frame_it_does_not_render(tmp_path, monkeyp
     frame = job.frames[999999999998]
     assert frame.key == "999999999999" and "-seed" in frame.argv
     assert frame.argv[frame.argv.index("-phi") + 1] == "999999999998"
-    assert job.frames[1].argv == sweep_frames([*FRAME, "-scale", "1"], 2, Outputs(outdir=str(tmp_path))).frames[1].argv
+    short = sweep_frames([*FRAME, "-scale", "1"], 2, Outputs(outdir=str(tmp_path))).frames[1].argv
+    long = job.frames[1].argv
+    assert long[:long.index("-floatfile")] == short[:short.index("-floatfile")]
 
 
 # ---------------------------------------------------------------- 8: --scheduler

@@ -13,6 +13,7 @@ import contextlib
 import ctypes.util
 import logging
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -66,6 +67,19 @@ def gpu_ids() -> list[str]:
     return [str(i) for i in range(count)]
 
 
+# s to reach a running scheduler: a refused connection is retried until then
+CONNECT_S = 5
+ADDRESS = re.compile(r"^((tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d{1,5})$")
+
+
+def check_address(address: str) -> None:
+    """--scheduler takes a scheduler's address, PROTOCOL://HOST:PORT (tcp:// when left out)."""
+    m = ADDRESS.match(address)
+    if m is None or not 0 < int(m.group(4)) < 65536:
+        from ..errors import UserError
+        raise UserError(f"--scheduler expects a Dask scheduler's address, such as tcp://HOST:8786, got {address!r}")
+
+
 @dataclass
 class Engine:
     client: object
@@ -88,10 +102,10 @@ def start(scheduler: str | None, workers: int | None, want_gpu: bool, frames: in
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="30s")
+            client = Client(scheduler, timeout=f"{CONNECT_S}s")
         except (OSError, TimeoutError) as err:
-            from ..errors import UserError
-            raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
+            from ..errors import RuntimeFailure
+            raise RuntimeFailure(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
         n = len(client.scheduler_info().get("workers", {}))
         return Engine(client, None, 0, f"scheduler {scheduler} ({n} workers)")
 

@@ -127,7 +127,9 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
             failed.append((key, label, message))
             manifest.record_failure(key, label, message)
             warn(f"nbnumba: {label}: {message}")
-        want_gpu = any(_device(f) in ("cuda", "auto") for f in job.frames)
+        # a sweep's frames differ only in angles and seeds: its first tells the device of all
+        looked_at = job.frames[:1] if job.command == "sweep" else job.frames
+        want_gpu = any(_device(f) in ("cuda", "auto") for f in looked_at)
         fake_gpus = int(opts.hooks.get("fake_gpus", 0))
         if job.rescale is not None:
             scales = manifest.data.get("int_scale", {})
@@ -141,11 +143,7 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
         sink = open_sink(job)
         if sink is not None and sink.note():
             say(f"{job.command}: {sink.note()}")
-        done = {f.key for f in job.frames if manifest.is_done(f) and (sink is None or sink.has(f))}
-        skipped = [f for f in job.frames if f.key in done]
-        todo = [f for f in job.frames if f.key not in done]
-        if opts.max_frames is not None:
-            todo = todo[:opts.max_frames]
+        skipped, todo = _plan(job, manifest, sink, opts.max_frames)
         stale = sum(1 for f in todo if manifest.data["frames"].get(f.key, {}).get("hash") not in (None, f.digest))
         if todo:
             if engine is None:
@@ -176,8 +174,7 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
     seconds = time.perf_counter() - t0
     rate = (f" ({len(rendered) / seconds:.2f} frames/s; {len(rendered) / render_seconds:.2f} after "
             f"the cluster started)" if rendered and render_seconds > 0 else "")
-    settled = {f.key for f in skipped} | set(rendered) | {key for key, _, _ in failed}
-    not_done = sum(1 for f in job.frames if f.key not in settled)
+    not_done = len(job.frames) - len(skipped) - len(rendered) - (len(failed) - len(job.errors))
     say(f"{job.command} summary: {len(rendered)} rendered, {len(skipped)} skipped (already done), "
         f"{len(failed)} failed" + (f", {not_done} not done" if not_done else "")
         + f" in {seconds:.1f} s{rate}; manifest {job.manifest}")
@@ -191,6 +188,20 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
     if failed:
         raise RuntimeFailure(f"{len(failed)} of {job.total} {'frames' if job.command == 'sweep' else 'rows'} failed")
     return 0
+
+
+def _plan(job: Job, manifest: Manifest, sink, max_frames: int | None) -> tuple[list, list]:
+    """(frames done already, frames to render), looking at frames in order only until
+    `max_frames` are found to render."""
+    skipped, todo = [], []
+    for frame in job.frames:
+        if max_frames is not None and len(todo) >= max_frames:
+            break
+        if manifest.is_done(frame) and (sink is None or sink.has(frame)):
+            skipped.append(frame)
+        else:
+            todo.append(frame)
+    return skipped, todo
 
 
 def _device(frame) -> str:
