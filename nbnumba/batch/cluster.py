@@ -109,6 +109,15 @@ def start(scheduler: str | None, workers: int | None, want_gpu: bool, frames: in
         n = len(client.scheduler_info().get("workers", {}))
         return Engine(client, None, 0, f"scheduler {scheduler} ({n} workers)")
 
+    from .quiet import spawn_quietly
+
+    spawn_quietly()
+    return _embedded(workers, want_gpu, frames, fake_gpus)
+
+
+def _embedded(workers: int | None, want_gpu: bool, frames: int, fake_gpus: int) -> Engine:
+    from distributed import Client
+
     total = cores()
     gpus = [str(i) for i in range(fake_gpus)] if fake_gpus else (gpu_ids() if want_gpu else [])
     if gpus:

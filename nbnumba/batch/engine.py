@@ -102,13 +102,14 @@ def _describe(err: BaseException) -> str:
 
 def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
     """Render the job's frames that are not done; return the exit status (0 or 1).  A signal
-    (nbnumba.interrupt) or a KeyboardInterrupt stops the workers, saves the manifest and
-    propagates."""
-    with interrupt.grace(GRACE_S):
-        return _run_job(job, opts, say, warn)
+    (nbnumba.interrupt) or a KeyboardInterrupt once frames are rendering stops the workers,
+    saves the manifest and propagates; before (the cluster starting), with nothing to save,
+    the process is cut off at once."""
+    with contextlib.ExitStack() as rendering:
+        return _run_job(job, opts, say, warn, rendering)
 
 
-def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
+def _run_job(job: Job, opts: EngineOptions, say, warn, rendering: contextlib.ExitStack) -> int:
     from .cluster import start
     from .jobs import render_frame
 
@@ -155,6 +156,7 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
                     f"those old frames are stale and are replaced")
             worker_hooks = {k: v for k, v in opts.hooks.items() if k in ("kill_marker", "kill_key",
                                                                           "render_log", "delay")}
+            rendering.enter_context(interrupt.grace(GRACE_S))
             interrupt.check()
             rendered, interrupted, render_seconds = _render(engine, todo, opts, worker_hooks, manifest, failed,
                                                             render_frame, sink)
