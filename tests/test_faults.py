@@ -326,3 +326,52 @@ def test_ctrl_c_early_in_a_sweep_is_quiet_and_quick(tmp_path, workers, group):
     assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
     assert text.splitlines()[-1] == "nbnumba: interrupted", text
     assert latency < 2.0  # measured: 0.02-0.3 s; the grace given to a rendering job was 3 s
+
+
+# ---------------------------------------------------------------- 9: the scheduler dies
+
+def _frames_on_disk(out: Path) -> dict[str, float]:
+    return {str(int(p.stem.rsplit("_", 1)[1])): p.stat().st_mtime for p in out.glob("image_*.img")}
+
+
+def test_a_dead_scheduler_ends_the_sweep_with_the_manifest_complete(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NUMBA_NUM_THREADS="1")
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    scheduler = subprocess.Popen([*dask, "--port", "0", "--no-dashboard", "--scheduler-file", "s.json"],
+                                 cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        end = time.monotonic() + 120
+        while not (tmp_path / "s.json").exists():
+            assert time.monotonic() < end
+            time.sleep(0.1)
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", "s.json",
+                                   "--nthreads", "1", "--nworkers", "2", "--preload", "nbnumba.batch.jobs",
+                                   "--no-dashboard"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        address = json.loads((tmp_path / "s.json").read_text())["address"]
+        out = tmp_path / "out"
+        sweep = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "nbnumba", "sweep", *FRAME, "-nframes", "12",
+                                  "-scale", "1", "-outdir", "out", "--scheduler", address],
+                                 cwd=tmp_path, env=dict(env, NBNUMBA_BATCH_HOOKS=json.dumps({"delay": 0.5})),
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while len(_frames_on_disk(out) if out.exists() else {}) < 3:
+            assert sweep.poll() is None, sweep.communicate()
+            assert time.monotonic() < end + 300
+            time.sleep(0.05)
+        scheduler.kill()
+        stdout, stderr = sweep.communicate(timeout=120)
+        ended = time.time()
+        os.killpg(worker.pid, signal.SIGKILL)
+    finally:
+        scheduler.kill()
+        if worker is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+    assert sweep.returncode == 1, stderr
+    message = one_line(stderr)
+    assert "scheduler" in message and "run the same command again" in message, message
+    recorded = set(json.loads((out / "image_manifest.json").read_text())["frames"])
+    on_disk = _frames_on_disk(out)
+    assert recorded <= set(on_disk)
+    assert {key for key, mtime in on_disk.items() if mtime < ended - 0.5} <= recorded

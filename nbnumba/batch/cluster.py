@@ -100,6 +100,11 @@ def start(scheduler: str | None, workers: int | None, want_gpu: bool, frames: in
     """A client on an existing scheduler, or on an embedded cluster sized for `frames` frames."""
     from distributed import Client
 
+    # the client's own log (a lost scheduler, its reconnection attempts) would print tracebacks:
+    # the engine reports what happened in one line
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if scheduler:
         try:
             client = Client(scheduler, timeout=f"{CONNECT_S}s")

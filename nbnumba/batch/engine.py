@@ -32,6 +32,14 @@ POLL_S = 0.02  # the client's wait between looks at the frames and at a signal
 GRACE_S = 3.0  # after a signal: time to stop the workers and save the manifest before being cut off
 
 
+# what a result raises when the scheduler is gone (the engine never cancels a frame it still waits for)
+CANCELLED = ("CancelledError", "FutureCancelledError", "CommClosedError")
+
+
+class SchedulerLost(Exception):
+    """The client lost its scheduler: every frame not yet reported is lost with it."""
+
+
 @dataclass
 class EngineOptions:
     workers: int | None = None
@@ -121,7 +129,7 @@ def _run_job(job: Job, opts: EngineOptions, say, warn, rendering: contextlib.Exi
     rendered: list[str] = []
     failed: list[tuple[str, str, str]] = []  # key, label, message
     skipped = []
-    interrupted = False
+    interrupted = lost = False
     render_seconds = 0.0
     try:
         for key, label, message in job.errors:
@@ -158,8 +166,9 @@ def _run_job(job: Job, opts: EngineOptions, say, warn, rendering: contextlib.Exi
                                                                           "render_log", "delay")}
             rendering.enter_context(interrupt.grace(GRACE_S))
             interrupt.check()
-            rendered, interrupted, render_seconds = _render(engine, todo, opts, worker_hooks, manifest, failed,
-                                                            render_frame, sink)
+            rendered, ending, render_seconds = _render(engine, todo, opts, worker_hooks, manifest, failed,
+                                                       render_frame, sink)
+            interrupted, lost = ending == "interrupted", ending == "lost"
         manifest.flush()
     except KeyboardInterrupt:
         interrupted = True
@@ -185,6 +194,9 @@ def _run_job(job: Job, opts: EngineOptions, say, warn, rendering: contextlib.Exi
     if interrupted:
         interrupt.check()
         raise KeyboardInterrupt
+    if lost:
+        raise RuntimeFailure(f"lost the Dask scheduler ({opts.scheduler or 'embedded'}): run the same command "
+                             f"again to render the {not_done} frames not done")
     if not_done and opts.max_frames is not None:
         say(f"{not_done} frames left (-max_frames {opts.max_frames}): run the same command again to continue")
     if failed:
@@ -232,6 +244,7 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, si
 
     client = engine.client
     t0 = time.perf_counter()
+    started = time.time() - 1.0  # file times may lag the clock a little
     run = uuid.uuid4().hex
     by_key = {}
     futures = []
@@ -248,6 +261,8 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, si
     try:
         while not pending.is_empty():
             interrupt.check()
+            if client.status not in ("running", "newly-created"):
+                raise SchedulerLost
             if not pending.has_ready():
                 time.sleep(POLL_S)
                 continue
@@ -256,6 +271,8 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, si
                 try:
                     result = future.result()
                 except Exception as err:  # noqa: BLE001 - reported per frame
+                    if type(err).__name__ in CANCELLED:
+                        raise SchedulerLost from None
                     result = {"ok": False, "error": _describe(err)}
                 if result.get("ok"):
                     if sink is not None:
@@ -276,12 +293,33 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, si
     except KeyboardInterrupt:
         meter.close()
         _stop(engine, run, futures, {f.key: f for f in todo}, manifest, rendered, failed)
-        return rendered, True, time.perf_counter() - t0
+        return rendered, "interrupted", time.perf_counter() - t0
+    except SchedulerLost:
+        meter.close()
+        _record_written(todo, manifest, rendered, failed, started)
+        return rendered, "lost", time.perf_counter() - t0
     meter.close()
     with contextlib.suppress(Exception):
         from .jobs import forget_run
         client.run(forget_run, run)
-    return rendered, False, time.perf_counter() - t0
+    return rendered, "done", time.perf_counter() - t0
+
+
+def _record_written(todo, manifest, rendered, failed, since: float) -> None:
+    """With the scheduler gone, the workers cannot be asked which frames they wrote: a frame
+    whose files all exist and were written since the frames were handed out is complete (every
+    file of a frame is renamed into place only once all are written, io.atomic.together)."""
+    settled = set(rendered) | {key for key, _, _ in failed}
+    for frame in todo:
+        if frame.key in settled or frame.sink or not frame.files:
+            continue
+        try:
+            written = min(os.stat(path).st_mtime for path in frame.files)
+        except OSError:
+            continue
+        if written >= since:
+            manifest.record(frame, {})
+            rendered.append(frame.key)
 
 
 def _stop(engine, run, futures, frames, manifest, rendered, failed) -> None:
