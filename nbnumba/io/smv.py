@@ -62,6 +62,7 @@ class SMVFields:
     osc_start_deg: float
     osc_range_deg: float
     twotheta_deg: float
+    extra: tuple = ()  # (KEY, value) pairs after the reference's keys (-fix_smv_keys)
 
 
 def smv_value(header_text: str, key: str) -> float:
@@ -154,7 +155,8 @@ def smv_header(width: int, height: int, fields: SMVFields, path="SMV image") -> 
         f"CLOSE_DISTANCE={g(f.close_distance_mm)};\n"
         f"PHI={g(f.phi_deg)};\nOSC_START={g(f.osc_start_deg)};\nOSC_RANGE={g(f.osc_range_deg)};\n"
         f"TWOTHETA={g(f.twotheta_deg)};\n"
-        "DETECTOR_SN=000;\nBEAMLINE=fake;\n}\f"
+        + "".join(f"{key}={g(value)};\n" for key, value in f.extra)
+        + "DETECTOR_SN=000;\nBEAMLINE=fake;\n}\f"
     )
     size = HEADER_BYTES
     while len((text % size).encode("ascii")) > size:

@@ -131,7 +131,15 @@ def header_fields(sim: Simulation) -> dict:
                 dials_origin_mm=det.dials_origin, xds_orgx=det.ORGX, xds_orgy=det.ORGY,
                 close_distance_mm=det.close_distance * 1000.0, phi_deg=sim.phi0 * RTD,
                 osc_start_deg=sim.phi0 * RTD, osc_range_deg=sim.osc * RTD,
-                twotheta_deg=p.detector_twotheta * RTD)
+                twotheta_deg=p.detector_twotheta * RTD, extra=smv_keys(p))
+
+
+def smv_keys(p) -> tuple:
+    """-fix_smv_keys: the ADC offset under the keys dxtbx's SMV readers take it from (ADC_OFFSET
+    for nanoBragg's images, IMAGE_PEDESTAL for ADSC's) and the exposure (TIME, ADSC's)."""
+    if not p.fix_smv_keys:
+        return ()
+    return (("ADC_OFFSET", p.adc_offset), ("IMAGE_PEDESTAL", p.adc_offset), ("TIME", p.exposure))
 
 
 def int_image(sim: Simulation, image: np.ndarray, max_I: float) -> tuple[np.ndarray, float]:
