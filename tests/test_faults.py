@@ -181,14 +181,6 @@ def test_run_refuses_a_bg_stol_table_with_a_value_that_is_not_a_number(tmp_path,
     assert_clean_failure(result, 2, tmp_path, before)
 
 
-def test_run_refuses_a_sourcefile_with_nan(tmp_path):
-    (tmp_path / "sources.txt").write_text("-10 0 0 1 nan\n-10 0.1 0 1 1e-10\n")
-    before = sorted(os.listdir(tmp_path))
-    result = invoke("run", [*SMALL, "-sourcefile", "sources.txt", "-floatfile", "a.bin", "-intfile", "a.img",
-                            "-nonoise"], tmp_path)
-    assert_clean_failure(result, 2, tmp_path, before)
-
-
 # ---------------------------------------------------------------- 7: frames that will not be rendered cost nothing
 
 def test_a_sweep_job_does_no_work_per_frame_it_does_not_render(tmp_path, monkeypatch):
