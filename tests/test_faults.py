@@ -129,6 +129,21 @@ def test_run_refuses_one_path_for_two_outputs(tmp_path, outputs):
     assert "two outputs" in message or "both" in message, message
 
 
+def test_a_batch_row_naming_one_file_for_two_outputs_is_refused(tmp_path, monkeypatch):
+    from nbnumba.batch.frames import Outputs, batch_frames
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "P1.hkl").write_text("0 0 1 100\n")
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("# base: " + " ".join(FRAME[:-3]) + "\nargs\n-noisefile a.img -intfile a.img\n"
+                    "-hkl P1.hkl -intfile P1.hkl\n-intfile b.img\n")
+    job = batch_frames(str(jobs), [], Outputs(outdir=str(tmp_path)))
+    assert [f.key for f in job.frames] == ["3"]
+    (key1, _, one), (key2, _, two) = job.errors
+    assert (key1, key2) == ("1", "2")
+    assert "named for two outputs" in one and "is an input" in two
+
+
 def test_noisify_refuses_to_overwrite_its_input(tmp_path):
     image = np.arange(64, dtype=np.float32)
     (tmp_path / "f.bin").write_bytes(image.tobytes())

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from .. import __version__
 from ..errors import UserError
+from ..io.atomic import check_distinct
 from ..model.options import FLAGS, RTD, parse_args, suggest
 from ..model.params import Params
 from ..model.sampling import phi_steps
@@ -117,6 +118,11 @@ def fmt(x: float) -> str:
 
 def job_key(argv: list[str]) -> str:
     return hashlib.sha256(json.dumps(list(argv)).encode()).hexdigest()[:16]
+
+
+def input_paths(params: Params) -> list[str]:
+    """The files a frame reads (which none of its outputs may replace)."""
+    return [path for path in (getattr(params, attr, None) for attr in INPUT_ATTRS) if path]
 
 
 def _file_stat(path: str):
@@ -408,6 +414,7 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
             flags, files = output_flags(asked, replace(opts, noise=True) if keep_noise else opts, number, digits)
             argv = absolute_paths(argv + flags)
             params = parse_args(argv)
+            check_distinct(files, input_paths(params))
         except UserError as err:
             errors.append((str(number), label, str(err)))
             continue

@@ -89,6 +89,7 @@ def _engine(ours: dict) -> EngineOptions:
 
 def _check_first(frame) -> None:
     """Build the first frame here, so that a mistake stops the run before any cluster starts."""
+    from ..batch.frames import input_paths
     from ..io.atomic import check_writable
     from ..model.simulation import announce, build
 
@@ -98,7 +99,7 @@ def _check_first(frame) -> None:
         raise UserError(f"-precision expects double or single, got {p.precision!r}")
     if p.device not in ("cpu", "cuda", "auto"):
         raise UserError(f"-device expects cpu, cuda or auto, got {p.device!r}")
-    check_writable(list(frame.files))
+    check_writable(list(frame.files), input_paths(p))
     announce(sim, lambda line: click.echo(line, err=True))
 
 
