@@ -130,6 +130,7 @@ def _run_job(job: Job, opts: EngineOptions, say, warn, rendering: contextlib.Exi
     failed: list[tuple[str, str, str]] = []  # key, label, message
     skipped = []
     interrupted = lost = False
+    stopped = None
     render_seconds = 0.0
     try:
         for key, label, message in job.errors:
@@ -169,6 +170,7 @@ def _run_job(job: Job, opts: EngineOptions, say, warn, rendering: contextlib.Exi
             rendered, ending, render_seconds = _render(engine, todo, opts, worker_hooks, manifest, failed,
                                                        render_frame, sink)
             interrupted, lost = ending == "interrupted", ending == "lost"
+            stopped = ending if isinstance(ending, RuntimeFailure) else None
         manifest.flush()
     except KeyboardInterrupt:
         interrupted = True
@@ -194,6 +196,8 @@ def _run_job(job: Job, opts: EngineOptions, say, warn, rendering: contextlib.Exi
     if interrupted:
         interrupt.check()
         raise KeyboardInterrupt
+    if stopped is not None:
+        raise stopped
     if lost:
         raise RuntimeFailure(f"lost the Dask scheduler ({opts.scheduler or 'embedded'}): run the same command "
                              f"again to render the {not_done} frames not done")
@@ -294,6 +298,11 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, si
         meter.close()
         _stop(engine, run, futures, {f.key: f for f in todo}, manifest, rendered, failed)
         return rendered, "interrupted", time.perf_counter() - t0
+    except RuntimeFailure as err:  # the job's one file cannot be written (a full disk): said after the summary
+        meter.close()
+        with contextlib.suppress(Exception):
+            client.cancel([f for f in futures if not f.done()])
+        return rendered, err, time.perf_counter() - t0
     except SchedulerLost:
         meter.close()
         _record_written(todo, manifest, rendered, failed, started)
