@@ -6,7 +6,7 @@ frame failed, 2 for a mistake found before rendering (bad flags, unreadable job 
 interrupted (SIGINT, Ctrl-C) and 143 when terminated (SIGTERM).  An interruption stops every
 worker's writing at once (jobs.stop_run), records in the manifest exactly the frames whose files
 were all written (those whose results had not yet arrived too), prints the summary and leaves;
-the embedded cluster's processes are stopped on the way out (nbnumba.interrupt).
+the embedded cluster's processes are stopped on the way out (nbnumba.runtime.interrupt).
 """
 
 from __future__ import annotations
