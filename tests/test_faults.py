@@ -282,6 +282,14 @@ def test_a_refused_bg_stol_table_writes_no_fdump(tmp_path):
     assert_clean_failure(result, 2, tmp_path, before)
 
 
+def test_a_sweep_with_a_refused_bg_stol_table_stops_before_any_cluster(tmp_path):
+    (tmp_path / "water.stol").write_text(STOL.replace("0.3 1.2", "0.3 oops"))
+    result = invoke("sweep", [*FRAME, "-nframes", "2", "-scale", "1", "-bg_stol", "water.stol", "-outdir", "out"],
+                    tmp_path)
+    assert result.exit_code == 2, result.output
+    assert "water.stol line 5" in error_lines(result)[-1] and "CPU worker" not in result.output
+
+
 @pytest.mark.parametrize("flag", [["-fluence", "-1"], ["-gain", "-1e300"], ["-gain", "0"]])
 def test_noisify_refuses_values_outside_their_domain(tmp_path, flag):
     (tmp_path / "f.bin").write_bytes(np.ones(64, dtype=np.float32).tobytes())
