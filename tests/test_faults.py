@@ -307,6 +307,19 @@ def test_trace_announces_the_work_of_one_pixel(tmp_path):
     assert all("min" not in line and "h " not in line for line in estimate), estimate
 
 
+def test_nonbragg_estimates_a_long_render(tmp_path, monkeypatch):
+    from nbnumba.amorphous.nonbragg_setup import build, work
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "water.stol").write_text(STOL + "1.0 0.8\n")
+    flags = ["-stol", "water.stol", *WATER, "-pixel", "0.1", "-detpixels", "2048", "-oversample", "8",
+             "-nthreads", "2"]
+    estimate = work(build(flags))
+    assert estimate.steps == 2048 * 2048 * 64 and estimate.worth_saying()
+    assert estimate.summary().endswith("(4194304 pixels x 8x8 sub-pixels x 1 source), 72 ns per step on 2 CPU threads")
+    assert not work(build([*flags[:-6], "-detpixels", "64", "-oversample", "2"])).worth_saying()
+
+
 # ---------------------------------------------------------------- 1: Ctrl-C in a terminal
 
 @pytest.mark.parametrize("workers, group", [("1", True), ("2", True), ("2", False)],

@@ -7,7 +7,7 @@ import click
 import numpy as np
 
 from ..amorphous import img as nonbragg_img
-from ..amorphous.nonbragg_setup import background, build
+from ..amorphous.nonbragg_setup import background, build, work
 from ..amorphous.report import setup_lines, solid_angle_line, statistics, write_outputs
 from ..amorphous.setup import backend
 from ..io.atomic import atomic_write_bytes, check_writable, together
@@ -24,6 +24,9 @@ def run_nonbragg(argv: list[str]) -> None:
     stolout = nonbragg_img.stolout_path(nb.params)
     p = nb.params
     check_writable(([stolout] if stolout else []) + output_paths(p), [p.stol_file, p.imgfile, p.sourcefile])
+    estimate = work(nb)
+    if p.progress and not p.printout and estimate.worth_saying():
+        click.echo(estimate.summary(), err=True)  # the first line of the progress display, as run's
     for line in setup_lines(nb):
         click.echo(line)
     rendered = background(nb, progress=nb.params.progress and not nb.params.printout)
