@@ -89,7 +89,7 @@ def _engine(ours: dict) -> EngineOptions:
 
 def _check_first(frame) -> None:
     """Build the first frame here, so that a mistake stops the run before any cluster starts."""
-    from ..amorphous.chain import background_setup
+    from ..amorphous.chain import check_background
     from ..batch.frames import input_paths
     from ..io.atomic import check_writable
     from ..model.simulation import announce, build
@@ -101,7 +101,7 @@ def _check_first(frame) -> None:
     if p.device not in ("cpu", "cuda", "auto"):
         raise UserError(f"-device expects cpu, cuda or auto, got {p.device!r}")
     check_writable(list(frame.files), input_paths(p))
-    background_setup(sim)  # a mistake in the -bg_ group (its table) stops the command here too
+    check_background(sim)  # a mistake in the -bg_ table stops the command here too
     announce(sim, lambda line: click.echo(line, err=True))
 
 
