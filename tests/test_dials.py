@@ -175,6 +175,6 @@ def test_dials_reads_the_exposure_and_trusted_range_of_a_nexus_sweep(response_sw
     assert got["exposure"] == [2.5, 2.5, 2.5]  # -exposure, from frame_time
     assert got["trusted"] == [-1.0, 65535.0]  # underload_value 0 and saturation_value 65535
     # dxtbx's NXmx reader has no pedestal field and reads no polarization (the file holds
-    # incident_polarisation_stokes 1, 0.8, 0, 0: DIALS needs polarization.fraction=0.9 by hand)
+    # incident_polarisation_stokes 1, 0.8, 0, 0: DIALS needs polarization_fraction=0.9 by hand)
     assert got["pedestal"] == 0.0
     assert (got["fraction"], got["normal"]) == (0.999, [0.0, 1.0, 0.0])
