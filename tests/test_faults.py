@@ -162,6 +162,20 @@ def test_nonbragg_refuses_one_path_for_two_outputs(tmp_path):
     assert_clean_failure(result, 2, tmp_path, before)
 
 
+def test_compare_and_trace_diff_refuse_a_report_over_their_inputs(tmp_path):
+    done = invoke("run", [*SMALL, "-floatfile", "f.bin", "-intfile", "a.img", "-nonoise"], tmp_path)
+    assert done.exit_code == 0, done.output
+    (tmp_path / "t.log").write_text("TRACE_C: lambda_meters 6.2e-10\n")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    for command in (["compare", "a.img", "a.img", "--json", "a.img"],
+                    ["compare", "a.img", "./a.img", "--png-dir", ".", "--json", "b.png"],
+                    ["trace-diff", "t.log", "t.log", "--json", "t.log"]):
+        result = invoke(command[0], command[1:], tmp_path)
+        assert result.exit_code == 2, result.output
+        assert "is an input" in error_lines(result)[-1] or "two outputs" in error_lines(result)[-1]
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 # ---------------------------------------------------------------- 5: -sourcefile weights
 
 @pytest.mark.parametrize("weights", [(0, 0), (1, -1), (1, -0.5)], ids=["zero", "cancel", "negative"])

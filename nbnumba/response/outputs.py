@@ -131,7 +131,7 @@ def header_fields(sim: Simulation) -> dict:
                 dials_origin_mm=det.dials_origin, xds_orgx=det.ORGX, xds_orgy=det.ORGY,
                 close_distance_mm=det.close_distance * 1000.0, phi_deg=sim.phi0 * RTD,
                 osc_start_deg=sim.phi0 * RTD, osc_range_deg=sim.osc * RTD,
-                twotheta_deg=p.detector_twotheta * RTD, extra=smv_keys(p))
+                twotheta_deg=p.detector_twotheta * RTD)
 
 
 def smv_keys(p) -> tuple:
@@ -170,7 +170,7 @@ def _write_image(sim: Simulation, path: str, counts: np.ndarray, floats=None) ->
     if nexus.is_nexus_name(path):
         nexus.write_image(path, nexus.geometry(sim, command_line(sim)), counts, floats)
     elif counts.dtype == np.uint16:
-        write_smv(path, counts, header_fields(sim))
+        write_smv(path, counts, header_fields(sim), smv_keys(sim.params))
     else:
         write_float_image(path, counts)
 
@@ -258,7 +258,7 @@ def _write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarra
         say(line)
     fields = header_fields(sim)
     say(f"writing {p.intfile} as 2-byte integers")
-    write_smv(p.intfile, r.int_image, fields)
+    write_smv(p.intfile, r.int_image, fields, smv_keys(p))
     if p.write_pgm:
         say(f"writing {p.pgmfile} as 1-byte integers")
         write_pgm(p.pgmfile, r.pgm, 1.0)
@@ -267,5 +267,5 @@ def _write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarra
     for line in noise_lines(rp, r):
         say(line)
     say(f"writing {p.noisefile} as 2-byte integers")
-    write_smv(p.noisefile, r.noise_image, fields)
+    write_smv(p.noisefile, r.noise_image, fields, smv_keys(p))
     return r.noise_image
