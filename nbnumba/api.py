@@ -175,12 +175,12 @@ def write_outputs(sim: Simulation, result: Result, floatfile=None, intfile=None,
     if floatfile is not None:
         write_float_image(floatfile, result.image)
     images = detector_images(sim, result)
-    fields = _outputs.header_fields(sim)
+    fields, keys = _outputs.header_fields(sim), _outputs.smv_keys(sim.params)
     if intfile is not None:
-        write_smv(intfile, images.int_image, fields)
+        write_smv(intfile, images.int_image, fields, keys)
     if noisefile is not None:
         noise = images.noise_image if images.noise_image is not None else noise_image(sim, result)
-        write_smv(noisefile, noise, fields)
+        write_smv(noisefile, noise, fields, keys)
     if pgmfile is not None and images.response is not None:
         write_pgm(pgmfile, images.response.pgm, 1.0)
     elif pgmfile is not None:

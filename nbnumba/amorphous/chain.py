@@ -17,7 +17,7 @@ import numpy as np
 from ..model.simulation import Simulation
 from ..runtime.jitcache import compile_notice
 from .options import NonBraggParams
-from .setup import StolTable, background_on, read_stol_table, sample_in_beam
+from .setup import StolTable, background_on, check_weights, read_stol_table, sample_in_beam
 
 # nonBragg's sample is 0.1 mm wide and high unless told otherwise; the -bg_ group sets its thickness
 SAMPLE_ACROSS = (NonBraggParams.sample_y, NonBraggParams.sample_z)
@@ -36,6 +36,17 @@ def stol_table(path: str, unit: float) -> StolTable:
     except OSError:
         return read_stol_table(path, unit)  # its own one-line error
     return _cached_table(path, st.st_size, st.st_mtime_ns, unit)
+
+
+def check_background(sim: Simulation) -> None:
+    """Read the -bg_ table (kept for the render) and check the weights of the sources that light
+    it before rendering, so that a mistake in them stops the command before any work."""
+    p = sim.params
+    if p.bg_stol_file is None:
+        return
+    stol_table(p.bg_stol_file, p.bg_stol_unit)
+    if p.sourcefile is not None:
+        check_weights(p.sourcefile, [row[3] for row in sim.sources.listing])
 
 
 def negative_warning(pixels: int) -> str:

@@ -38,7 +38,7 @@ class StolTable:
 def read_stol_table(path: str, unit: float) -> StolTable:
     """The reference's table: a missing F reads as 0; the far sentinels carry the F of the
     lowest and highest rows that have one."""
-    rows = read_columns(path, 2)
+    rows = read_columns(path, 2, numbers_only=True)
     stol = rows[:, 0] * unit
     F = rows[:, 1].copy()
     given = ~np.isnan(F)
@@ -96,6 +96,17 @@ def sample_in_beam(thick: float, high: float, wide: float, density: float, molec
     if not (math.isfinite(molecules) and molecules >= 0):
         raise UserError(f"the sample holds {molecules:g} molecules: check its size, -density and -MW")
     return Sample(thick, high, wide, density, molecular_weight, molecules), notes
+
+
+def check_weights(path: str, weights: list[float]) -> None:
+    """nonBragg divides by the sum of the weights: a negative weight, or a sum that is not
+    positive, renders a negative or unbounded image."""
+    for row, weight in enumerate(weights, start=1):
+        if not (weight >= 0.0 and math.isfinite(weight)):
+            raise UserError(f"{path}: source {row} has the weight {weight:g}: weights must be finite and "
+                            "not negative")
+    if not sum(weights) > 0.0:
+        raise UserError(f"{path}: the source weights add up to {sum(weights):g}: at least one must be positive")
 
 
 def source_rows(sources: Sources, polar_vector, weights) -> np.ndarray:
@@ -195,7 +206,10 @@ def background_on(sim, table: StolTable, sample: Sample, oversample: int = 1, *,
     and scaled by its fluence, as nonBragg would render it with the same geometry (nonBragg
     weighs each generated source 1 and each -sourcefile row by its weight)."""
     p = sim.params
-    weights = [row[3] for row in sim.sources.listing] if p.sourcefile is not None else 1.0
+    weights = 1.0
+    if p.sourcefile is not None:
+        weights = [row[3] for row in sim.sources.listing]
+        check_weights(p.sourcefile, weights)
     rows = source_rows(sim.sources, sim.detector.polar_vector, weights)
     return render_background(sim.detector, rows, table, oversample, device=device, progress=progress,
                              molecules=sample.molecules, fluence=sim.fluence, kahn=p.polarization,

@@ -7,6 +7,7 @@ the file lacks (and the file's `written` flags say the same).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 
@@ -276,31 +277,76 @@ class DatasetSink:
         return frame.index in self.held
 
     def write(self, frame, result) -> None:
+        from ..io.atomic import failure
         from ..io.nexus import store
         f = self.file
         i = frame.index
-        store(f["images"], i, result.get("data"), result.get("chunk"))
-        row = list(self.table[self.row_of[i]])
-        f["labels"][i] = np.array(row + list(result["derived"]), dtype=np.float64)
-        if self.text_names:
-            f["text_labels"][i] = self.text_table[self.row_of[i]]
-        for name, values in result["geometry"].items():
-            f["geometry"][name][i] = values if len(values) > 1 else values[0]
-        f["written"][i] = 1
-        f.flush()
+        try:
+            store(f["images"], i, result.get("data"), result.get("chunk"))
+            row = list(self.table[self.row_of[i]])
+            f["labels"][i] = np.array(row + list(result["derived"]), dtype=np.float64)
+            if self.text_names:
+                f["text_labels"][i] = self.text_table[self.row_of[i]]
+            for name, values in result["geometry"].items():
+                f["geometry"][name][i] = values if len(values) > 1 else values[0]
+            f["written"][i] = 1
+            f.flush()
+        except OSError as err:
+            raise failure(self.path, err) from None
 
     def note(self) -> str | None:
         return f"{self.path} was started over ({self.replaced})" if self.replaced else None
 
     def close(self) -> None:
         if self.file is not None:
-            self.file.close()
+            with contextlib.suppress(OSError):  # a full disk was reported by the write that met it
+                self.file.close()
             self.file = None
 
 
+class _Held:
+    """An open sink and the lock that keeps every other command from writing its file."""
+
+    def __init__(self, sink, lock_fd: int):
+        self.sink, self.lock_fd = sink, lock_fd
+
+    def __getattr__(self, name):
+        return getattr(self.sink, name)
+
+    def close(self) -> None:
+        try:
+            self.sink.close()
+        finally:
+            os.close(self.lock_fd)  # closing releases the lock
+
+
+def _lock(path: str) -> int:
+    """An exclusive lock on `.NAME.lock` beside the job's file, held while the job runs: a second
+    command writing the same file is refused, whatever its flags (a file made by other flags
+    would otherwise be started over under the first command)."""
+    import fcntl
+
+    lock = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise RuntimeFailure(f"cannot write {lock}: {err.strerror or err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise RuntimeFailure(f"cannot write {path}: another command is writing it") from None
+    return fd
+
+
 def open_sink(job):
-    """The job's HDF5 sink, opened, or None for jobs that write one file per frame."""
+    """The job's HDF5 sink, opened and locked, or None for jobs that write one file per frame."""
     if not job.sink or not job.frames:
         return None
     cls = NexusSink if job.command == "sweep" else DatasetSink
-    return cls(job, job.frames).open()
+    fd = _lock(job.sink)
+    try:
+        return _Held(cls(job, job.frames).open(), fd)
+    except BaseException:
+        os.close(fd)
+        raise

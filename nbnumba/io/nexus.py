@@ -98,6 +98,9 @@ class Geometry:
     thickness_mm: float
     command: str = ""
     extra: dict = field(default_factory=dict)
+    stokes: tuple = (1.0, 0.0, 0.0, 0.0)  # the incident beam's polarization (S0..S3, McStas x and y)
+    exposure_s: float = 1.0
+    adc_offset: float = 0.0  # counts added to every pixel of the int and noise images
 
 
 def _vec(v) -> tuple:
@@ -133,7 +136,17 @@ def geometry(sim, command: str = "") -> Geometry:
                     phi0_deg=math.degrees(sim.phi0), osc_deg=math.degrees(sim.osc),
                     wavelength_A=sim.lambda0 * 1e10, distance_mm=det.distance * 1000.0,
                     beam_center_px=(det.Fbeam / det.pixel_size, det.Sbeam / det.pixel_size),
-                    thickness_mm=p.detector_thick * 1000.0, command=command)
+                    thickness_mm=p.detector_thick * 1000.0, command=command,
+                    stokes=stokes(p.polarization, M @ np.asarray(det.polar_vector, dtype=float)),
+                    exposure_s=p.exposure, adc_offset=p.adc_offset)
+
+
+def stokes(kahn: float, e_vector) -> tuple:
+    """The Stokes vector (S0, S1, S2, S3) of a beam along McStas z with nanoBragg's Kahn factor
+    (its linearly polarized fraction) and E-vector axis: S1 = K cos 2psi, S2 = K sin 2psi, psi the
+    axis's angle from x towards y."""
+    psi = math.atan2(float(e_vector[1]), float(e_vector[0]))
+    return (1.0, kahn * math.cos(2.0 * psi), kahn * math.sin(2.0 * psi), 0.0)
 
 
 # ---------------------------------------------------------------- writing
@@ -208,6 +221,7 @@ def _metadata(f, g: Geometry, nframes: int) -> None:
     beam = _group(instrument, "beam", "NXbeam")
     beam["incident_wavelength"] = g.wavelength_A
     beam["incident_wavelength"].attrs["units"] = "angstrom"
+    beam["incident_polarisation_stokes"] = np.asarray(g.stokes, dtype=float)
     det = _group(instrument, "detector", "NXdetector")
     det["depends_on"] = f"{DET_T}/distance"
     det["description"] = "nbnumba simulated pixel array detector"
@@ -219,6 +233,15 @@ def _metadata(f, g: Geometry, nframes: int) -> None:
     det["sensor_thickness"] = g.thickness_mm if g.thickness_mm > 0 else THIN_MM
     det["sensor_thickness"].attrs["units"] = "mm"
     det["saturation_value"] = np.int32(65535)  # the int and noise images are clipped there
+    det["underload_value"] = np.int32(0)  # ... and at 0
+    # dxtbx takes the exposure from frame_time (exposure and readout: a simulator reads out in no time)
+    for name in ("count_time", "frame_time"):
+        det[name] = g.exposure_s
+        det[name].attrs["units"] = "s"
+    # NXmx has no field for a pedestal: said here for people, dxtbx assumes none
+    det["adc_offset"] = g.adc_offset
+    det["adc_offset"].attrs["units"] = "counts"
+    det["adc_offset"].attrs["description"] = "added to every pixel of the int and noise images (-adc)"
     for name, value in (("x_pixel_size", g.pixel_mm), ("y_pixel_size", g.pixel_mm),
                         ("distance", g.distance_mm)):
         det[name] = value
@@ -349,12 +372,16 @@ class SeriesWriter:
 
     def write(self, index: int, image=None, floats=None, chunk=None, float_chunk=None) -> None:
         """Frame `index`: the arrays, or their chunks as `encode_chunk` makes them."""
+        from .atomic import failure
         f = self.file
-        store(f[DATA], index, image, chunk)
-        if self.floats:
-            store(f[FLOATS], index, floats, float_chunk)
-        f[WRITTEN][index] = 1
-        f.flush()
+        try:
+            store(f[DATA], index, image, chunk)
+            if self.floats:
+                store(f[FLOATS], index, floats, float_chunk)
+            f[WRITTEN][index] = 1
+            f.flush()
+        except OSError as err:
+            raise failure(self.path, err) from None
 
     def close(self) -> None:
         if self.file is not None:

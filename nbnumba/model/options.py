@@ -445,6 +445,7 @@ FLAGS: list[Flag] = [
     Flag("-fix_pix0_mm", exact("-fix_pix0_mm"), 0, _set(fix_pix0_mm=True), help="read -pix0_vector_mm in mm (reference: as metres)"),
     Flag("-fix_misset_random", exact("-fix_misset_random"), 0, _set(fix_misset_random=True), help="-misset random draws from the whole sphere (reference: a 90-radian cap)"),
     Flag("-fix_twotheta_axis", exact("-fix_twotheta_axis"), 0, _set(fix_twotheta_axis=True), help="-twotheta_axis no longer also sets -twotheta and the pivot"),
+    Flag("-fix_smv_keys", exact("-fix_smv_keys"), 0, _set(fix_smv_keys=True), help="SMV headers also carry ADC_OFFSET, IMAGE_PEDESTAL (-adc) and TIME (-exposure), the keys dxtbx's SMV readers take (reference: none; dxtbx then assumes a pedestal of 1)"),
     Flag("-nexus", exact("-nexus"), 1, _value("nexusfile"), "s", help="NXmx (NeXus/HDF5) output: the noise image (int image with -nonoise) and the float image", unit="file"),
     # The amorphous background (nonBragg) and the detector response (noisify) in the same run: named
     # apart from nanoBragg's crystal-size flags, matched exactly.

@@ -159,5 +159,6 @@ class Params:
     fix_pix0_mm: bool = False
     fix_misset_random: bool = False
     fix_twotheta_axis: bool = False
+    fix_smv_keys: bool = False
     force: bool = False  # render even past the work limits (nbnumba.estimate)
     slips: list = field(default_factory=list)  # values that look like unit slips: (short, warning line)

@@ -289,13 +289,13 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     return sim
 
 
-def announce(sim: Simulation, say: Callable[[str], None]) -> None:
+def announce(sim: Simulation, say: Callable[[str], None], estimate: bool = True) -> None:
     """The unit-slip warnings and, for a long render with the progress meter on, the work estimate:
     said once every check has passed, so that a refused command prints only its error."""
     p = sim.params
     for _, line in p.slips:
         say("nbnumba: warning: " + line)
-    if sim.estimate.worth_saying() and p.progress and not p.printout:
+    if estimate and sim.estimate.worth_saying() and p.progress and not p.printout:
         say(sim.estimate.summary())  # the first line of the progress display, as unprefixed as the meter
 
 
