@@ -81,10 +81,9 @@ def stages(image: np.ndarray, extra: list[str], repeat: int) -> tuple[float, flo
     whole detector response as the Python API runs it (no start-up, no files); then SciPy's
     convolution beside our PSF."""
     from nbnumba.commands.noisify import geometry, response_params
-    from nbnumba.model import rng
-    from nbnumba.response import noise, psf
+    from nbnumba.model.noisify_options import parse_noisify_args
+    from nbnumba.response import noise, psf, rng
     from nbnumba.response.model import _calibration_stream, apply_detector_response
-    from nbnumba.response.options import parse_noisify_args
 
     o = parse_noisify_args([*COMMON, *extra])
     p = response_params(o, geometry(o, image.size, None), o.seed)

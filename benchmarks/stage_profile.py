@@ -40,7 +40,7 @@ from nbnumba.commands import run  # noqa: F401 - the command module, as the CLI 
 from nbnumba.model.simulation import build
 from nbnumba.kernels.backends import backend_for
 from nbnumba.kernels.render import render
-from nbnumba.response.outputs import statistics, write_outputs
+from nbnumba.outputs.images import statistics, write_outputs
 t1 = time.perf_counter()
 argv = json.loads(sys.argv[1])
 sim = build(argv, say=None)

@@ -39,8 +39,8 @@ from .kernels.render import render as _render
 from .model.crystal import phi_lattices
 from .model.detector import rotate_xyz
 from .model.simulation import Simulation, build
-from .response import outputs as _outputs
-from .response.outputs import Stats, statistics
+from .outputs import images as _outputs
+from .outputs.images import Stats, statistics
 from .runtime.jitcache import compile_notice
 from .runtime.threads import set_threads  # noqa: F401 - part of the API
 

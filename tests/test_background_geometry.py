@@ -13,10 +13,10 @@ import math
 
 import numpy as np
 import pytest
+from golden import invoke
 
 from nbnumba import api
 from nbnumba.amorphous.chain import add_background
-from golden import invoke
 
 PIXEL = 0.5  # mm
 PIXELS = 48

@@ -18,12 +18,7 @@ from test_bad_input import BASE, assert_clean_failure, replace
 
 from nbnumba.commands.sweep import SWITCHES, VALUED
 from nbnumba.errors import UserError
-from nbnumba.model.estimate import (
-    AUTO_OVERSAMPLE_LIMIT,
-    CPU_NS_PER_STEP,
-    GPU_MAX_STEPS_PER_S,
-    TRICUBIC_FACTOR,
-)
+from nbnumba.model.estimate import AUTO_OVERSAMPLE_LIMIT, CPU_NS_PER_STEP, GPU_MAX_STEPS_PER_S, TRICUBIC_FACTOR
 from nbnumba.model.options import FLAGS, SWEEP_OPTIONS, parse_args
 from nbnumba.model.simulation import build
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from golden import invoke
 from test_bad_input import assert_clean_failure, error_lines
 
@@ -324,7 +323,7 @@ def test_trace_announces_no_estimate_of_the_whole_image(tmp_path):
 
 
 def test_nonbragg_estimates_a_long_render(tmp_path, monkeypatch):
-    from nbnumba.amorphous.nonbragg_setup import build, work
+    from nbnumba.model.nonbragg import build, work
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "water.stol").write_text(STOL + "1.0 0.8\n")

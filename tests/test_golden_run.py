@@ -6,14 +6,7 @@ import re
 
 import numpy as np
 import pytest
-from golden import (
-    CASES,
-    GOLDEN,
-    case_dir,
-    invoke,
-    output_flags,
-    reference_float,
-)
+from golden import CASES, GOLDEN, case_dir, invoke, output_flags, reference_float
 
 from nbnumba.io.smv import read_smv
 

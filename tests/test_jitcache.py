@@ -12,12 +12,12 @@ import sys
 # when it is defined, so the order matters)
 CHECK = """
 import json, os
-import nbnumba.api, nbnumba.response.outputs
+import nbnumba.api, nbnumba.outputs.images
 from numba.core.dispatcher import Dispatcher
 import numba
 from nbnumba.runtime import jitcache
-from nbnumba.response import outputs
-from nbnumba.model import rng
+from nbnumba.outputs import images as outputs
+from nbnumba.response import rng
 from nbnumba.physics.compiled import cpu32, cpu64
 from nbnumba.kernels import cpu, trace
 found = [obj for space in (vars(rng), vars(outputs), vars(cpu), vars(trace), vars(cpu64), vars(cpu32))

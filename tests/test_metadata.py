@@ -9,7 +9,6 @@ import math
 import h5py
 import numpy as np
 import pytest
-
 from golden import invoke
 
 from nbnumba.io.nexus import stokes

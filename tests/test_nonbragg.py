@@ -151,7 +151,7 @@ CUDA_CHECK = """
 import json, sys
 import numpy as np
 from nbnumba.commands import nonbragg
-from nbnumba.amorphous.nonbragg_setup import build
+from nbnumba.model.nonbragg import build
 out = {}
 for name, args in json.loads(sys.argv[1]).items():
     nb = build(args)
@@ -257,7 +257,8 @@ def test_background_on_a_run_simulation(tmp_path, monkeypatch):
     """`run`'s geometry can carry the background: the nanoBragg beam centre that puts the beam
     where nonBragg's default does gives water_basic's image."""
     from nbnumba import api
-    from nbnumba.amorphous.setup import background_on, read_stol_table, sample_in_beam
+    from nbnumba.amorphous.setup import background_on
+    from nbnumba.model.amorphous_sample import read_stol_table, run_source_rows, sample_in_beam
 
     monkeypatch.chdir(tmp_path)  # no Fdump.bin here to be read
     sim = api.simulation(["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "1", "-lambda", "1",
@@ -265,7 +266,7 @@ def test_background_on_a_run_simulation(tmp_path, monkeypatch):
                           "-detpixels", "128", "-pixel", "0.2", "-Xbeam", "12.8", "-Ybeam", "12.6"])
     table = read_stol_table(str(SUITE / "inputs" / "water.stol"), 1e10)
     sample, _ = sample_in_beam(1e-4, 1e-4, 1e-4, 1e6, 18.0, 0.0, sim.params.beamsize)
-    image = background_on(sim, table, sample).image.ravel().astype(np.float64)
+    image = background_on(sim, run_source_rows(sim), table, sample).image.ravel().astype(np.float64)
     ref = reference_float("water_basic").astype(np.float64)
     assert np.abs(image - ref).max() <= 1e-6 * ref.max()
 

@@ -15,11 +15,7 @@ import golden
 import numpy as np
 import pytest
 
-from nbnumba.amorphous.rejection import (
-    mean_with_rejection,
-    median_with_rejection,
-    reference_mean,
-)
+from nbnumba.amorphous.rejection import mean_with_rejection, median_with_rejection, reference_mean
 
 DATA = Path(__file__).parent / "data" / "nonbragg_img"
 INPUTS = ["water_coarse.stol", "water_coarse.4stol", "water64.img", "tilted48x40.img"]
@@ -245,8 +241,8 @@ def test_fix_steps_and_noreject(folder):
 def test_kernel_keeps_the_last_subpixel_and_source():
     """Background.last: the sin(theta)/lambda and polarization of the last wavelength at the last
     sub-pixel, and that sub-pixel's solid angle (nonBragg's loop variables after the loop)."""
-    from nbnumba.amorphous.nonbragg_setup import build
     from nbnumba.commands import nonbragg
+    from nbnumba.model.nonbragg import build
     from nbnumba.physics import amorphous_layout as A
 
     nb = build(["-stol", str(DATA / "water_coarse.stol"), "-lambda", "1", "-distance", "60", "-detpixels_x", "6",

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-
 from golden import invoke
 
 from nbnumba.io.smv import read_smv

@@ -1,4 +1,4 @@
-"""nbnumba.model.rng against the reference's own numbers.
+"""nbnumba.response.rng against the reference's own numbers.
 
 The literals below were printed by a C harness that compiled the reference's
 ran1, gaussdev, poidev, gammln, mosaic_rotation_umat and umat2misset with the
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nbnumba.model import rng
+from nbnumba.response import rng
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 

@@ -4,14 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from nbnumba.commands.trace_diff import (
-    diff_traces,
-    format_table,
-    main,
-    parse_log,
-    parse_trace,
-    to_json,
-)
+from nbnumba.commands.trace_diff import diff_traces, format_table, main, parse_log, parse_trace, to_json
 from nbnumba.errors import UserError
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"

@@ -1,6 +1,6 @@
-"""nonBragg's own behaviour: amorphous scattering (water, air, ice...) from a sin(theta)/lambda table:
-the set-up from its command line, its report and files, the -img fit with its rejection
-statistics, and the -bg_ group that adds such a background to a `run`.
+"""nonBragg's own behaviour beyond its set-up (model/nonbragg.py): the render of an amorphous
+background, its report and files, the -img fit with its rejection statistics, and the -bg_ group
+that adds such a background to a `run`.
 
-May import: response, kernels, model, physics, runtime, io.
+May import: outputs, kernels, model, response, physics, runtime, io.
 """

@@ -1,7 +1,7 @@
 """The amorphous background of a run: nonBragg's scattering of the -bg_ group's sample, rendered on
 the run's own detector and sources (one geometry for spots and background, whatever the convention,
 rotation or pivot), added to the spots in float32 as users add the two programs' images (the
-detector response that follows is response/outputs.py's, as noisify applies it).
+detector response that follows is outputs/images.py's, as noisify applies it).
 
 `nbnumba nonbragg` reads -Xbeam/-Ybeam and the detector flags as nonBragg does; the -bg_ group
 never goes through that reading, so its water ring is centred on the spots' direct beam."""
@@ -14,10 +14,11 @@ from typing import Callable
 
 import numpy as np
 
+from ..model.amorphous_sample import StolTable, read_stol_table, run_source_rows, sample_in_beam
+from ..model.nonbragg_options import NonBraggParams
 from ..model.simulation import Simulation
 from ..runtime.jitcache import compile_notice
-from .options import NonBraggParams
-from .setup import StolTable, background_on, check_weights, read_stol_table, sample_in_beam
+from .setup import background_on
 
 # nonBragg's sample is 0.1 mm wide and high unless told otherwise; the -bg_ group sets its thickness
 SAMPLE_ACROSS = (NonBraggParams.sample_y, NonBraggParams.sample_z)
@@ -45,8 +46,7 @@ def check_background(sim: Simulation) -> None:
     if p.bg_stol_file is None:
         return
     stol_table(p.bg_stol_file, p.bg_stol_unit)
-    if p.sourcefile is not None:
-        check_weights(p.sourcefile, [row[3] for row in sim.sources.listing])
+    run_source_rows(sim)
 
 
 def negative_warning(pixels: int) -> str:
@@ -67,9 +67,10 @@ def add_background(sim: Simulation, spots: np.ndarray, progress: bool = False,
         return spots
     table = stol_table(p.bg_stol_file, p.bg_stol_unit)
     sample, _ = sample_in_beam(p.bg_thick, *SAMPLE_ACROSS, p.bg_density, p.bg_MW, 0.0, p.beamsize)
+    rows = run_source_rows(sim)
     device = device or p.device
     with compile_notice(f"background {device}", say or (lambda line: None)):
-        rendered = background_on(sim, table, sample, p.oversample if p.oversample > 0 else 1, device=device,
+        rendered = background_on(sim, rows, table, sample, p.oversample if p.oversample > 0 else 1, device=device,
                                  fix_spline=p.bg_fix_spline, progress=progress)
     if sim.mask is not None:  # -mask's skipped pixels stay empty, as the spots leave them
         rendered.image[sim.mask == 0] = 0.0

@@ -21,91 +21,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UserError
-from ..io.smv import SMVImage, cfmt_g, read_smv
-from .rejection import (
-    mean_with_rejection,
-    median,
-    median_with_rejection,
-    reference_mean,
-)
-from .setup import R_E_SQR, StolTable
+from ..io.smv import cfmt_g
+from ..model.amorphous_sample import R_E_SQR, StolTable
+from ..model.nonbragg import ignore_values, stolout_path, valid_pixels
+from .rejection import mean_with_rejection, median, median_with_rejection, reference_mean
 
-DEFAULT_STOLOUT = "output.stol"
 MIN_PIXELS = 100  # a bin is written when it holds more pixels than this
 SIGMA = 6.0  # the reference's rejection limits: bins, and the image-minus-model median and mean
 DIFF_MEAN_SIGMA = 4.0
-
-
-def read_image(path: str) -> SMVImage:
-    """The -img file, refused where nonBragg would misread it: it must start as nonBragg checks
-    ("{\\nHEADER_BYT") and be little-endian (nonBragg never swaps bytes)."""
-    smv = read_smv(path)
-    if not smv.header.startswith("{\nHEADER_BYT"):
-        raise UserError(f"{path}: not an SMV image nonBragg reads: its header must start with "
-                        "'{' and a HEADER_BYTES line")
-    if smv.header_size % 2:
-        raise UserError(f"{path}: HEADER_BYTES={smv.header_size} is odd; nonBragg reads pixels from an even offset")
-    order_at = smv.header.rfind("BYTE_ORDER=")
-    if order_at < 0 or not smv.header.startswith("little_end", order_at + len("BYTE_ORDER=")):
-        raise UserError(f"{path}: -img needs a BYTE_ORDER=little_endian image (nonBragg does not swap bytes)")
-    return smv
-
-
-def stolout_path(p) -> str | None:
-    """The table -img writes (nonBragg's default name when -stolout is not given)."""
-    if p.imgfile is None:
-        return None
-    return p.stolout_file if p.stolout_file is not None else DEFAULT_STOLOUT
-
-
-def ignore_values(p) -> list[int]:
-    """The -ignore values as nonBragg keeps them: unsigned 16-bit, truncated toward zero."""
-    kept = []
-    for value in p.ignore_values:
-        if not (math.isfinite(value) and -1.0 < value < 65536.0):
-            raise UserError(f"-ignore expects a pixel value from 0 to 65535, got {value:g}")
-        kept.append(int(value))
-    return kept
-
-
-def roi_mask(shape: tuple[int, int], roi) -> np.ndarray:
-    """The (inclusive) region of interest, slow x fast."""
-    xmin, xmax, ymin, ymax = roi
-    s, f = np.arange(shape[0])[:, None], np.arange(shape[1])[None, :]
-    return ((f >= xmin) & (f <= xmax)) & ((s >= ymin) & (s <= ymax))
-
-
-def valid_pixels(image: np.ndarray, roi, ignored: list[int]) -> np.ndarray:
-    """Pixels inside the ROI whose value is none of the ignored ones (nonBragg's invalid_pixel)."""
-    valid = roi_mask(image.shape, roi)
-    for value in ignored:
-        valid &= image != value
-    return valid
-
-
-def check_setup(p, det, image: np.ndarray, fluence: float, molecules: float) -> None:
-    """What would make nonBragg's fit read past the image or divide by zero; and a -roi whose
-    outside pixels nonBragg stores over its bins' values (unless -fix_roi)."""
-    if (det.spixels, det.fpixels) != image.shape:
-        raise UserError(f"-img {p.imgfile} has {image.shape[1]}x{image.shape[0]} pixels but the detector has "
-                        f"{det.fpixels}x{det.spixels}: leave out -detpixels, or make it match")
-    if not (fluence > 0 and math.isfinite(fluence)):
-        raise UserError(f"-img needs a positive fluence to turn photons into F, got {fluence:g}")
-    if not (molecules > 0 and math.isfinite(molecules)):
-        raise UserError(f"-img needs a sample of more than 0 molecules, got {molecules:g}")
-    if not (p.quantum_gain != 0 and math.isfinite(p.quantum_gain)):
-        raise UserError(f"-gain must be a non-zero number with -img, got {p.quantum_gain:g}")
-    ignored = ignore_values(p)
-    inside = roi_mask(image.shape, det.roi)
-    outside = int(image.size - inside.sum())
-    invalid = int((inside & ~valid_pixels(image, det.roi, ignored)).sum())
-    # nonBragg keeps room for 2 n + 2 values per bin but also files every pixel outside the ROI in
-    # bin 0 (n = the invalid pixels inside it): past 2 n + 4 values they run into the first table
-    # row's, and whichever pixel comes later in scan order overwrites the other
-    if outside > invalid + 4 and not p.fix_roi:
-        raise UserError(f"-roi leaves {outside} pixels outside it: nonBragg's fit files them in a bin too small "
-                        f"for them, which overruns the table's bins; add -fix_roi to bin only the ROI's pixels")
 
 
 def pixel_F(image: np.ndarray, last: np.ndarray, adc: float, gain: float, fluence: float, molecules: float,
@@ -172,6 +95,7 @@ def fit(nb, floatimage: np.ndarray, last: np.ndarray) -> ImageFit:
     sin(theta)/lambda, polarization and solid angle (`Background.last`)."""
     p, det, table = nb.params, nb.detector, nb.table
     image = nb.img
+    path = stolout_path(p)
     valid = valid_pixels(image, det.roi, ignore_values(p))
     # nonBragg multiplies by its steps where the rendering divided by them; -fix_steps does not
     steps = 1 if p.fix_steps else nb.steps
@@ -195,7 +119,7 @@ def fit(nb, floatimage: np.ndarray, last: np.ndarray) -> ImageFit:
             s, m, a = _fmt(stol, centre, avg)
             warnings.append(f"WARNING: not enough pixels in bin= {b} n={n} stol= {s} median= {m} avg_arej= {a}")
     difference = _difference(image, floatimage, valid) if reject else []
-    return ImageFit(stolout_path(p), lines, warnings, n, difference)
+    return ImageFit(path, lines, warnings, n, difference)
 
 
 def table_text(result: ImageFit) -> bytes:

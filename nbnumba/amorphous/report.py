@@ -9,21 +9,21 @@ import numba
 import numpy as np
 
 from .. import __version__
-from ..io.atomic import atomic_write_bytes
-from ..io.images import pgm_bytes, write_float_image, write_pgm
+from ..io.atomic import write_files
+from ..io.images import float_image_bytes, pgm_bytes, pgm_file
 from ..io.smv import cfmt_g
-from ..model import rng
+from ..model.nonbragg import NonBragg
 from ..model.options import RTD
-from ..response.outputs import Stats, _counts, _deviation, _moments
+from ..outputs.images import Stats, _counts, _deviation, _moments
+from ..response import rng
 from ..runtime import jitcache  # noqa: F401  (the cache folder, before any njit)
-from .nonbragg_setup import NonBragg
 
 
 def _g(*values) -> str:
     return " ".join(cfmt_g(v) for v in values)
 
 
-def setup_lines(nb: NonBragg) -> list[str]:
+def nonbragg_setup_lines(nb: NonBragg) -> list[str]:
     det, p, sample, src = nb.detector, nb.params, nb.sample, nb.sources
     out = [f"reading {p.imgfile}"] if p.imgfile is not None else []  # nonBragg reads it before its banner
     out.append(f"nbnumba {__version__}: nonBragg-compatible amorphous scattering simulator")
@@ -75,7 +75,7 @@ def setup_lines(nb: NonBragg) -> list[str]:
     return out
 
 
-def solid_angle_line(omega_sum: float) -> str:
+def nonbragg_solid_angle_line(omega_sum: float) -> str:
     return (f"solid angle subtended by detector = {cfmt_g(omega_sum)} steradian "
             f"( {cfmt_g(100 * omega_sum / 4 / math.pi)}% sphere)")
 
@@ -99,7 +99,7 @@ def _deviation_from_next(image, roi, mean):
     return total, n
 
 
-def statistics(nb: NonBragg, image: np.ndarray, count: int | None = None) -> Stats:
+def nonbragg_statistics(nb: NonBragg, image: np.ndarray, count: int | None = None) -> Stats:
     """max, mean, rms and rmsd of the ROI as nonBragg prints them.  `count`: what its mean and rms
     divide by instead of the ROI's pixel count (with -img, the last stol bin's count, which has
     taken over its counter); -fix_stats uses the pixel count."""
@@ -140,13 +140,16 @@ def smv_header(nb: NonBragg) -> bytes:
     return text.encode("ascii").ljust(512, b" ")
 
 
-def write_outputs(nb: NonBragg, image: np.ndarray, stats: Stats, say, difference: list[str] = ()) -> None:
-    """Every output in the reference's order, reporting as it does; `difference`: the -img lines
-    printed after the int image (nonbragg_img.ImageFit.difference)."""
+def write_nonbragg_outputs(nb: NonBragg, image: np.ndarray, stats: Stats, say, difference: list[str] = (),
+                           files: list = ()) -> None:
+    """Every output in the reference's order, reporting as it does, written together with `files`
+    ((path, *chunks) each: the -img fit's table); `difference`: the -img lines printed after the
+    int image (amorphous.img.ImageFit.difference)."""
     p, det = nb.params, nb.detector
     roi = np.array(det.roi, dtype=np.int64)
+    files = list(files)
     say(f"writing {p.floatfile} as {det.fpixels * det.spixels} 4-byte floats")
-    write_float_image(p.floatfile, image)
+    files.append((p.floatfile, float_image_bytes(p.floatfile, image)))
     say(f"max_I = {cfmt_g(stats.max_I)}  at {_g(stats.max_x, stats.max_y)}")
     say(f"mean= {cfmt_g(stats.mean)} rms= {cfmt_g(stats.rms)} rmsd= {cfmt_g(stats.rmsd)}")
     scale = p.intfile_scale
@@ -155,7 +158,7 @@ def write_outputs(nb: NonBragg, image: np.ndarray, stats: Stats, say, difference
     say(f"intfile_scale = {cfmt_g(scale)}")
     header = smv_header(nb)
     say(f"writing {p.intfile} as 2-byte integers")
-    atomic_write_bytes(p.intfile, header, np.ascontiguousarray(_counts(image, roi, scale, p.adc_offset), dtype="<u2"))
+    files.append((p.intfile, header, np.ascontiguousarray(_counts(image, roi, scale, p.adc_offset), dtype="<u2")))
     for line in difference:
         say(line)
     pgm_scale = p.pgm_scale
@@ -166,9 +169,10 @@ def write_outputs(nb: NonBragg, image: np.ndarray, stats: Stats, say, difference
     say(f"pgm_scale = {cfmt_g(pgm_scale)}")
     if p.write_pgm:
         say(f"writing {p.pgmfile} as 1-byte integers")
-        write_pgm(p.pgmfile, pgm_bytes(image, pgm_scale, det.roi), pgm_scale)
+        files.append((p.pgmfile, *pgm_file(pgm_bytes(image, pgm_scale, det.roi), pgm_scale)))
     if p.calculate_noise:
         noise, photons, overloads = rng.noise_image(image, roi, p.adc_offset, nb.seed)
         say(f"{photons:.0f} photons on noise image ({overloads} overloads)")
         say(f"writing {p.noisefile} as 2-byte integers")
-        atomic_write_bytes(p.noisefile, header, np.ascontiguousarray(noise, dtype="<u2"))
+        files.append((p.noisefile, header, np.ascontiguousarray(noise, dtype="<u2")))
+    write_files(files)

@@ -24,5 +24,5 @@ are already parallel):
   scheduler on rank 0 and workers on the other ranks; run nbnumba as above with the address
   from s.json.
 
-May import: amorphous, response, kernels, model, physics, runtime, io.
+May import: amorphous, outputs, response, kernels, model, physics, runtime, io.
 """

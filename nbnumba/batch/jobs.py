@@ -129,7 +129,7 @@ def render_frame(frame, threads: int = 0, hooks: dict | None = None, run: str = 
     from ..kernels.backends import backend_for
     from ..kernels.render import render
     from ..model.simulation import build
-    from ..response.outputs import statistics, write_outputs
+    from ..outputs.images import statistics, write_outputs
     from ..runtime.threads import set_threads
 
     hooks = hooks or {}
@@ -181,8 +181,8 @@ def _pixels(frame, sim, image, stats) -> dict:
     would hold (outputs.detector_response, the same call); the float image stays the photons."""
     import numpy as np
 
-    from ..model import rng
-    from ..response.outputs import detector_response, int_image
+    from ..outputs.images import detector_response, int_image
+    from ..response import rng
     from .sink import derived_labels, row_geometry
     if frame.data == "float":
         data = np.asarray(image, dtype=np.float32)

@@ -2,5 +2,5 @@
 batch, nonbragg, noisify), each reading its own flags and calling the layers below, with the
 reports `run` and `trace` print.  `cli.py` only assembles them.
 
-May import: batch, amorphous, response, kernels, model, physics, runtime, io.
+May import: batch, amorphous, outputs, response, kernels, model, physics, runtime, io.
 """

@@ -19,23 +19,10 @@ from .. import __version__
 from ..errors import UserError
 from ..io.images import write_pgm
 from ..io.smv import cfmt_g as g
-from ..response.files import (
-    float_image,
-    noisify_header,
-    read_float_bytes,
-    read_header,
-    retyped_header,
-    write_counts,
-)
+from ..model.noisify_options import NoisifyOptions, parse_noisify_args
+from ..response.files import float_image, noisify_header, read_float_bytes, read_header, retyped_header, write_counts
 from ..response.lines import noise_lines, noiseless_lines
-from ..response.model import (
-    R_E_SQR,
-    ResponseParams,
-    ResponseResult,
-    apply_detector_response,
-    check_input,
-)
-from ..response.options import NoisifyOptions, parse_noisify_args
+from ..response.model import R_E_SQR, ResponseParams, ResponseResult, apply_detector_response, check_input
 from ..runtime.guard import PASSTHROUGH, guarded, skip_scipy_blas
 from .flags import echo_flag_table
 
@@ -204,7 +191,7 @@ def noisify(list_flags, args) -> None:
     """Add detector effects to a float image: every flag of the reference's noisify works
     (e.g. -floatfile img.bin -readout 3 -flicker 0.02 -psf gauss -psf_fwhm 100)."""
     if list_flags:
-        from ..response.options import flag_table
+        from ..model.noisify_options import flag_table
 
         echo_flag_table(flag_table())
         return

@@ -7,11 +7,17 @@ import click
 import numpy as np
 
 from ..amorphous import img as nonbragg_img
-from ..amorphous.nonbragg_setup import background, build, work
-from ..amorphous.report import setup_lines, solid_angle_line, statistics, write_outputs
-from ..io.atomic import atomic_write_bytes, check_writable, together
+from ..amorphous.report import (
+    nonbragg_setup_lines,
+    nonbragg_solid_angle_line,
+    nonbragg_statistics,
+    write_nonbragg_outputs,
+)
+from ..amorphous.setup import background
+from ..io.atomic import check_writable
 from ..kernels.backends import flag_backend
-from ..response.outputs import output_paths
+from ..model.nonbragg import build, stolout_path, work
+from ..model.params import output_paths
 from ..runtime.guard import PASSTHROUGH, guarded, skip_scipy_blas
 from ..runtime.threads import set_threads
 from .flags import echo_flag_table
@@ -19,15 +25,16 @@ from .flags import echo_flag_table
 
 def run_nonbragg(argv: list[str]) -> None:
     nb = build(argv)
-    flag_backend(nb.params.device, amorphous=True)  # a bad -device stops the run before anything is printed
-    set_threads(nb.params.nthreads)
-    stolout = nonbragg_img.stolout_path(nb.params)
     p = nb.params
-    check_writable(([stolout] if stolout else []) + output_paths(p), [p.stol_file, p.imgfile, p.sourcefile])
+    stolout = stolout_path(p)
+    outputs = ([stolout] if stolout else []) + output_paths(p)
     estimate = work(nb)
+    flag_backend(p.device, amorphous=True)  # a bad -device stops the run before anything is printed
+    set_threads(p.nthreads)
+    check_writable(outputs, [p.stol_file, p.imgfile, p.sourcefile])
     if p.progress and not p.printout and estimate.worth_saying():
         click.echo(estimate.summary(), err=True)  # the first line of the progress display, as run's
-    for line in setup_lines(nb):
+    for line in nonbragg_setup_lines(nb):
         click.echo(line)
     rendered = background(nb, progress=nb.params.progress and not nb.params.printout)
     bad = int(rendered.image.size - np.isfinite(rendered.image).sum())
@@ -35,17 +42,18 @@ def run_nonbragg(argv: list[str]) -> None:
         click.echo(f"nbnumba: warning: {bad} pixels are not finite numbers (NaN or infinity); "
                    "check the geometry and the table", err=True)
     click.echo("")
-    click.echo(solid_angle_line(rendered.omega_sum))
-    count, difference = None, []
-    with together():  # no earlier file is replaced unless every output is written
-        if nb.img is not None:
-            fit = nonbragg_img.fit(nb, rendered.image, rendered.last)
-            for line in fit.warnings:
-                click.echo(line)
-            atomic_write_bytes(fit.path, nonbragg_img.table_text(fit))
-            click.echo(f"wrote {fit.path} as {len(fit.lines)} lines of text")
-            count, difference = fit.last_count, fit.difference
-        write_outputs(nb, rendered.image, statistics(nb, rendered.image, count), click.echo, difference)
+    click.echo(nonbragg_solid_angle_line(rendered.omega_sum))
+    count, difference, files = None, [], []
+    if nb.img is not None:
+        fit = nonbragg_img.fit(nb, rendered.image, rendered.last)
+        for line in fit.warnings:
+            click.echo(line)
+        files.append((fit.path, nonbragg_img.table_text(fit)))
+        click.echo(f"wrote {fit.path} as {len(fit.lines)} lines of text")
+        count, difference = fit.last_count, fit.difference
+    stats = nonbragg_statistics(nb, rendered.image, count)
+    # every output written together: no earlier file is replaced unless all of them are
+    write_nonbragg_outputs(nb, rendered.image, stats, click.echo, difference, files)
 
 
 @click.command(context_settings=PASSTHROUGH)
@@ -54,7 +62,7 @@ def run_nonbragg(argv: list[str]) -> None:
 def nonbragg(list_flags, args) -> None:
     """Amorphous scattering (water, air, ice...) as nonBragg: every nonBragg flag works (-stol water.stol ...)."""
     if list_flags:
-        from ..amorphous.options import flag_table
+        from ..model.nonbragg_options import flag_table
 
         echo_flag_table(flag_table())
         return

@@ -13,33 +13,33 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     from ..io.atomic import check_writable, together
     from ..io.hkl import write_fdump
     from ..kernels.backends import backend_for
+    from ..model.params import output_paths
     from ..model.simulation import FDUMP, announce, build
-    from ..response.outputs import output_paths
     from ..runtime.threads import set_threads
     from .run_report import setup_lines
 
     sim = build(argv, say=None)
     p = sim.params
-    backend = backend_for(p)
-    set_threads(p.nthreads)
     outputs, inputs = output_paths(p), [p.hklfile, p.matfile, p.maskfile, p.sourcefile, p.stol_file, p.bg_stol_file]
     # Fdump.bin: written with -hkl, read without
     (outputs if sim.hkl_source == "file" else inputs if sim.hkl_source == "fdump" else []).append(FDUMP)
+    backend = backend_for(p)
+    set_threads(p.nthreads)
     check_writable(outputs, inputs)
     check_background(sim)
     announce(sim, note)
     for line in setup_lines(sim):
         click.echo(line)
     with together():  # no earlier file (Fdump.bin included) is replaced unless every output is written
+        _render_and_write(sim, backend, trace)
         if sim.hkl_source == "file":
             write_fdump(FDUMP, sim.hkl)
-        _render_and_write(sim, backend, trace)
 
 
 def _render_and_write(sim, backend, trace) -> None:
     from ..amorphous.chain import add_background
     from ..kernels.render import render
-    from ..response.outputs import statistics, write_outputs
+    from ..outputs.images import statistics, write_outputs
     from ..response.overloads import overload_warning
     from ..runtime.jitcache import compile_notice
     from .printout import interpolation_warning, printout_lines

@@ -188,6 +188,14 @@ def atomic_write_bytes(path, *chunks) -> None:
             f.write(chunk)
 
 
+def write_files(files) -> None:
+    """(path, *chunks) for each file, written together: no earlier file is replaced unless every
+    one of them is written."""
+    with together():
+        for path, *chunks in files:
+            atomic_write_bytes(path, *chunks)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """A temporary path beside ``path`` for writers that need a file name of their own (HDF5

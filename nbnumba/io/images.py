@@ -19,19 +19,22 @@ def _is_tiff(path) -> bool:
     return Path(path).suffix.lower() in _TIFF_SUFFIXES
 
 
-def write_float_image(path, image: np.ndarray) -> None:
-    """Write a (slow, fast) image as float32: a TIFF for ``.tif``/``.tiff``, else raw
-    little-endian values with the fast index varying fastest, as the reference does."""
+def float_image_bytes(path, image: np.ndarray):
+    """A (slow, fast) image as float32, as `path` holds it: a TIFF for ``.tif``/``.tiff``, else raw
+    little-endian values with the fast index varying fastest, as the reference writes them."""
     if image.ndim != 2:
         raise TypeError(f"float image must be 2-D, got {image.ndim}-D")
     pixels = np.ascontiguousarray(image, dtype="<f4")
-    if _is_tiff(path):
-        # tifffile cannot write to a file object opened from a descriptor, so encode in memory.
-        buffer = io.BytesIO()
-        tifffile.imwrite(buffer, pixels)
-        atomic_write_bytes(path, buffer.getvalue())
-    else:
-        atomic_write_bytes(path, pixels)
+    if not _is_tiff(path):
+        return pixels
+    # tifffile cannot write to a file object opened from a descriptor, so encode in memory.
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, pixels)
+    return buffer.getvalue()
+
+
+def write_float_image(path, image: np.ndarray) -> None:
+    atomic_write_bytes(path, float_image_bytes(path, image))
 
 
 def read_float_image(path, shape: tuple[int, int]) -> np.ndarray:
@@ -76,10 +79,14 @@ def pgm_bytes(float_image: np.ndarray, pgm_scale: float, roi: tuple[int, int, in
     return out
 
 
-def write_pgm(path, image: np.ndarray, pgm_scale: float) -> None:
-    """Write 8-bit (slow, fast) ``image`` as a binary PGM with the reference's header."""
+def pgm_file(image: np.ndarray, pgm_scale: float) -> tuple[bytes, np.ndarray]:
+    """8-bit (slow, fast) ``image`` as a binary PGM: the reference's header, then the pixels."""
     if image.ndim != 2 or image.dtype != np.uint8:
         raise TypeError(f"PGM image must be a 2-D uint8 array, got {image.ndim}-D {image.dtype}")
     height, width = image.shape
     header = f"P5\n{width} {height}\n# pixels scaled by {cfmt_g(pgm_scale)}\n255\n".encode("ascii")
-    atomic_write_bytes(path, header, np.ascontiguousarray(image))
+    return header, np.ascontiguousarray(image)
+
+
+def write_pgm(path, image: np.ndarray, pgm_scale: float) -> None:
+    atomic_write_bytes(path, *pgm_file(image, pgm_scale))

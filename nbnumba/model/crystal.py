@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.matrix import read_mosflm_matrix
-from . import rng
+from ..response import rng
 from .detector import cross, dot, plain, rotate_axis, rotate_xyz
 from .params import Params
 

@@ -162,3 +162,15 @@ class Params:
     fix_smv_keys: bool = False
     force: bool = False  # render even past the work limits (nbnumba.estimate)
     slips: list = field(default_factory=list)  # values that look like unit slips: (short, warning line)
+
+
+def output_paths(p) -> list[str]:
+    """The image files a run's flags name (nanoBragg's, nonBragg's and noisify's flags alike)."""
+    paths = [p.floatfile, p.intfile]
+    if p.write_pgm:
+        paths.append(p.pgmfile)
+    if p.calculate_noise:
+        paths.append(p.noisefile)
+    if p.nexusfile:
+        paths.append(p.nexusfile)
+    return paths

@@ -18,7 +18,7 @@ from ..io.smv import read_smv, smv_value
 from ..io.textcolumns import read_columns
 from ..physics import layout as L
 from ..physics.compiled import cpu64
-from . import rng
+from ..response import rng
 from .beam import Sources, build_sources
 from .crystal import Crystal, build_crystal, length, phi_lattices
 from .detector import Detector, build_detector

@@ -1,6 +1,7 @@
-"""The detector response (noisify's own behaviour): photon noise, flicker, calibration error,
-point-spread function, gain, ADC offset and read-out noise applied to any float image; noisify's
-options and files; the statistics and output images every command writes.
+"""The detector response (noisify's physics): photon noise, flicker, calibration error,
+point-spread function, gain, ADC offset and read-out noise applied to any float image; the
+reference's random numbers (ran1, gaussdev, poidev, mosaic rotations) that it and the crystal
+draw from; noisify's files and printed lines.
 
-May import: model, physics, runtime, io.
+May import: runtime, io.
 """

@@ -15,8 +15,7 @@ import numba
 import numpy as np
 
 from ..errors import UserError
-from ..model import rng
-from . import noise
+from . import noise, rng
 from .psf import KINDS, PsfReport, apply_psf
 
 R_E_SQR = 7.94079248018965e-30  # Thomson cross-section (m²)

@@ -12,9 +12,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from ..model import rng
-from ..model.rng import _to_ushort
 from ..runtime import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
+from . import rng
+from .rng import _to_ushort
 
 INT32_MAX = 2147483647.0
 UINT16_MAX = 65535.0

@@ -5,7 +5,7 @@ the physics would be reused stale.  The cache folder is therefore named after a 
 sources that generate compiled code: every module of the physics and kernels packages (patterns,
 so that a new module cannot be left out), with the flat-array layouts and physics/compiled.py
 (the jit options the CPU physics is compiled with, which Numba's cache does not key on either),
-and the random numbers (model/rng.py).  A dispatcher picks
+and the random numbers (response/rng.py).  A dispatcher picks
 its cache folder when it is defined, so every module that defines cached functions imports this
 one first; otherwise those functions would cache beside their source and a "fresh" cache folder
 would not be fresh.
@@ -21,7 +21,7 @@ from pathlib import Path
 import numba
 
 _PACKAGE = Path(__file__).resolve().parents[1]
-_SOURCES = ["physics/*.py", "kernels/*.py", "model/rng.py"]
+_SOURCES = ["physics/*.py", "kernels/*.py", "response/rng.py"]
 
 
 def source_files(package: Path = _PACKAGE) -> list[Path]:

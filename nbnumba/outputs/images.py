@@ -12,8 +12,8 @@ import numpy as np
 from ..io import atomic, nexus
 from ..io.images import pgm_bytes, write_float_image, write_pgm
 from ..io.smv import write_smv
-from ..model import rng
 from ..model.simulation import Simulation
+from ..response import rng
 from ..runtime import jitcache  # noqa: F401  (the cache folder, set before the functions below)
 
 RTD = 180.0 * (1.0 / math.pi)
@@ -34,17 +34,6 @@ class Stats:
     rms: float
     rmsd: float
     rendered: int
-
-
-def output_paths(p) -> list[str]:
-    paths = [p.floatfile, p.intfile]
-    if p.write_pgm:
-        paths.append(p.pgmfile)
-    if p.calculate_noise:
-        paths.append(p.noisefile)
-    if p.nexusfile:
-        paths.append(p.nexusfile)
-    return paths
 
 
 @numba.njit(cache=True, nogil=True)
@@ -227,7 +216,7 @@ def _write_counts(sim: Simulation, image: np.ndarray, stats: Stats, say) -> tupl
 
 def response_params(sim: Simulation):
     """noisify's parameters for a run with detector effects (its input is already photons/pixel)."""
-    from .model import ResponseParams
+    from ..response.model import ResponseParams
 
     p = sim.params
     return ResponseParams(pixel_size=sim.detector.pixel_size, gain=p.gain, adc_offset=p.adc_offset,
@@ -241,7 +230,7 @@ def detector_response(sim: Simulation, image: np.ndarray):
     effects: the one computation behind a frame's int and noise images, whether they are written
     as SMV files here or stored in a sweep's or batch's one HDF5 file (nbnumba.batch.jobs).  The
     noise stream starts from the run's seed (`-seed`; a sweep's frame i has S + i)."""
-    from .model import apply_detector_response
+    from ..response.model import apply_detector_response
 
     rp = response_params(sim)
     return rp, apply_detector_response(image, rp)
@@ -250,7 +239,7 @@ def detector_response(sim: Simulation, image: np.ndarray):
 def _write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarray:
     """noisify's int and noise images of `image` (photons/pixel), with its lines; returns the
     counts the detector reports (the noise image, or the int image under -nonoise)."""
-    from .lines import noise_lines, noiseless_lines
+    from ..response.lines import noise_lines, noiseless_lines
 
     p = sim.params
     rp, r = detector_response(sim, image)

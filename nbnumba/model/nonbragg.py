@@ -17,25 +17,89 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
-from ..model.beam import Sources, build_sources
-from ..model.detector import Detector, cross, dot, orient, rotate_xyz, unit
-from ..model.estimate import Estimate, rendered_pixels
-from ..model.options import RTD, parse_args
-from ..model.sampling import phi_steps
-from ..model.simulation import apply_smv_header, check_memory
-from .img import check_setup, read_image
-from .options import NONBRAGG_FLAGS, NonBraggParams, parse_nonbragg
-from .setup import (
-    Sample,
-    StolTable,
-    check_weights,
-    read_stol_table,
-    render_background,
-    sample_in_beam,
-    source_rows,
-)
+from ..io.smv import SMVImage, read_smv
+from .amorphous_sample import Sample, StolTable, check_weights, read_stol_table, sample_in_beam, source_rows
+from .beam import Sources, build_sources
+from .detector import Detector, cross, dot, orient, rotate_xyz, unit
+from .estimate import Estimate, rendered_pixels
+from .nonbragg_options import NONBRAGG_FLAGS, NonBraggParams, parse_nonbragg
+from .options import RTD, parse_args
+from .sampling import phi_steps
+from .simulation import apply_smv_header, check_memory
 
 DBL_MIN = sys.float_info.min
+DEFAULT_STOLOUT = "output.stol"
+
+
+def read_image(path: str) -> SMVImage:
+    """The -img file, refused where nonBragg would misread it: it must start as nonBragg checks
+    ("{\\nHEADER_BYT") and be little-endian (nonBragg never swaps bytes)."""
+    smv = read_smv(path)
+    if not smv.header.startswith("{\nHEADER_BYT"):
+        raise UserError(f"{path}: not an SMV image nonBragg reads: its header must start with "
+                        "'{' and a HEADER_BYTES line")
+    if smv.header_size % 2:
+        raise UserError(f"{path}: HEADER_BYTES={smv.header_size} is odd; nonBragg reads pixels from an even offset")
+    order_at = smv.header.rfind("BYTE_ORDER=")
+    if order_at < 0 or not smv.header.startswith("little_end", order_at + len("BYTE_ORDER=")):
+        raise UserError(f"{path}: -img needs a BYTE_ORDER=little_endian image (nonBragg does not swap bytes)")
+    return smv
+
+
+def stolout_path(p) -> str | None:
+    """The table -img writes (nonBragg's default name when -stolout is not given)."""
+    if p.imgfile is None:
+        return None
+    return p.stolout_file if p.stolout_file is not None else DEFAULT_STOLOUT
+
+
+def ignore_values(p) -> list[int]:
+    """The -ignore values as nonBragg keeps them: unsigned 16-bit, truncated toward zero."""
+    kept = []
+    for value in p.ignore_values:
+        if not (math.isfinite(value) and -1.0 < value < 65536.0):
+            raise UserError(f"-ignore expects a pixel value from 0 to 65535, got {value:g}")
+        kept.append(int(value))
+    return kept
+
+
+def roi_mask(shape: tuple[int, int], roi) -> np.ndarray:
+    """The (inclusive) region of interest, slow x fast."""
+    xmin, xmax, ymin, ymax = roi
+    s, f = np.arange(shape[0])[:, None], np.arange(shape[1])[None, :]
+    return ((f >= xmin) & (f <= xmax)) & ((s >= ymin) & (s <= ymax))
+
+
+def valid_pixels(image: np.ndarray, roi, ignored: list[int]) -> np.ndarray:
+    """Pixels inside the ROI whose value is none of the ignored ones (nonBragg's invalid_pixel)."""
+    valid = roi_mask(image.shape, roi)
+    for value in ignored:
+        valid &= image != value
+    return valid
+
+
+def check_setup(p, det, image: np.ndarray, fluence: float, molecules: float) -> None:
+    """What would make nonBragg's fit read past the image or divide by zero; and a -roi whose
+    outside pixels nonBragg stores over its bins' values (unless -fix_roi)."""
+    if (det.spixels, det.fpixels) != image.shape:
+        raise UserError(f"-img {p.imgfile} has {image.shape[1]}x{image.shape[0]} pixels but the detector has "
+                        f"{det.fpixels}x{det.spixels}: leave out -detpixels, or make it match")
+    if not (fluence > 0 and math.isfinite(fluence)):
+        raise UserError(f"-img needs a positive fluence to turn photons into F, got {fluence:g}")
+    if not (molecules > 0 and math.isfinite(molecules)):
+        raise UserError(f"-img needs a sample of more than 0 molecules, got {molecules:g}")
+    if not (p.quantum_gain != 0 and math.isfinite(p.quantum_gain)):
+        raise UserError(f"-gain must be a non-zero number with -img, got {p.quantum_gain:g}")
+    ignored = ignore_values(p)
+    inside = roi_mask(image.shape, det.roi)
+    outside = int(image.size - inside.sum())
+    invalid = int((inside & ~valid_pixels(image, det.roi, ignored)).sum())
+    # nonBragg keeps room for 2 n + 2 values per bin but also files every pixel outside the ROI in
+    # bin 0 (n = the invalid pixels inside it): past 2 n + 4 values they run into the first table
+    # row's, and whichever pixel comes later in scan order overwrites the other
+    if outside > invalid + 4 and not p.fix_roi:
+        raise UserError(f"-roi leaves {outside} pixels outside it: nonBragg's fit files them in a bin too small "
+                        f"for them, which overruns the table's bins; add -fix_roi to bin only the ROI's pixels")
 
 
 @dataclass
@@ -164,14 +228,3 @@ def build(argv: list[str]) -> NonBragg:
     seed = p.seed if p.seed is not None else -int(time.time())
     oversample = 1 if p.oversample <= 0 else p.oversample
     return NonBragg(p, det, sources, rows, table, sample, fluence, oversample, seed, osc, notes, img)
-
-
-def background(nb: NonBragg, device: str | None = None, progress: bool = False, last: bool | None = None):
-    """The rendered image; with -img (or `last`) also each pixel's last sin(theta)/lambda,
-    polarization and solid angle (`Background.last`), which the fit needs."""
-    p = nb.params
-    return render_background(nb.detector, nb.source_table, nb.table, nb.oversample, device=device or p.device,
-                             progress=progress, last=nb.img is not None if last is None else last,
-                             molecules=nb.sample.molecules, fluence=nb.fluence, kahn=p.polarization,
-                             nopolar=p.nopolar, curved=p.curved_detector, point_pixel=p.point_pixel,
-                             fix_spline=p.fix_spline, fmap=p.fmap)

@@ -12,8 +12,8 @@ import difflib
 from dataclasses import dataclass, field
 
 from ..errors import UserError
-from ..model.options import Flag, _integer, _number, _take, exact, looks_numeric, sub
-from .model import DEFAULT_CALIB_SEED, DEFAULT_FLUENCE
+from ..response.model import DEFAULT_CALIB_SEED, DEFAULT_FLUENCE
+from .options import Flag, _integer, _number, _take, exact, looks_numeric, sub
 
 # the reference takes any argument naming this file as the input, wherever it stands
 DEFAULT_INPUT = "floatimage.bin"

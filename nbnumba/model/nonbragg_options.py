@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..model.options import FLAGS, Flag, _set, _stol, _value, exact, parse_args, sub
-from ..model.params import Params
+from .options import FLAGS, Flag, _set, _stol, _value, exact, parse_args, sub
+from .params import Params
 
 SHARED = {flag.name: flag for flag in FLAGS}
 
