@@ -348,11 +348,17 @@ def test_ctrl_c_early_in_a_sweep_is_quiet_and_quick(tmp_path, workers, group):
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
+        import psutil
+
+        def starting() -> bool:  # a worker process has been spawned and is importing its modules
+            return any("spawn_main" in " ".join(child.cmdline())
+                       for child in psutil.Process(proc.pid).children(recursive=True))
+
         end = time.monotonic() + 300
-        while not (tmp_path / "out").exists():
-            assert proc.poll() is None and time.monotonic() < end
-            time.sleep(0.05)
-        time.sleep(1.0)  # the workers are starting
+        while not starting():
+            assert proc.poll() is None and time.monotonic() < end, proc.communicate()
+            time.sleep(0.01)
+        time.sleep(0.2)
         sent = time.monotonic()
         if group:
             os.killpg(proc.pid, signal.SIGINT)
