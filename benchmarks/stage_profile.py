@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     print("warming the compile cache ...", flush=True)
     subprocess.run(nbnumba_cmd() + args, cwd=work, env=env, capture_output=True, check=True)
 
-    results = {"machine": machine_info(), "threads": opts.threads}
+    results = {"machine": machine_info(), "threads": opts.threads, "load_before": os.getloadavg()[0]}
     results["interpreter_s"] = statistics.median(wall([sys.executable, "-c", "pass"], env, work)
                                                  for _ in range(opts.repeat))
     stages = [child(STAGES_CHILD, args, env, work) for _ in range(opts.repeat)]
@@ -139,6 +139,7 @@ def main(argv=None) -> int:
     results["render_s"] = scaling
     asm = child(ASM_CHILD, supervisor_args(), env, work)
     results["render_kernel"] = {dtype: instruction_mix(text) for dtype, text in asm.items()}
+    results["load_after"] = os.getloadavg()[0]
     opts.out.parent.mkdir(exist_ok=True)
     opts.out.with_suffix(".json").write_text(json.dumps(results, indent=1))
     opts.out.write_text(markdown(results))
@@ -152,7 +153,8 @@ def markdown(r: dict) -> str:
     lines = ["# One `nbnumba run`, stage by stage", "",
              f"`python benchmarks/stage_profile.py --threads {r['threads']}`: the supervisor command (golden "
              f"`supervisor_roi` without its ROI, 2463x2527 pixels, 10 φ steps, float64), warm compile cache, "
-             f"{r['threads']} threads, medians; {r['machine']['cpu_model']}, Python {r['machine']['python']}, Numba {r['machine']['numba']}.", "",
+             f"{r['threads']} threads, medians; load average {r['load_before']:.1f} before and {r['load_after']:.1f} "
+             f"after (the machine is shared); {r['machine']['cpu_model']}, Python {r['machine']['python']}, Numba {r['machine']['numba']}.", "",
              "| stage | seconds | share |", "| --- | ---: | ---: |",
              f"| interpreter start | {r['interpreter_s']:.3f} | {r['interpreter_s'] / total:.0%} |"]
     names = {"imports": "imports (the run command's modules, Numba)", "build": "set-up (flags, geometry, A.mat, scaled.hkl)",
