@@ -1,0 +1,69 @@
+"""The per-pixel loss of a model m against data d (photons), its derivative in m and the weights
+of the Gauss-Newton information.
+
+Poisson counts with Gaussian read-out noise of sigma photons: d + sigma^2 is treated as a Poisson
+count of mean m + sigma^2 (mean and variance both m + sigma^2, as for the sum of the two), whose
+negative log-likelihood, written as a deviance that is 0 at u = D,
+
+    l(m) = u - D + D ln(D / u),   u = m + sigma^2,   D = max(d + sigma^2, 0)
+
+is convex in m and has its minimum at m = d.  Below u = D/2 (a model far under a bright pixel, or
+negative after its background plane) l continues as its second-order expansion there, so that the
+loss stays finite and smooth for any m and the minimum is unmoved.  Least squares: l = (d - m)^2 / 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UserError
+
+KINDS = ("poisson", "lsq")
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    kind: str = "poisson"
+    readout: float = 0.0  # sigma of the read-out noise, photons
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise UserError(f"-likelihood must be {' or '.join(KINDS)}, got {self.kind!r}")
+        if not (np.isfinite(self.readout) and self.readout >= 0):
+            raise UserError(f"-readout must be a number >= 0 (photons), got {self.readout:g}")
+
+    def target(self, d: np.ndarray) -> np.ndarray:
+        """What the loss compares the model with: D for Poisson, d for least squares."""
+        if self.kind == "lsq":
+            return d
+        return np.maximum(d + self.readout ** 2, 0.0)
+
+    def loss(self, D: np.ndarray, m: np.ndarray) -> tuple[float, np.ndarray]:
+        """(sum of l over the pixels, dl/dm per pixel)."""
+        if self.kind == "lsq":
+            r = m - D
+            return 0.5 * float(r @ r), r
+        u = m + self.readout ** 2
+        floor = 0.5 * D
+        low = u < floor
+        at = np.where(low, floor, u)
+        seen = D > 0
+        safe = np.where(seen, at, 1.0)
+        ratio = np.where(seen, D / safe, 0.0)
+        value = at - D + np.where(seen, D * np.log(np.where(seen, D, 1.0) / safe), 0.0)
+        slope = 1.0 - ratio
+        if low.any():
+            step = u - at
+            curve = ratio / safe
+            value = value + slope * step + 0.5 * curve * step * step
+            slope = slope + curve * step
+        return float(value.sum()), slope
+
+    def information_weights(self, D: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """Per pixel, the expected curvature of l: 1 / variance (1 for least squares)."""
+        if self.kind == "lsq":
+            return np.ones_like(m)
+        u = m + self.readout ** 2
+        return 1.0 / np.maximum(u, np.maximum(0.5 * D, 1e-12))

@@ -1,0 +1,100 @@
+"""What a fit refines: the parameter names of the derivative passes (nbnumba.derivatives, in their
+flag units), the groups a command line may name instead, the parameters refined here on the host
+(`scale`, `bg_scale`), and bounds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import UserError
+
+GROUPS = {
+    "rot": ("rotx", "roty", "rotz"),
+    "cell": ("a", "b", "c", "alpha", "beta", "gamma"),
+    "edges": ("a", "b", "c"),
+    "N": ("Na", "Nb", "Nc"),
+    "beam": ("Xbeam", "Ybeam"),
+    "detector_rot": ("detector_rotx", "detector_roty", "detector_rotz"),
+}
+# the model image is scale * I(p) + bg_scale * B: both linear, refined without the kernels
+HOST = ("scale", "bg_scale")
+# the physical domain of each parameter where it has one (flag units); a user's -bounds narrows it
+DOMAIN = {"a": (0.0, math.inf), "b": (0.0, math.inf), "c": (0.0, math.inf), "alpha": (0.0, 180.0),
+          "beta": (0.0, 180.0), "gamma": (0.0, 180.0), "Na": (1.0, math.inf), "Nb": (1.0, math.inf),
+          "Nc": (1.0, math.inf), "scale": (0.0, math.inf), "bg_scale": (0.0, math.inf),
+          "distance": (0.0, math.inf), "lambda": (0.0, math.inf), "mosaic": (0.0, 90.0)}
+
+
+def known_names() -> tuple[str, ...]:
+    from ..derivatives import NAMES
+    return tuple(NAMES) + HOST
+
+
+def expand(words, fixed=()) -> list[str]:
+    """The parameter names of `words` (names or groups, a list or one comma-separated string),
+    less those of `fixed`, each once, in the order given."""
+    known = known_names()
+
+    def names(spec) -> list[str]:
+        items = spec.split(",") if isinstance(spec, str) else list(spec)
+        out = []
+        for item in (w.strip() for w in items):
+            if not item:
+                continue
+            if item in GROUPS:
+                out.extend(GROUPS[item])
+            elif item in known:
+                out.append(item)
+            else:
+                raise UserError(f"unknown parameter {item!r} to refine (known: {', '.join(known)}; groups: "
+                                f"{', '.join(GROUPS)})")
+        return out
+
+    chosen = names(words)
+    dropped = set(names(fixed))
+    result = []
+    for name in chosen:
+        if name not in dropped and name not in result:
+            result.append(name)
+    if not result:
+        raise UserError("-refine: nothing left to refine (name parameters such as rotx,roty,rotz,cell,N,scale)")
+    return result
+
+
+def parse_bounds(text: str | None) -> dict:
+    """`name:low:high,...` (either side may be empty: unbounded) as {name: (low, high)}."""
+    bounds = {}
+    if not text:
+        return bounds
+    for item in text.split(","):
+        parts = item.strip().split(":")
+        if len(parts) != 3:
+            raise UserError(f"-bounds: {item!r} is not name:low:high")
+        name, low, high = parts
+        try:
+            lo = float(low) if low.strip() else -math.inf
+            hi = float(high) if high.strip() else math.inf
+        except ValueError:
+            raise UserError(f"-bounds: {item!r} has a bound that is not a number") from None
+        if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+            raise UserError(f"-bounds: {item!r} needs low < high")
+        bounds[name] = (lo, hi)
+    return bounds
+
+
+def bounds_for(names: list[str], start: np.ndarray, given: dict) -> list[tuple[float, float]]:
+    """Each parameter's (low, high): its domain narrowed by the user's; the start must lie inside."""
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise UserError(f"-bounds names {', '.join(unknown)}, which is not refined")
+    out = []
+    for name, value in zip(names, start):
+        low, high = DOMAIN.get(name, (-math.inf, math.inf))
+        if name in given:
+            low, high = max(low, given[name][0]), min(high, given[name][1])
+        if not low <= value <= high:
+            raise UserError(f"-bounds: the start of {name}, {value:.10g}, lies outside [{low:g}, {high:g}]")
+        out.append((low, high))
+    return out
