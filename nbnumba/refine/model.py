@@ -54,10 +54,11 @@ class SimulationModel:
             check_names(sim, self.wrt, allow_F=False)
         self.start = np.array([1.0 if n in HOST else base(sim, n) for n in self.names])
 
-    def simulation(self, values: np.ndarray):
-        """The Simulation at `values` (the host parameters aside)."""
+    def simulation(self, values: np.ndarray, with_scale: bool = False):
+        """The Simulation at `values` (with the scale folded into its fluence, or left out)."""
         from ..derivatives import apply
-        chosen = {n: float(v) for n, v in zip(self.names, values) if n not in HOST}
+        chosen = {n: float(v) for n, v in zip(self.names, values)
+                  if n not in HOST or (with_scale and n == "scale")}
         return apply(self.sim, chosen) if chosen else self.sim
 
     def _host(self, values: np.ndarray, name: str) -> float:
