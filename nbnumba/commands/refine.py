@@ -124,7 +124,7 @@ def refine(args) -> None:
     \b
     Prints each parameter's start, refined value and standard error; -out PREFIX writes
     PREFIX.json, PREFIX.flags (for `nbnumba run $(cat PREFIX.flags)`), PREFIX_model.bin and
-    PREFIX.png.  Groups: rot, cell (a b c alpha beta gamma), edges (a b c), N (Na Nb Nc),
-    beam (Xbeam Ybeam), detector_rot.  See the README's refine section.
+    PREFIX.png.  Groups: rot, cell (a b c alpha beta gamma), edges (a b c), beam (Xbeam Ybeam),
+    detector_rot; N is Na, Nb and Nc scaled together.  See the README's refine section.
     """
     guarded(run_refine, list(args))

@@ -155,12 +155,12 @@ def fit(model, data: np.ndarray, usable: np.ndarray, bounds, settings: Settings,
             last_gradient[0] = gradient * scales
             return loss, last_gradient[0]
 
-        def report(intermediate):
+        def report(intermediate_result):
             nonlocal iterations
             iterations += 1
             if say is not None:
-                said = " ".join(f"{n}={v:.8g}" for n, v in zip(names, origin + intermediate.x * scales))
-                say(f"refine: cycle {cycle} iteration {iterations}: loss {intermediate.fun:.9g} "
+                said = " ".join(f"{n}={v:.8g}" for n, v in zip(names, origin + intermediate_result.x * scales))
+                say(f"refine: cycle {cycle} iteration {iterations}: loss {intermediate_result.fun:.9g} "
                     f"|gradient| {np.abs(last_gradient[0]).max():.3g} ({windows.flat.size} pixels) {said}")
 
         try:

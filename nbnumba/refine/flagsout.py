@@ -73,7 +73,7 @@ def refined_flags(start_argv: list[str], sim, names: list[str]) -> list[str]:
         A = np.array([sim.crystal.a, sim.crystal.b, sim.crystal.c], dtype=np.float64).T
         B = np.array([made.a, made.b, made.c], dtype=np.float64).T
         added += ["-cell", *map(_number, cell), "-misset", *map(_number, misset_angles(A @ np.linalg.inv(B)))]
-    if {"Na", "Nb", "Nc"} & set(names):
+    if {"Na", "Nb", "Nc", "N"} & set(names):
         drop |= CELLS
         added += ["-Na", _number(sim.Na), "-Nb", _number(sim.Nb), "-Nc", _number(sim.Nc)]
     p, det = sim.params, sim.detector

@@ -8,8 +8,12 @@ negative log-likelihood, written as a deviance that is 0 at u = D,
     l(m) = u - D + D ln(D / u),   u = m + sigma^2,   D = max(d + sigma^2, 0)
 
 is convex in m and has its minimum at m = d.  Below u = D/2 (a model far under a bright pixel, or
-negative after its background plane) l continues as its second-order expansion there, so that the
-loss stays finite and smooth for any m and the minimum is unmoved.  Least squares: l = (d - m)^2 / 2.
+negative after its background plane) l continues as a parabola with l's value and slope at D/2 and
+the curvature min(D / (D/2)^2, 4) (l's own, capped for the faint pixels, whose own would be huge),
+so that the loss stays finite, convex and smooth for any m and the minimum is unmoved.  u and D
+both carry EPSILON photons more, so that a pixel of zero counts without read-out noise has its
+minimum at m = 0 too (the Poisson loss of a zero count, m, has none for the negative models a
+background plane can reach).  Least squares: l = (d - m)^2 / 2.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import numpy as np
 from ..errors import UserError
 
 KINDS = ("poisson", "lsq")
+EPSILON = 1e-6  # photons
+CURVATURE = 4.0  # 1/photons^2: the most the continuation below D/2 curves (l's own at D = 1)
 
 
 @dataclass(frozen=True)
@@ -38,14 +44,14 @@ class Likelihood:
         """What the loss compares the model with: D for Poisson, d for least squares."""
         if self.kind == "lsq":
             return d
-        return np.maximum(d + self.readout ** 2, 0.0)
+        return np.maximum(d + self.readout ** 2, 0.0) + EPSILON
 
     def loss(self, D: np.ndarray, m: np.ndarray) -> tuple[float, np.ndarray]:
         """(sum of l over the pixels, dl/dm per pixel)."""
         if self.kind == "lsq":
             r = m - D
             return 0.5 * float(r @ r), r
-        u = m + self.readout ** 2
+        u = m + self.readout ** 2 + EPSILON
         floor = 0.5 * D
         low = u < floor
         at = np.where(low, floor, u)
@@ -56,7 +62,7 @@ class Likelihood:
         slope = 1.0 - ratio
         if low.any():
             step = u - at
-            curve = ratio / safe
+            curve = np.minimum(ratio / safe, CURVATURE)
             value = value + slope * step + 0.5 * curve * step * step
             slope = slope + curve * step
         return float(value.sum()), slope
@@ -65,5 +71,5 @@ class Likelihood:
         """Per pixel, the expected curvature of l: 1 / variance (1 for least squares)."""
         if self.kind == "lsq":
             return np.ones_like(m)
-        u = m + self.readout ** 2
-        return 1.0 / np.maximum(u, np.maximum(0.5 * D, 1e-12))
+        u = m + self.readout ** 2 + EPSILON
+        return 1.0 / np.maximum(u, 0.5 * D)

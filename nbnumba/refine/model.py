@@ -14,9 +14,10 @@ import math
 import numpy as np
 
 from ..errors import UserError
-from .parameters import HOST
+from .parameters import HOST, JOINT, check_shape
 
 ROTATIONS = ("rotx", "roty", "rotz")
+CELLS = ("Na", "Nb", "Nc")
 
 
 def _turn(axis: int, degrees: float) -> np.ndarray:
@@ -45,20 +46,27 @@ class SimulationModel:
         if "bg_scale" in self.names and background is None:
             raise UserError("bg_scale: there is no background image to scale (-bgimage or the -bg_ flags)")
         self.background = background
-        self.kernel_names = [n for n in self.names if n not in HOST]
+        check_shape(self.names, sim.params.xtal_shape)
+        kernel_names = [n for n in self.names if n not in HOST + JOINT]
         # the rotations are always evaluated together, to turn their derivatives into angles
-        self.wrt = [n for n in self.kernel_names if n not in ROTATIONS]
-        if any(n in ROTATIONS for n in self.kernel_names):
+        self.wrt = [n for n in kernel_names if n not in ROTATIONS]
+        if any(n in ROTATIONS for n in kernel_names):
             self.wrt = list(ROTATIONS) + self.wrt
+        if "N" in self.names:
+            self.wrt += list(CELLS)
         if self.wrt:
             check_names(sim, self.wrt, allow_F=False)
-        self.start = np.array([1.0 if n in HOST else base(sim, n) for n in self.names])
+        self.cells = np.array([base(sim, n) for n in CELLS])
+        self.N0 = float(np.prod(self.cells) ** (1.0 / 3.0))
+        self.start = np.array([1.0 if n in HOST else self.N0 if n == "N" else base(sim, n) for n in self.names])
 
     def simulation(self, values: np.ndarray, with_scale: bool = False):
         """The Simulation at `values` (with the scale folded into its fluence, or left out)."""
         from ..derivatives import apply
         chosen = {n: float(v) for n, v in zip(self.names, values)
-                  if n not in HOST or (with_scale and n == "scale")}
+                  if n not in HOST + JOINT or (with_scale and n == "scale")}
+        if "N" in self.names:
+            chosen.update(zip(CELLS, self.cells * (self._value(values, "N") / self.N0)))
         return apply(self.sim, chosen) if chosen else self.sim
 
     def _host(self, values: np.ndarray, name: str) -> float:
@@ -83,6 +91,8 @@ class SimulationModel:
         model = scale * image
         if self.background is not None:
             model = model + bg * self.background.ravel()[flat]
+        if "N" in self.names:
+            derivative["N"] = sum(derivative[n] * (c / self.N0) for n, c in zip(CELLS, self.cells))
         columns = []
         for name in self.names:
             if name == "scale":

@@ -14,22 +14,24 @@ GROUPS = {
     "rot": ("rotx", "roty", "rotz"),
     "cell": ("a", "b", "c", "alpha", "beta", "gamma"),
     "edges": ("a", "b", "c"),
-    "N": ("Na", "Nb", "Nc"),
     "beam": ("Xbeam", "Ybeam"),
     "detector_rot": ("detector_rotx", "detector_roty", "detector_rotz"),
 }
 # the model image is scale * I(p) + bg_scale * B: both linear, refined without the kernels
 HOST = ("scale", "bg_scale")
+# N: Na, Nb and Nc scaled together, its value the geometric mean (Na Nb Nc)^(1/3).  The Gaussian and
+# top-hat spots depend on the three only through their product, so that N is what they determine.
+JOINT = ("N",)
 # the physical domain of each parameter where it has one (flag units); a user's -bounds narrows it
 DOMAIN = {"a": (0.0, math.inf), "b": (0.0, math.inf), "c": (0.0, math.inf), "alpha": (0.0, 180.0),
           "beta": (0.0, 180.0), "gamma": (0.0, 180.0), "Na": (1.0, math.inf), "Nb": (1.0, math.inf),
-          "Nc": (1.0, math.inf), "scale": (0.0, math.inf), "bg_scale": (0.0, math.inf),
+          "Nc": (1.0, math.inf), "N": (1.0, math.inf), "scale": (0.0, math.inf), "bg_scale": (0.0, math.inf),
           "distance": (0.0, math.inf), "lambda": (0.0, math.inf), "mosaic": (0.0, 90.0)}
 
 
 def known_names() -> tuple[str, ...]:
     from ..derivatives import NAMES
-    return tuple(NAMES) + HOST
+    return tuple(NAMES) + HOST + JOINT
 
 
 def expand(words, fixed=()) -> list[str]:
@@ -60,7 +62,18 @@ def expand(words, fixed=()) -> list[str]:
             result.append(name)
     if not result:
         raise UserError("-refine: nothing left to refine (name parameters such as rotx,roty,rotz,cell,N,scale)")
+    cells = [n for n in result if n in ("Na", "Nb", "Nc", "N")]
+    if "N" in cells and len(cells) > 1:
+        raise UserError(f"-refine names N (Na, Nb and Nc together) and {', '.join(c for c in cells if c != 'N')}")
     return result
+
+
+def check_shape(names: list[str], shape: str) -> None:
+    """Na, Nb, Nc apart only where the crystal shape tells them apart."""
+    apart = [n for n in names if n in ("Na", "Nb", "Nc")]
+    if len(apart) > 1 and shape in ("GAUSS", "TOPHAT"):
+        raise UserError(f"{', '.join(apart)}: the {shape.lower()} spots depend on Na Nb Nc only through their product, "
+                        "so they cannot be refined apart; refine N (the three together)")
 
 
 def parse_bounds(text: str | None) -> dict:

@@ -8,7 +8,7 @@ import numpy as np
 
 from .engine import Fit
 
-HOST_UNITS = {"scale": "1", "bg_scale": "1"}
+HOST_UNITS = {"scale": "1", "bg_scale": "1", "N": "cells"}
 
 
 def unit_of(name: str) -> str:
