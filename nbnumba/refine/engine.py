@@ -79,27 +79,26 @@ class Objective:
         self.model, self.windows, self.likelihood, self.stop = model, windows, likelihood, stop
         self.d = data.ravel()[windows.flat]
         self.D = likelihood.target(self.d)
-        weights = 1.0 / np.maximum(self.d + likelihood.readout ** 2, 1.0)
-        self.planes = (Planes if planes else Flat)(windows, weights)
+        self.planes = (Planes if planes else Flat)(windows)
         self.evaluations = 0
         self.best = (np.inf, None, None)  # (loss, values, model with planes)
 
     def evaluate(self, values: np.ndarray):
-        """(loss, gradient in the parameters, profiled Jacobian, model with planes)."""
+        """(loss, gradient in the parameters, Jacobian, model with planes, model without)."""
         if self.stop is not None and self.stop():
             raise Stopped
         s, J = self.model.evaluate(values, self.windows.flat, self.windows.shape)
-        m = s + self.planes.fit(self.d - s)
+        m = self.planes.fit(s, self.D, self.likelihood)
         loss, slope = self.likelihood.loss(self.D, m)
         self.evaluations += 1
         if loss < self.best[0]:
             self.best = (loss, values.copy(), m)
-        return loss, J.T @ self.planes.gradient_weights(slope), J, m
+        return loss, J.T @ slope, J, m, s
 
     def information(self, values: np.ndarray):
-        loss, _, J, m = self.evaluate(values)
-        profiled = self.planes.profiled(J)
-        w = self.likelihood.information_weights(self.D, m)
+        loss, _, J, m, s = self.evaluate(values)
+        w = self.likelihood.information_weights(m, s)
+        profiled = self.planes.profiled(J, w)
         return loss, profiled.T @ (w[:, None] * profiled), m
 
 
@@ -151,7 +150,7 @@ def fit(model, data: np.ndarray, usable: np.ndarray, bounds, settings: Settings,
         last_gradient = [np.zeros(len(names))]
 
         def loss_and_gradient(x):
-            loss, gradient, _, _ = objective.evaluate(origin + x * scales)
+            loss, gradient, _, _, _ = objective.evaluate(origin + x * scales)
             last_gradient[0] = gradient * scales
             return loss, last_gradient[0]
 

@@ -38,7 +38,7 @@ def without(argv: list[str], names: set[str]) -> list[str]:
         token = argv[i]
         flag = _flag_of(token) if token.startswith("-") else None
         n = flag.nargs if flag is not None else 0
-        if flag is not None and flag.name == "-misset":
+        if flag is not None and flag.name.startswith("-misset"):
             n = 1 if i + 1 < len(argv) and "rand" in argv[i + 1] else 3
         if flag is None or flag.name.split()[0] not in {x.split()[0] for x in names}:
             out.extend(argv[i:i + 1 + n])

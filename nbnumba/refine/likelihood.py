@@ -46,30 +46,36 @@ class Likelihood:
             return d
         return np.maximum(d + self.readout ** 2, 0.0) + EPSILON
 
-    def loss(self, D: np.ndarray, m: np.ndarray) -> tuple[float, np.ndarray]:
-        """(sum of l over the pixels, dl/dm per pixel)."""
+    def terms(self, D: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per pixel: l, dl/dm and d2l/dm2."""
         if self.kind == "lsq":
             r = m - D
-            return 0.5 * float(r @ r), r
+            return 0.5 * r * r, r, np.ones_like(r)
         u = m + self.readout ** 2 + EPSILON
         floor = 0.5 * D
         low = u < floor
         at = np.where(low, floor, u)
-        seen = D > 0
-        safe = np.where(seen, at, 1.0)
-        ratio = np.where(seen, D / safe, 0.0)
-        value = at - D + np.where(seen, D * np.log(np.where(seen, D, 1.0) / safe), 0.0)
+        ratio = D / at
+        value = at - D + D * np.log(D / at)
         slope = 1.0 - ratio
+        curve = ratio / at
         if low.any():
+            curve = np.where(low, np.minimum(curve, CURVATURE), curve)
             step = u - at
-            curve = np.minimum(ratio / safe, CURVATURE)
             value = value + slope * step + 0.5 * curve * step * step
             slope = slope + curve * step
+        return value, slope, curve
+
+    def loss(self, D: np.ndarray, m: np.ndarray) -> tuple[float, np.ndarray]:
+        """(sum of l over the pixels, dl/dm per pixel)."""
+        value, slope, _ = self.terms(D, m)
         return float(value.sum()), slope
 
-    def information_weights(self, D: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """Per pixel, the expected curvature of l: 1 / variance (1 for least squares)."""
+    def information_weights(self, m: np.ndarray, spots: np.ndarray) -> np.ndarray:
+        """Per pixel, the Fisher information of l per unit of m: 1 / variance (1 for least
+        squares).  The variance is that of the model m, but never below the model without its
+        background plane (`spots`): a plane may dip under zero where the counts are faint, the
+        counts' mean cannot."""
         if self.kind == "lsq":
             return np.ones_like(m)
-        u = m + self.readout ** 2 + EPSILON
-        return 1.0 / np.maximum(u, 0.5 * D)
+        return 1.0 / (np.maximum(m, spots) + self.readout ** 2 + EPSILON)
