@@ -42,7 +42,12 @@ def load_data(path, shape: tuple[int, int], frame: int = 1, adc: float | None = 
               mask=None, readout: float = 0.0) -> Data:
     """`shape` is the detector's (slow, fast); the data must have it."""
     path = Path(path)
-    loaded = load_image(path, shape if path.suffix.lower() in (".bin", ".gz") else None, frame)
+    try:
+        loaded = load_image(path, None, frame)
+    except UserError:
+        if path.suffix.lower() not in (".bin", ".gz"):
+            raise
+        loaded = load_image(path, shape, frame)  # a raw image that is not square: read by its size
     counts = loaded.image
     if counts.shape != tuple(shape):
         raise UserError(f"{path}: the image is {counts.shape[1]}x{counts.shape[0]} pixels (fast x slow) but the "

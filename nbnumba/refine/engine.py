@@ -8,7 +8,7 @@ the projected gradient in x at most `gtol`, or an iteration lowering the loss by
 ftol * max(|L|, 1) (SciPy's pgtol and factr), or `maxiter` iterations.  The cycles stop when the
 windows no longer change, or after `cycles`.  The standard errors are the square roots of the
 diagonal of (J^T W J)^-1 at the minimum (J the Jacobian with the planes profiled out, W the
-information weights), times the residual variance per degree of freedom for least squares."""
+information weights); for least squares, of the sandwich estimate (see _covariance)."""
 
 from __future__ import annotations
 
@@ -96,10 +96,17 @@ class Objective:
         return loss, J.T @ slope, J, m, s
 
     def information(self, values: np.ndarray):
+        """(loss, the information J^T W J with the planes profiled out, the model with planes, and
+        for least squares the meat of the sandwich, J^T diag(r^2) J, else None)."""
         loss, _, J, m, s = self.evaluate(values)
         w = self.likelihood.information_weights(m, s)
         profiled = self.planes.profiled(J, w)
-        return loss, profiled.T @ (w[:, None] * profiled), m
+        information = profiled.T @ (w[:, None] * profiled)
+        spread = None
+        if self.likelihood.kind == "lsq":
+            r = m - self.D
+            spread = profiled.T @ ((r * r)[:, None] * profiled)
+        return loss, information, m, spread
 
 
 def _scales(information: np.ndarray, names) -> np.ndarray:
@@ -109,6 +116,19 @@ def _scales(information: np.ndarray, names) -> np.ndarray:
         raise UserError(f"{', '.join(flat)}: the model on the fit's pixels does not change with "
                         f"{'it' if len(flat) == 1 else 'them'} (no spot moves or grows)")
     return 1.0 / np.sqrt(diagonal)
+
+
+def any_spot(windows: Windows, data: np.ndarray, settings: Settings) -> bool:
+    """Whether a window's brightest pixel stands 5 sigma above the window's median."""
+    d = data.ravel()[windows.flat]
+    order = np.lexsort((d, windows.label))
+    starts = np.searchsorted(windows.label[order], np.arange(windows.count))
+    ends = np.append(starts[1:], d.size)
+    median = d[order][(starts + ends - 1) // 2]
+    top = np.full(windows.count, -np.inf)
+    np.maximum.at(top, windows.label, d)
+    noise = np.sqrt(np.maximum(median, 0.0) + settings.likelihood.readout ** 2 + 1.0)
+    return bool((top - median > 5.0 * noise).any())
 
 
 def choose_windows(image: np.ndarray, usable: np.ndarray, settings: Settings) -> Windows:
@@ -129,15 +149,16 @@ def fit(model, data: np.ndarray, usable: np.ndarray, bounds, settings: Settings,
     start_loss = None
     for cycle in range(1, settings.cycles + 1):
         chosen = choose_windows(model.image(values), usable, settings)
-        if chosen.count == 0 or chosen.flat.size <= len(names):
-            raise UserError("no spot of the model falls on usable pixels in any window: check the starting "
-                            "model (geometry, orientation), the mask and -spot_threshold")
+        if chosen.count == 0 or chosen.flat.size <= len(names) or not any_spot(chosen, data, settings):
+            raise UserError("no spot of the model falls on usable pixels in any window, or the data show none "
+                            "there: check the starting model (geometry, orientation), the data, the mask and "
+                            "-spot_threshold")
         if windows is not None and chosen.same_pixels(windows):
             break
         windows = chosen
         objective = Objective(model, windows, data, settings.likelihood, settings.planes, stop)
         try:
-            loss0, information, _ = objective.information(values)
+            loss0, information, _, _ = objective.information(values)
         except Stopped:
             interrupted = True
             break
@@ -174,9 +195,9 @@ def fit(model, data: np.ndarray, usable: np.ndarray, bounds, settings: Settings,
         if interrupted:
             break
     before = objective.evaluations
-    loss, information, m = objective.information(values) if not interrupted else _last(objective, values)
+    loss, information, m, spread = objective.information(values) if not interrupted else _last(objective, values)
     evaluations += objective.evaluations - before
-    covariance = _covariance(information, settings.likelihood, loss, windows, len(names), settings.planes)
+    covariance = _covariance(information, spread, windows, len(names), settings.planes)
     errors = np.sqrt(np.maximum(np.diag(covariance), 0.0))
     outer = np.outer(errors, errors)
     correlation = np.divide(covariance, outer, out=np.full_like(covariance, np.nan), where=outer > 0)
@@ -191,9 +212,13 @@ def _last(objective: Objective, values: np.ndarray):
     return objective.information(values)
 
 
-def _covariance(information, likelihood, loss, windows, k, planes) -> np.ndarray:
-    covariance = np.linalg.pinv(information, hermitian=True)
-    if likelihood.kind == "lsq":
-        freedom = windows.flat.size - k - (3 * windows.count if planes else 0)
-        covariance = covariance * (2.0 * loss / max(freedom, 1))
-    return covariance
+def _covariance(information, spread, windows, k, planes) -> np.ndarray:
+    """(J^T W J)^-1; for least squares the sandwich (J^T J)^-1 J^T diag(r^2) J (J^T J)^-1 with
+    n / (n - k) for the degrees of freedom (White's HC1), which holds when the pixels' variances
+    differ (photon noise does), where sigma^2 (J^T J)^-1 would not."""
+    inverse = np.linalg.pinv(information, hermitian=True)
+    if spread is None:
+        return inverse
+    n = windows.flat.size
+    freedom = n - k - (3 * windows.count if planes else 0)
+    return inverse @ spread @ inverse * (n / max(freedom, 1))
