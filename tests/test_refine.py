@@ -150,3 +150,24 @@ def test_a_square_crystal_has_no_N_to_refine(truth, tmp_path):
     flags = [f for f in START if f != "-gauss_xtal"]
     result = invoke("refine", ["-data", "data.bin", *flags, "-refine", "N"], tmp_path)
     assert result.exit_code == 2 and "square crystal shape" in stderr_of(result)
+
+
+def test_ctrl_c_keeps_the_best_model_so_far(truth, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from nbnumba.io.images import write_float_image
+    write_float_image(tmp_path / "data.bin", truth[1].astype(np.float32))
+    flags = [f for f in START if f != "-noprogress"]
+    proc = subprocess.Popen([sys.executable, "-m", "nbnumba", "refine", "-data", "data.bin", *flags, "-refine", REFINE,
+                             "-out", "fit"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "iteration 3:" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and err.strip().endswith("nbnumba: interrupted"), err
+    document = json.loads((tmp_path / "fit.json").read_text())
+    assert document["interrupted"] and document["loss"] < document["start_loss"]
+    assert 3 <= document["iterations"] < 20 and "interrupted: best so far" in out
+    assert (tmp_path / "fit.flags").exists() and (tmp_path / "fit_model.bin").exists()
