@@ -43,69 +43,21 @@ def split_options(args: list[str]) -> tuple[dict, list[str]]:
     return ours, rest
 
 
-def settings_of(ours: dict):
-    from ..refine.engine import Settings
-    from ..refine.likelihood import Likelihood
-
-    return Settings(likelihood=Likelihood(ours.get("likelihood", "poisson"), ours.get("readout", 0.0)),
-                    shoebox=ours.get("shoebox", 15), threshold=ours.get("spot_threshold", 0.02),
-                    allpixels=ours.get("allpixels", False), planes=not ours.get("noplanes", False),
-                    maxiter=ours.get("maxiter", 300), cycles=ours.get("cycles", 3))
-
-
-def device_of(p) -> str:
-    """-device auto: the GPU when one is found (as `run` decides), else the CPU."""
-    if p.device != "auto":
-        return p.device
-    from ..kernels.backends import backend_for
-    return "cuda" if backend_for(p).__name__.endswith("cuda") else "cpu"
-
-
-def refine_one(ours: dict, flags: list[str], say=None, stop=None, echo=click.echo):
-    """Refine one shot: the data of -data against the model of `flags`; print the table and
-    write the files of -out.  Returns the RefineResult."""
-    from ..io.any_image import load_image
-    from ..model.simulation import announce, build
-    from ..refine import outputs
-    from ..refine.data import load_data
-    from ..refine.driver import background_image, refine
-
-    if "data" not in ours:
-        raise UserError("refine needs -data IMAGE (the measured image) and the starting model's flags")
-    if "refine" not in ours:
-        raise UserError("refine needs -refine NAMES, e.g. -refine rotx,roty,rotz,cell,N,scale,distance,beam")
-    settings = settings_of(ours)
-    if ours.get("frame", 1) < 1:
-        raise UserError(f"-frame counts from 1, got {ours['frame']}")
-    if "out" in ours:
-        outputs.check(ours["out"])
-    sim = build(flags, say=None)
-    announce(sim, note)
-    data = load_data(ours["data"], sim.shape, ours.get("frame", 1), ours.get("adc"), ours.get("gain"), None,
-                     settings.likelihood.readout)
-    given = load_image(ours["bgimage"], sim.shape).image if "bgimage" in ours else None
-    background = background_image(sim, given)
-    device = device_of(sim.params)
-    result = refine(sim, data, ours["refine"], ours.get("fix", ()), ours.get("bounds"), settings, background,
-                    device, sim.params.precision, say=say, stop=stop)
-    for line in result.table():
-        echo(line)
-    if "out" in ours:
-        outputs.write(ours["out"], result, flags, {"data": data.path, "frame": ours.get("frame", 1),
-                                                   "adc": data.adc, "gain": data.gain}, background, device)
-    return result
-
-
 def run_refine(args: list[str]) -> None:
     from ..runtime import interrupt
 
     ours, flags = split_options(args)
     if "list" in ours:
         from ..refine.shots import run_list
-        return run_list(ours, flags, echo=click.echo)
+        code = run_list(ours, flags, echo=click.echo, note=note)
+        if code:
+            raise SystemExit(code)
+        return
+    from ..refine.shot import refine_shot
+
     say = None if ours.get("noprogress") else note
     with interrupt.grace(GRACE_S):
-        refine_one(ours, flags, say=say, stop=interrupt.requested)
+        refine_shot(ours, flags, say=say, stop=interrupt.requested, echo=click.echo, note=note)
 
 
 @click.command(context_settings=PASSTHROUGH)
