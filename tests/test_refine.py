@@ -171,3 +171,25 @@ def test_ctrl_c_keeps_the_best_model_so_far(truth, tmp_path):
     assert document["interrupted"] and document["loss"] < document["start_loss"]
     assert 3 <= document["iterations"] < 20 and "interrupted: best so far" in out
     assert (tmp_path / "fit.flags").exists() and (tmp_path / "fit_model.bin").exists()
+
+
+def test_a_sweep_frame_is_refined_back_to_the_flags_that_made_it(tmp_path):
+    """The frame's SMV header gives the start its detector, wavelength and phi range (-img)."""
+    crystal = ["-cell", "60", "70", "80", "90", "90", "90", "-default_F", "60", "-gauss_xtal", "-oversample", "1",
+               "-mosaic", "0.5", "-mosaic_dom", "5"]
+    made = [*crystal, "-N", "6", "-misset", "10", "20", "30", "-lambda", "1", "-distance", "100", "-detpixels",
+            "128", "-pixel", "0.1", "-phi", "0", "-osc", "0.2", "-phisteps", "2"]
+    result = invoke("sweep", [*made, "-nframes", "2", "-outdir", "frames", "-prefix", "s", "-noise", "-seed", "5",
+                              "-workers", "1", "-noprogress"], tmp_path)
+    assert result.exit_code == 0, result.output
+    frame = str(tmp_path / "frames" / "s_noise_00002.img")
+    start = [*crystal, "-img", frame, "-N", "7", "-misset", "10.03", "19.98", "30", "-phisteps", "2"]
+    result = invoke("refine", ["-data", frame, *start, "-refine", "rot,N,scale", "-out", "fit", "-noprogress"],
+                    tmp_path)
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "fit.json").read_text())
+    refined = {p["name"]: p for p in document["parameters"]}
+    for name, true in (("N", 6.0), ("scale", 1.0)):
+        assert abs(refined[name]["refined"] - true) < 3 * refined[name]["error"], (name, refined[name])
+    again = api.simulation((tmp_path / "fit.flags").read_text().split())
+    assert again.phi0 == pytest.approx(math.radians(0.2)) and again.phisteps == 2
