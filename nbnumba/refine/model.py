@@ -107,11 +107,14 @@ class SimulationModel:
         return float(values[self.names.index(name)]) if name in self.names else 0.0
 
     def image(self, values: np.ndarray) -> np.ndarray:
-        """The whole model image (float64 (slow, fast)) at `values`."""
-        from ..derivatives import jacobian
+        """The whole model image (float64 (slow, fast)) at `values`, by the forward render."""
+        return self.render(self.simulation(values), self._host(values, "scale"), self._host(values, "bg_scale"))
 
-        done = jacobian(self.simulation(values), [], None, self.device, self.precision)
-        model = self._host(values, "scale") * done.image
+    def render(self, sim, scale: float = 1.0, bg: float = 1.0) -> np.ndarray:
+        from ..kernels.backends import backend
+        from ..kernels.render import render
+
+        model = scale * render(sim, backend(self.device), self.precision).image.astype(np.float64)
         if self.background is not None:
-            model = model + self._host(values, "bg_scale") * self.background
+            model = model + bg * self.background
         return model

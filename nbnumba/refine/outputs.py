@@ -49,14 +49,16 @@ def panels(result: RefineResult) -> np.ndarray:
 def write(prefix: str, result: RefineResult, start_argv: list[str], extra: dict | None = None,
           background: np.ndarray | None = None, device: str = "cpu") -> dict:
     """Write the four files; returns their paths."""
-    from ..derivatives import jacobian
+    from ..kernels.backends import backend
+    from ..kernels.render import render
 
     where = paths(prefix)
     flags = refined_flags(start_argv, result.sim, result.names)
     document = {**result.to_json(), "start_flags": list(start_argv), "refined_flags": flags, **(extra or {})}
-    model = jacobian(result.sim, [], None, device, "double").image
+    model = render(result.sim, backend(device), "double").image
     if background is not None:
-        model = model + result.value("bg_scale") * background if "bg_scale" in result.names else model + background
+        factor = result.value("bg_scale") if "bg_scale" in result.names else 1.0
+        model = model.astype(np.float64) + factor * background
     write_float_image(where["model"], model.astype(np.float32))
     write_png(where["png"], panels(result))
     atomic_write_bytes(where["flags"], (" ".join(flags) + "\n").encode())

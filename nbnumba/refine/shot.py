@@ -43,7 +43,11 @@ def refine_shot(options: dict, flags: list[str], say=None, stop=None, echo=None,
         raise UserError(f"-frame counts from 1, got {frame}")
     if "out" in options:
         outputs.check(options["out"])
+    from ..runtime.threads import set_threads
+
     sim = build(list(flags), say=None)
+    if sim.params.nthreads:
+        set_threads(sim.params.nthreads)
     if note is not None:
         announce(sim, note)
     data = load_data(options["data"], sim.shape, frame, options.get("adc"), options.get("gain"), None,
