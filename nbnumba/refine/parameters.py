@@ -29,6 +29,29 @@ DOMAIN = {"a": (0.0, math.inf), "b": (0.0, math.inf), "c": (0.0, math.inf), "alp
           "distance": (0.0, math.inf), "lambda": (0.0, math.inf), "mosaic": (0.0, 90.0)}
 
 
+# Without -bounds, each parameter stays in a range about its start, as wide as a starting model's
+# errors and no wider, so that a step of the optimizer from a poor start cannot run off to a
+# degenerate model (an edge at 0, spots so sharp that they miss every pixel): (kind, size), kind
+# "plus" (start +- size), "times" (start * or / size) or "part" (start +- size * |start|).
+RANGE = {"rotx": ("plus", 2.0), "roty": ("plus", 2.0), "rotz": ("plus", 2.0),
+         "a": ("part", 0.05), "b": ("part", 0.05), "c": ("part", 0.05),
+         "alpha": ("plus", 3.0), "beta": ("plus", 3.0), "gamma": ("plus", 3.0),
+         "Na": ("times", 4.0), "Nb": ("times", 4.0), "Nc": ("times", 4.0), "N": ("times", 4.0),
+         "scale": ("times", 1e4), "bg_scale": ("times", 1e4), "distance": ("part", 0.1),
+         "Xbeam": ("plus", 5.0), "Ybeam": ("plus", 5.0), "detector_rotx": ("plus", 2.0),
+         "detector_roty": ("plus", 2.0), "detector_rotz": ("plus", 2.0), "lambda": ("part", 0.02),
+         "mosaic": ("times", 4.0)}
+
+
+def default_range(name: str, start: float) -> tuple[float, float]:
+    kind, size = RANGE.get(name, ("plus", math.inf))
+    if kind == "plus":
+        return start - size, start + size
+    if kind == "part":
+        return start - size * abs(start), start + size * abs(start)
+    return (start / size, start * size) if start > 0 else (0.0, size)
+
+
 def known_names() -> tuple[str, ...]:
     from ..derivatives import NAMES
     return tuple(NAMES) + HOST + JOINT
@@ -98,15 +121,16 @@ def parse_bounds(text: str | None) -> dict:
 
 
 def bounds_for(names: list[str], start: np.ndarray, given: dict) -> list[tuple[float, float]]:
-    """Each parameter's (low, high): its domain narrowed by the user's; the start must lie inside."""
+    """Each parameter's (low, high): the user's (else the range about its start, RANGE) within its
+    domain; the start must lie inside."""
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise UserError(f"-bounds names {', '.join(unknown)}, which is not refined")
     out = []
     for name, value in zip(names, start):
         low, high = DOMAIN.get(name, (-math.inf, math.inf))
-        if name in given:
-            low, high = max(low, given[name][0]), min(high, given[name][1])
+        wanted = given[name] if name in given else default_range(name, value)
+        low, high = max(low, wanted[0]), min(high, wanted[1])
         if not low <= value <= high:
             raise UserError(f"-bounds: the start of {name}, {value:.10g}, lies outside [{low:g}, {high:g}]")
         out.append((low, high))
