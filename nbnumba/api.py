@@ -4,10 +4,17 @@ device, and get numpy arrays with the derived geometry.
     >>> from nbnumba import api
     >>> sim = api.simulation(cell=(100, 100, 100, 90, 90, 90), default_F=100, N=5,
     ...                      **{"lambda": 6.2}, distance=100, detpixels=64, pixel=0.1)
-    >>> image = api.render(sim).image          # float32 (slow, fast), photons per pixel
+    >>> result = api.render(sim)                # the float image `run` writes, background included
+    >>> result.image                            # float32 (slow, fast), photons per pixel
     >>> sim.detector.pix0, sim.detector.Fbeam   # derived geometry, SI units
-    >>> result = api.render(sim)
+    >>> counts = api.detector_images(sim, result)   # `run`'s int and noise images (detector response)
     >>> api.write_outputs(sim, result, intfile="img.img", noisefile="noise.img", pgmfile="img.pgm")
+
+Many simulations from one structure-factor file: parse it once with `api.read_hkl` and hand the
+table to each `api.simulation(..., hkl=table)` while the cell, N, distance or anything else change
+(the -bg_ group's table is read once per file and modification time in a process).  The first
+render of a kind compiles its kernels (10-30 s, then cached on disk): a line on stderr says so, as
+the command line does.
 
 Keyword names are the nanoBragg flags without the dash (`lambda` is a Python keyword: pass it
 through `**{"lambda": ...}` or use `wave=`); a value is a number, a string, a sequence for flags
@@ -17,11 +24,16 @@ that take several values, or True for a switch.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import sys
+import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .amorphous.chain import add_background
 from .errors import UserError
+from .io import hkl as _hkl
+from .io.hkl import HKLTable
 from .kernels.backends import backend, backend_for  # noqa: F401 - part of the API
 from .kernels.render import render as _render
 from .model.crystal import phi_lattices
@@ -29,6 +41,7 @@ from .model.detector import rotate_xyz
 from .model.simulation import Simulation, build
 from .response import outputs as _outputs
 from .response.outputs import Stats, statistics
+from .runtime.jitcache import compile_notice
 from .runtime.threads import set_threads  # noqa: F401 - part of the API
 
 
@@ -56,18 +69,26 @@ def read_image(path, frame: int = 1, shape: tuple[int, int] | None = None) -> np
     return load_image(path, shape, frame).image
 
 
-def simulation(argv: list[str] | None = None, **flags) -> Simulation:
-    """A simulation from an argument list, keywords, or both (keywords come last)."""
-    return build(list(argv or []) + arguments(**flags))
+def read_hkl(path, default_F: float = 0.0) -> HKLTable:
+    """A structure-factor file (h k l F per line) parsed once, for `simulation(..., hkl=table)`;
+    `default_F` fills the grid's missing reflections, as -default_F does."""
+    return _hkl.read_hkl(str(path), default_F)
+
+
+def simulation(argv: list[str] | None = None, *, hkl: HKLTable | None = None, **flags) -> Simulation:
+    """A simulation from an argument list, keywords, or both (keywords come last).  `hkl`: a table
+    from `read_hkl`, used instead of reading -hkl (or Fdump.bin) again."""
+    return build(list(argv or []) + arguments(**flags), hkl=hkl)
 
 
 @dataclass
 class Result:
     """A rendered image.
 
-    image: float32 (slow, fast), photons per pixel: the float image `run` writes. stats: its
-    `Stats` (max_I, mean, rms, rmsd...). omega_sum: the solid angle summed over every rendered
-    sub-pixel step (sr; divide by sim.steps for the detector's solid angle). seconds: render time."""
+    image: float32 (slow, fast), photons per pixel: the float image `run` writes (the spots plus
+    the -bg_ group's background). stats: its `Stats` (max_I, mean, rms, rmsd...). omega_sum: the
+    spots' solid angle summed over every rendered sub-pixel step (sr; divide by sim.steps for the
+    detector's solid angle). seconds: render time, background included."""
 
     image: np.ndarray
     stats: Stats
@@ -75,43 +96,95 @@ class Result:
     seconds: float
 
 
-def render(sim: Simulation, device: str = "cpu", precision: str | None = None) -> Result:
-    """Render the whole detector; the same image `nbnumba run` writes as its float image."""
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def render(sim: Simulation, device: str | None = None, precision: str | None = None) -> Result:
+    """The float image `nbnumba run` writes for the simulation's flags, bit for bit: the whole
+    detector's spots plus, with -bg_stol (-bg_4stol, -bg_Q), the amorphous background on the
+    same detector and beam.  `device` and `precision` default to the flags' -device and
+    -precision.  A background that goes negative is reported on stderr, as `run` reports it."""
     precision = precision or sim.params.precision
     if precision not in ("double", "single"):
         raise UserError(f"precision must be double or single, got {precision!r}")
-    done = _render(sim, backend(device), precision)
-    return Result(done.image, statistics(sim, done.image), done.omega_sum, done.seconds)
+    device = device or sim.params.device
+    chosen = backend(device)
+    t0 = time.perf_counter()
+    with compile_notice(f"{chosen.__name__.rsplit('.', 1)[-1]} {precision}", _say):
+        done = _render(sim, chosen, precision)
+    image = add_background(sim, done.image, say=_say, device=device)
+    return Result(image, statistics(sim, image), done.omega_sum, time.perf_counter() - t0)
+
+
+@dataclass
+class DetectorImages:
+    """What the detector reports for a rendered image, as `run` writes it.
+
+    int_image: the noiseless counts of the -intfile (uint16). noise_image: the counts with noise
+    of the -noisefile, or None under -nonoise. scale: ADU per photon of the int image (-scale,
+    55000 / max_I, or -gain with the detector-response flags). response: noisify's full result
+    (`nbnumba.response.ResponseResult`: PSF reports, photons, overloads) when the flags ask for
+    a detector response (-readout, -flicker, -calibration, -psf, -gain, -calib_seed), else None."""
+
+    int_image: np.ndarray
+    noise_image: np.ndarray | None
+    scale: float
+    response: object | None = None
+
+
+def detector_images(sim: Simulation, result: Result) -> DetectorImages:
+    """`run`'s int and noise images of `result`: with the detector-response flags, noisify's
+    chain (calibration, flicker, Poisson noise, PSF, read-out, ADC at -gain, from -seed and
+    -calib_seed); without them nanoBragg's int image and Poisson noise image from -seed."""
+    if sim.params.response:
+        r = _outputs.detector_response(sim, result.image)[1]
+        return DetectorImages(r.int_image, r.noise_image, sim.params.gain, r)
+    counts, scale = _outputs.int_image(sim, result.image, result.stats.max_I)
+    noise = _outputs.noise_image(sim, result.image)[0] if sim.params.calculate_noise else None
+    return DetectorImages(counts, noise, scale)
 
 
 def int_image(sim: Simulation, result: Result) -> tuple[np.ndarray, float]:
-    """(uint16 SMV counts, the scale used): -scale, or 55000 / max_I as `run` chooses."""
-    return _outputs.int_image(sim, result.image, result.stats.max_I)
+    """(the SMV int image `run` writes, its scale): see `detector_images`."""
+    images = detector_images(sim, result)
+    return images.int_image, images.scale
 
 
 def noise_image(sim: Simulation, result: Result) -> np.ndarray:
-    """uint16 counts with Poisson noise and the ADC offset, drawn from the run's -seed."""
-    return _outputs.noise_image(sim, result.image)[0]
+    """The SMV noise image `run` writes (see `detector_images`), drawn from the run's -seed, even
+    under -nonoise."""
+    if not sim.params.calculate_noise:
+        sim = Simulation(**{**sim.__dict__, "params": _with_noise(sim.params)})
+    return detector_images(sim, result).noise_image
+
+
+def _with_noise(params):
+    return replace(params, calculate_noise=True)
 
 
 def write_outputs(sim: Simulation, result: Result, floatfile=None, intfile=None, noisefile=None,
                   pgmfile=None) -> None:
     """Write the files `run` writes, each only when named: the float image (raw float32, or TIFF
-    for a .tif/.tiff name), the SMV int and noise images (with `run`'s header), the PGM preview.
+    for a .tif/.tiff name), the SMV int and noise images (`detector_images`, with `run`'s
+    header), the PGM preview.
     Each is written whole or not at all, as `run` writes them."""
     from .io.images import pgm_bytes, write_float_image, write_pgm
     from .io.smv import write_smv
 
     if floatfile is not None:
         write_float_image(floatfile, result.image)
-    counts, scale = int_image(sim, result)
-    fields = _outputs.header_fields(sim)
+    images = detector_images(sim, result)
+    fields, keys = _outputs.header_fields(sim), _outputs.smv_keys(sim.params)
     if intfile is not None:
-        write_smv(intfile, counts, fields)
+        write_smv(intfile, images.int_image, fields, keys)
     if noisefile is not None:
-        write_smv(noisefile, noise_image(sim, result), fields)
-    if pgmfile is not None:
-        pgm_scale = _outputs.pgm_scale_for(sim, result.stats, scale)
+        noise = images.noise_image if images.noise_image is not None else noise_image(sim, result)
+        write_smv(noisefile, noise, fields, keys)
+    if pgmfile is not None and images.response is not None:
+        write_pgm(pgmfile, images.response.pgm, 1.0)
+    elif pgmfile is not None:
+        pgm_scale = _outputs.pgm_scale_for(sim, result.stats, images.scale)
         write_pgm(pgmfile, pgm_bytes(result.image, pgm_scale, sim.detector.roi), pgm_scale)
 
 

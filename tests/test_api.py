@@ -11,6 +11,7 @@ from golden import CASES, GOLDEN, case_dir, invoke
 
 from nbnumba import api
 from nbnumba.errors import UserError
+from nbnumba.io.smv import read_smv
 
 SMALL = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "6.2", "-N", "5",
          "-distance", "100", "-detpixels", "32", "-pixel", "0.1"]
@@ -183,3 +184,84 @@ def test_records_document_their_fields_and_units(record):
     for name in (f.name for f in dataclasses.fields(record) if f.name not in ("geo", "ints", "recip", "Fgrid",
                                                                               "source_table", "lattice", "notes")):
         assert name in doc, name
+
+
+SUITE = GOLDEN.parent / "suite"
+EFFECTS = ["-readout", "3", "-psf", "gauss", "-psf_fwhm", "60", "-flicker", "0.02", "-calibration", "0.05",
+           "-calib_seed", "9", "-seed", "4"]
+
+
+def test_render_and_detector_images_are_runs_images_with_background_and_effects(tmp_path):
+    """api.render is `run`'s float image bit for bit with the -bg_ group (spots plus water on the
+    same detector), and api.detector_images its int and noise images with the detector effects."""
+    args = ["-cell", "50", "60", "70", "90", "90", "90", "-default_F", "100", "-lambda", "1", "-N", "8",
+            "-distance", "60", "-detpixels", "48", "-pixel", "0.4", "-Xbeam", "7", "-Ybeam", "11", "-oversample", "1",
+            "-fluence", "1e24", "-bg_stol", str(SUITE / "inputs" / "water.stol"), "-bg_thick", "0.00000002", *EFFECTS]
+    ran = invoke("run", [*args, "-floatfile", "run.bin", "-intfile", "run.img", "-noisefile", "run_noise.img",
+                         "-nopgm", "-noprogress"], tmp_path)
+    assert ran.exit_code == 0, ran.output
+    sim = api.simulation(args)
+    result = api.render(sim)
+    spots = api.render(api.simulation(args[:args.index("-bg_stol")])).image
+    floats = np.fromfile(tmp_path / "run.bin", dtype="<f4").reshape(48, 48)
+    assert np.array_equal(result.image, floats)
+    assert (result.image - spots).min() > 10  # the background is in every pixel
+    images = api.detector_images(sim, result)
+    assert np.array_equal(images.int_image, read_smv(tmp_path / "run.img").data)
+    assert np.array_equal(images.noise_image, read_smv(tmp_path / "run_noise.img").data)
+    assert images.scale == 1.0 and images.response.psf is not None
+    assert np.array_equal(api.noise_image(sim, result), images.noise_image)
+    assert np.array_equal(api.int_image(sim, result)[0], images.int_image)
+    api.write_outputs(sim, result, intfile=tmp_path / "api.img", noisefile=tmp_path / "api_noise.img")
+    for ours, theirs in (("api.img", "run.img"), ("api_noise.img", "run_noise.img")):
+        assert (tmp_path / ours).read_bytes() == (tmp_path / theirs).read_bytes(), ours
+
+
+def test_many_simulations_parse_one_hkl_table_once(tmp_path, monkeypatch):
+    """200 images with changing cell, N and distance from one parsed table: the file is read once,
+    and a simulation built from the table renders what -hkl FILE renders."""
+    import sys
+
+    from nbnumba.io import hkl as hkl_module
+
+    path = tmp_path / "P1.hkl"
+    path.write_text("".join(f"{h} {k} {l} {10 + abs(h * 7 + k * 3 + l) % 50}\n"
+                            for h in range(-4, 5) for k in range(-4, 5) for l in range(-4, 5)))
+    reads = []
+    original = hkl_module.read_hkl
+
+    def counting(*a, **k):
+        reads.append(a[0])
+        return original(*a, **k)
+
+    monkeypatch.setattr(hkl_module, "read_hkl", counting)
+    monkeypatch.setattr(sys.modules[api.build.__module__], "read_hkl", counting)
+    table = api.read_hkl(path)
+    base = ["-lambda", "1", "-detpixels", "8", "-pixel", "1", "-oversample", "1", "-nonoise"]
+    images = []
+    for i in range(200):
+        flags = [*base, "-cell", str(40 + i % 7), "50", "60", "90", "90", "90", "-N", str(2 + i % 3),
+                 "-distance", str(50 + i % 11)]
+        images.append(api.render(api.simulation(flags, hkl=table)).image)
+    assert reads == [str(path)]
+    by_file = api.render(api.simulation([*base, "-cell", "46", "50", "60", "90", "90", "90", "-N", "2",
+                                         "-distance", "56", "-hkl", str(path)])).image
+    assert len(reads) == 2 and np.array_equal(images[6], by_file) and by_file.max() > 0
+    assert len({image.tobytes() for image in images}) > 100
+
+
+def test_render_says_when_it_compiles(monkeypatch, tmp_path, capsys):
+    """The first render of a kind says on stderr that it compiles, as the command line does; the
+    marker in the cache folder keeps it to once."""
+    import numba
+
+    sim = api.simulation([*SMALL, "-lambda", "1", "-bg_stol", str(SUITE / "inputs" / "water.stol")])
+    api.render(sim)
+    capsys.readouterr()
+    monkeypatch.setattr(numba.config, "CACHE_DIR", str(tmp_path / "fresh_cache"))
+    api.render(sim)
+    said = capsys.readouterr().err.splitlines()
+    assert [line.split(" (")[0] for line in said] == ["nbnumba: compiling the cpu double kernels",
+                                                      "nbnumba: compiling the background cpu kernels"]
+    api.render(sim)
+    assert capsys.readouterr().err == ""

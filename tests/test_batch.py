@@ -247,3 +247,55 @@ def test_usage_mistakes_stop_before_any_cluster(tmp_path):
     missing = invoke(["sweep", *BASE, "-osc", "1", "-nframes", 2, "-hkl", "nothere.hkl"], tmp_path)
     assert missing.exit_code == 2 and "nothere.hkl" in missing.output
     assert not (tmp_path / "image_manifest.json").exists()
+
+
+SUITE = Path(__file__).resolve().parent / "data" / "suite"
+
+
+def test_hdf5_training_set_labels_every_rows_geometry_and_varied_parameter(tmp_path, cluster):
+    """20 rows varying the distance, the beam centre, the background's table (a text parameter)
+    and the seed, with random orientations: each row's detector and beam, each varied parameter
+    (units as attributes) and the table's file name (made absolute for the workers) read back
+    equal to the job file; each row has its own mosaic seed."""
+    h5py = pytest.importorskip("h5py")
+    os.symlink(SUITE / "inputs", tmp_path / "inputs")
+    tables = [f"inputs/{name}" for name in ("water.stol", "ice.stol", "air.stol")]
+    rows = [(40 + 2 * i, 5 + 0.2 * i, 7 - 0.1 * i, tables[i % 3], 100 + i) for i in range(20)]
+    jobs = tmp_path / "set.csv"
+    jobs.write_text(f"# base: {' '.join(BASE)} -misset random -mosaic 0.5 -mosaic_dom 2 -bg_thick 0.001\n"
+                    "distance,Xbeam,Ybeam,bg_stol,seed\n"
+                    + "".join(f"{d},{fmt(x)},{fmt(y)},{t},{s}\n" for d, x, y, t, s in rows))
+    out = invoke(["batch", jobs, "-format", "hdf5", "-out", "set.h5", "--scheduler", cluster, "-noprogress"], tmp_path)
+    assert out.exit_code == 0, out.output
+    argvs = manifest(tmp_path / "set_manifest.json")["frames"]
+    pixel = 0.4e-3
+    with h5py.File(tmp_path / "set.h5") as f:
+        assert f["written"][()].tolist() == [1] * 20
+        columns = list(f["labels"].attrs["columns"])
+        units = dict(zip(columns, f["labels"].attrs["units"]))
+        labels = {name: f["labels"][:, k] for k, name in enumerate(columns)}
+        text = {name: f["text_labels"][:, k].astype(str) for k, name in enumerate(f["text_labels"].attrs["columns"])}
+        geometry = {name: f["geometry"][name][()] for name in f["geometry"]}
+        geometry_units = {name: f["geometry"][name].attrs["units"] for name in f["geometry"]}
+        order = f["geometry/beam_center"].attrs["order"]
+    assert {"distance", "Xbeam", "Ybeam", "seed", "mosaic_seed"} <= set(columns)
+    assert (units["distance"], units["Xbeam"], units["seed"], units["A_star_ax"]) == ("m", "m", "", "1/angstrom")
+    assert list(text) == ["bg_stol_file"]
+    assert (geometry_units["distance"], geometry_units["pix0"], geometry_units["beam_center_px"]) == ("m", "m",
+                                                                                                      "pixels")
+    assert order.startswith("fast, slow")
+    for i, (distance, xbeam, ybeam, table, seed) in enumerate(rows):
+        assert labels["distance"][i] == pytest.approx(distance / 1000, rel=1e-12)
+        assert (labels["Xbeam"][i], labels["Ybeam"][i]) == pytest.approx((xbeam / 1000, ybeam / 1000), rel=1e-12)
+        assert labels["seed"][i] == seed and text["bg_stol_file"][i] == str(tmp_path / table)  # made absolute
+        argv = argvs[str(i + 1)]["argv"]
+        assert argv[argv.index("-mosaic_seed") + 1] == str(i + 1) and labels["mosaic_seed"][i] == i + 1
+        # MOSFLM: the beam lands half a pixel beyond -Ybeam along fast and -Xbeam along slow
+        fast, slow = ybeam / 1000 + pixel / 2, xbeam / 1000 + pixel / 2
+        assert geometry["distance"][i] == pytest.approx(distance / 1000, rel=1e-12)
+        assert geometry["wavelength"][i] == pytest.approx(1e-10, rel=1e-12)
+        assert geometry["beam_center"][i] == pytest.approx([fast, slow], rel=1e-12)
+        assert geometry["beam_center_px"][i] == pytest.approx([fast / pixel, slow / pixel], rel=1e-12)
+        assert geometry["pix0"][i] == pytest.approx([distance / 1000, slow, -fast], rel=1e-12)
+        assert geometry["fdet"][i] == pytest.approx([0, 0, 1]) and geometry["beam"][i] == pytest.approx([1, 0, 0])
+    assert len(set(labels["A_star_ax"])) == 20  # random orientations, one per row

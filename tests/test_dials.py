@@ -124,3 +124,57 @@ def test_dials_indexes_the_nexus_sweep(sweeps, name):
         assert abs(value - true) <= 0.003 * true, got["cell"]
     assert got["indexed_fraction"] >= 0.95
     assert max(got["rmsd_px"]) < 0.3, got["rmsd_px"]
+
+
+# the run's beam and detector response, as DIALS reads them back
+RESPONSE = ["-default_F", "100", "-cell", *map(str, CELL), "-lambda", "1", "-distance", "60", "-detpixels", "64",
+            "-pixel", "0.2", "-N", "5", "-osc", "1", "-nframes", "3", "-noise", "-noprogress", "-seed", "5",
+            "-adc", "25", "-exposure", "2.5", "-polar", "0.8", "-fix_smv_keys", "--workers", "1"]
+MODELS = r"""
+import json, sys
+from dxtbx.model.experiment_list import ExperimentList
+e = ExperimentList.from_file(sys.argv[1], check_format=False)[0]
+panel, beam = e.detector[0], e.beam
+print(json.dumps({"pedestal": panel.get_pedestal(), "trusted": list(panel.get_trusted_range()),
+                  "exposure": list(e.scan.get_exposure_times()), "fraction": beam.get_polarization_fraction(),
+                  "normal": list(beam.get_polarization_normal())}))
+"""
+
+
+@pytest.fixture(scope="module")
+def response_sweeps(tmp_path_factory):
+    root = tmp_path_factory.mktemp("response")
+    old = os.getcwd()
+    os.chdir(root)
+    try:
+        for name, extra in (("smv", []), ("nxs", ["-format", "nexus"])):
+            done = CliRunner().invoke(main, ["sweep", *RESPONSE, *extra, "-outdir", name], catch_exceptions=False)
+            assert done.exit_code == 0, done.output
+    finally:
+        os.chdir(old)
+    return root
+
+
+def models(root: Path, source: str, name: str) -> dict:
+    dials(["dials.import", source, f"output.experiments={name}.expt"], root)
+    return json.loads(dials(["/usr/bin/python3", "-c", MODELS, f"{name}.expt"], root).strip().splitlines()[-1])
+
+
+def test_dials_reads_the_pedestal_and_trusted_range_of_an_smv_sweep_with_its_keys(response_sweeps):
+    got = models(response_sweeps, "template=smv/image_noise_#####.img", "smv")
+    assert got["pedestal"] == 25.0  # -adc, from ADC_OFFSET (nanoBragg's header alone: 1)
+    assert got["trusted"] == [-1.0, 65535.0 - 25.0]
+    # what dxtbx's reader of nanoBragg's images cannot take from any header: it sets 1 s for the
+    # first image, and leaves the polarization at its own default
+    assert got["exposure"][0] == 1.0
+    assert (got["fraction"], got["normal"]) == (0.999, [0.0, 1.0, 0.0])
+
+
+def test_dials_reads_the_exposure_and_trusted_range_of_a_nexus_sweep(response_sweeps):
+    got = models(response_sweeps, "nxs/image.nxs", "nxs")
+    assert got["exposure"] == [2.5, 2.5, 2.5]  # -exposure, from frame_time
+    assert got["trusted"] == [-1.0, 65535.0]  # underload_value 0 and saturation_value 65535
+    # dxtbx's NXmx reader has no pedestal field and reads no polarization (the file holds
+    # incident_polarisation_stokes 1, 0.8, 0, 0: DIALS needs polarization_fraction=0.9 by hand)
+    assert got["pedestal"] == 0.0
+    assert (got["fraction"], got["normal"]) == (0.999, [0.0, 1.0, 0.0])

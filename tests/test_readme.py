@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+
 from golden import invoke
 
 from nbnumba.io.smv import read_smv
@@ -38,7 +39,7 @@ def test_flag_table_is_generated_from_the_parser():
 
 def test_example_simulation_runs(tmp_path):
     install, run = quick_start_commands()[0].split(" && ")
-    assert install == "pip install -e ."
+    assert install == 'pip install -e ".[test]"'
     args = shlex.split(run)[2:]
     args = [str(ROOT / a) if a.startswith("data/") else a for a in args] + ["-noprogress"]
     result = invoke("run", args, tmp_path)
@@ -64,3 +65,45 @@ def test_every_readme_example_runs_as_written(tmp_path):
         for line in block.splitlines():
             done = subprocess.run(line, shell=True, cwd=tmp_path, capture_output=True, text=True)
             assert done.returncode == 0, f"{line}\n{done.stdout}\n{done.stderr}"
+
+
+
+
+def realistic_command() -> list[str]:
+    """The README's one realistic image, its files found from the repository root."""
+    block = next(b for b in re.findall(r"```text\n(.*?)\n```", README, flags=re.S) if "-bg_stol" in b)
+    args = shlex.split(block)
+    assert args[:2] == ["nbnumba", "run"]
+    return [str(ROOT / a) if a.startswith("tests/data/") else a for a in args[2:]]
+
+
+def test_the_realistic_image_is_believable(tmp_path):
+    """No overloads, a median background of a few to tens of photons, spots well above it."""
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    args = realistic_command()
+    result = invoke("run", [*args, "-noprogress"], tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "overloaded" not in result.output and "(0 overloads)" in result.output
+    floats = np.fromfile(tmp_path / "real.bin", dtype="<f4")
+    assert 1.0 <= np.median(floats) <= 100.0 and floats.max() > 10 * np.median(floats)
+    for name in ("real.img", "real_noise.img"):
+        counts = read_smv(tmp_path / name).data
+        assert counts.max() < 65535, name
+    assert 1.0 <= np.median(read_smv(tmp_path / "real.img").data) - 40 <= 100.0  # the ADC offset is 40
+
+
+def test_a_saturated_image_says_so_once(tmp_path):
+    """The same crystal at nanoBragg's default fluence and beam through 20 nm of water: every
+    pixel overloads, and one warning line says so."""
+    (tmp_path / "data").symlink_to(ROOT / "data")
+    args = realistic_command()
+    for flag in ("-flux", "-exposure", "-beamsize"):
+        at = args.index(flag)
+        del args[at:at + 2]
+    args[args.index("-bg_thick") + 1] = "0.00002"
+    result = invoke("run", [*args, "-noprogress"], tmp_path)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if "overloaded" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("nbnumba: warning: ") and "of the noise image" in warnings[0]
+    counts = read_smv(tmp_path / "real_noise.img").data
+    assert f"{np.count_nonzero(counts == 65535)} of {counts.size} pixels" in warnings[0]

@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import UserError
 from ..model.beam import Sources, build_sources
 from ..model.detector import Detector, cross, dot, orient, rotate_xyz, unit
+from ..model.estimate import Estimate, rendered_pixels
 from ..model.options import RTD, parse_args
 from ..model.sampling import phi_steps
 from ..model.simulation import apply_smv_header, check_memory
@@ -27,6 +28,7 @@ from .options import NONBRAGG_FLAGS, NonBraggParams, parse_nonbragg
 from .setup import (
     Sample,
     StolTable,
+    check_weights,
     read_stol_table,
     render_background,
     sample_in_beam,
@@ -54,6 +56,16 @@ class NonBragg:
     @property
     def steps(self) -> int:
         return len(self.source_table) * self.oversample * self.oversample
+
+
+def work(nb: NonBragg) -> Estimate:
+    """The render's pixel-steps and expected time (nbnumba.model.estimate), for the progress display."""
+    import numba
+
+    p, det = nb.params, nb.detector
+    threads = p.nthreads if p.nthreads > 0 else numba.config.NUMBA_NUM_THREADS
+    return Estimate(rendered_pixels(det.roi, det.fpixels, det.spixels, None), nb.oversample, 1, len(nb.source_table),
+                    1, 1, "cpu" if p.device == "cpu" else "gpu", "double", max(threads, 1), amorphous=True)
 
 
 def build_detector(p: NonBraggParams) -> Detector:
@@ -105,7 +117,10 @@ def _sources(p: NonBraggParams, det: Detector) -> tuple[Sources, np.ndarray]:
     sources = build_sources(p, det.beam, det.polar_vector, p.lambda0)
     if len(sources.wavelengths) == 0:
         raise UserError("no X-ray source to render with")
-    weights = [row[3] for row in sources.listing] if p.sourcefile is not None else 1.0
+    weights = 1.0
+    if p.sourcefile is not None:
+        weights = [row[3] for row in sources.listing]
+        check_weights(p.sourcefile, weights)
     return sources, source_rows(sources, det.polar_vector, weights)
 
 

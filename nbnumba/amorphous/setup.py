@@ -38,7 +38,7 @@ class StolTable:
 def read_stol_table(path: str, unit: float) -> StolTable:
     """The reference's table: a missing F reads as 0; the far sentinels carry the F of the
     lowest and highest rows that have one."""
-    rows = read_columns(path, 2)
+    rows = read_columns(path, 2, numbers_only=True)
     stol = rows[:, 0] * unit
     F = rows[:, 1].copy()
     given = ~np.isnan(F)
@@ -98,6 +98,17 @@ def sample_in_beam(thick: float, high: float, wide: float, density: float, molec
     return Sample(thick, high, wide, density, molecular_weight, molecules), notes
 
 
+def check_weights(path: str, weights: list[float]) -> None:
+    """nonBragg divides by the sum of the weights: a negative weight, or a sum that is not
+    positive, renders a negative or unbounded image."""
+    for row, weight in enumerate(weights, start=1):
+        if not (weight >= 0.0 and math.isfinite(weight)):
+            raise UserError(f"{path}: source {row} has the weight {weight:g}: weights must be finite and "
+                            "not negative")
+    if not sum(weights) > 0.0:
+        raise UserError(f"{path}: the source weights add up to {sum(weights):g}: at least one must be positive")
+
+
 def source_rows(sources: Sources, polar_vector, weights) -> np.ndarray:
     """The kernels' source table: direction, wavelength, polarization basis, weight."""
     from ..model.simulation import source_table
@@ -149,21 +160,6 @@ def kernel_arrays(det: Detector, sources: np.ndarray, oversample: int, *, molecu
     return geo, ints
 
 
-def backend(device: str):
-    """The amorphous kernels for -device cpu, cuda or auto."""
-    if device not in ("cpu", "cuda", "auto"):
-        raise UserError(f"-device expects cpu, cuda or auto, got {device!r}")
-    if device in ("cuda", "auto"):
-        from ..kernels import cuda
-        if cuda.available():
-            from ..kernels import amorphous_cuda
-            return amorphous_cuda
-        if device == "cuda":
-            raise UserError("-device cuda: no usable CUDA GPU or driver was found")
-    from ..kernels import amorphous_cpu
-    return amorphous_cpu
-
-
 def render_background(det: Detector, sources: np.ndarray, table: StolTable, oversample: int, *,
                       device: str = "cpu", progress: bool = False, last: bool = False,
                       **physics) -> Background:
@@ -171,6 +167,7 @@ def render_background(det: Detector, sources: np.ndarray, table: StolTable, over
     `kernel_arrays`; `last` keeps each pixel's last sin(theta)/lambda, polarization and solid
     angle (`Background.last`).  A table that does not reach every sin(theta)/lambda the detector
     sees is refused: the reference extrapolates its cubic far outside the table."""
+    from ..kernels.backends import flag_backend
     from ..kernels.render import Progress
 
     if len(sources) == 0:
@@ -181,7 +178,7 @@ def render_background(det: Detector, sources: np.ndarray, table: StolTable, over
     stol_rows = np.empty((det.spixels, 2))
     stol_rows[:, 0], stol_rows[:, 1] = np.inf, -np.inf
     per_pixel = np.full((det.spixels, det.fpixels, 3) if last else (0, 0, 3), np.nan)
-    kernels = backend(device)
+    kernels = flag_backend(device, amorphous=True)
     first, last = max(int(ints[A.I_ROI_YMIN]), 0), min(int(ints[A.I_ROI_YMAX]), det.spixels - 1)
     # blocks of rows give the progress meter something to show (at least 64 keep both CPU threads busy)
     rows = last - first + 1 if getattr(kernels, "WHOLE_IMAGE", False) else max(64, det.spixels // 50)
@@ -209,7 +206,10 @@ def background_on(sim, table: StolTable, sample: Sample, oversample: int = 1, *,
     and scaled by its fluence, as nonBragg would render it with the same geometry (nonBragg
     weighs each generated source 1 and each -sourcefile row by its weight)."""
     p = sim.params
-    weights = [row[3] for row in sim.sources.listing] if p.sourcefile is not None else 1.0
+    weights = 1.0
+    if p.sourcefile is not None:
+        weights = [row[3] for row in sim.sources.listing]
+        check_weights(p.sourcefile, weights)
     rows = source_rows(sim.sources, sim.detector.polar_vector, weights)
     return render_background(sim.detector, rows, table, oversample, device=device, progress=progress,
                              molecules=sample.molecules, fluence=sim.fluence, kahn=p.polarization,

@@ -3,7 +3,8 @@ rendered by a Dask cluster, resumable through a manifest.  User guide: docs/batc
 
 Modules: `frames` (each image's complete `nbnumba run` argv, output names, hash; the CSV job
 format), `jobs` (the worker side: build, render, write; per-worker caches), `cluster` (embedded
-LocalCluster on CPUs or one worker per GPU, or `--scheduler ADDRESS`), `manifest` (done frames),
+LocalCluster on CPUs or one worker per GPU, or `--scheduler ADDRESS`), `quiet` (its workers start
+ignoring Ctrl-C), `manifest` (done frames),
 `engine` (the client loop: skip, submit, record, progress, summary), `sink` (the one-file
 outputs); the command lines are `nbnumba.commands.sweep`.
 

@@ -13,6 +13,7 @@ import contextlib
 import ctypes.util
 import logging
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -66,6 +67,19 @@ def gpu_ids() -> list[str]:
     return [str(i) for i in range(count)]
 
 
+# s to reach a running scheduler: a refused connection is retried until then
+CONNECT_S = 5
+ADDRESS = re.compile(r"^((tcp|tls|ucx|ws|wss)://)?(\[[0-9a-fA-F:.]+\]|[^\s:/\[\]]+):(\d{1,5})$")
+
+
+def check_address(address: str) -> None:
+    """--scheduler takes a scheduler's address, PROTOCOL://HOST:PORT (tcp:// when left out)."""
+    m = ADDRESS.match(address)
+    if m is None or not 0 < int(m.group(4)) < 65536:
+        from ..errors import UserError
+        raise UserError(f"--scheduler expects a Dask scheduler's address, such as tcp://HOST:8786, got {address!r}")
+
+
 @dataclass
 class Engine:
     client: object
@@ -86,14 +100,28 @@ def start(scheduler: str | None, workers: int | None, want_gpu: bool, frames: in
     """A client on an existing scheduler, or on an embedded cluster sized for `frames` frames."""
     from distributed import Client
 
+    # the client's own log (a lost scheduler, its reconnection attempts) would print tracebacks:
+    # the engine reports what happened in one line
+    for name in ["distributed", *logging.root.manager.loggerDict]:
+        if name.split(".")[0] == "distributed":
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     if scheduler:
         try:
-            client = Client(scheduler, timeout="30s")
+            client = Client(scheduler, timeout=f"{CONNECT_S}s")
         except (OSError, TimeoutError) as err:
-            from ..errors import UserError
-            raise UserError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
+            from ..errors import RuntimeFailure
+            raise RuntimeFailure(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
         n = len(client.scheduler_info().get("workers", {}))
         return Engine(client, None, 0, f"scheduler {scheduler} ({n} workers)")
+
+    from .quiet import spawn_quietly
+
+    spawn_quietly()
+    return _embedded(workers, want_gpu, frames, fake_gpus)
+
+
+def _embedded(workers: int | None, want_gpu: bool, frames: int, fake_gpus: int) -> Engine:
+    from distributed import Client
 
     total = cores()
     gpus = [str(i) for i in range(fake_gpus)] if fake_gpus else (gpu_ids() if want_gpu else [])

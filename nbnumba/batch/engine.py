@@ -6,7 +6,7 @@ frame failed, 2 for a mistake found before rendering (bad flags, unreadable job 
 interrupted (SIGINT, Ctrl-C) and 143 when terminated (SIGTERM).  An interruption stops every
 worker's writing at once (jobs.stop_run), records in the manifest exactly the frames whose files
 were all written (those whose results had not yet arrived too), prints the summary and leaves;
-the embedded cluster's processes are stopped on the way out (nbnumba.interrupt).
+the embedded cluster's processes are stopped on the way out (nbnumba.runtime.interrupt).
 """
 
 from __future__ import annotations
@@ -30,6 +30,14 @@ RETRIES = 2  # extra attempts for a frame whose task raised (a worker that died 
 HOOKS_ENV = "NBNUMBA_BATCH_HOOKS"  # tests only: JSON of fault-injection hooks (see jobs.py)
 POLL_S = 0.02  # the client's wait between looks at the frames and at a signal
 GRACE_S = 3.0  # after a signal: time to stop the workers and save the manifest before being cut off
+
+
+# what a result raises when the scheduler is gone (the engine never cancels a frame it still waits for)
+CANCELLED = ("CancelledError", "FutureCancelledError", "CommClosedError")
+
+
+class SchedulerLost(Exception):
+    """The client lost its scheduler: every frame not yet reported is lost with it."""
 
 
 @dataclass
@@ -102,13 +110,14 @@ def _describe(err: BaseException) -> str:
 
 def run_job(job: Job, opts: EngineOptions, say=print, warn=None) -> int:
     """Render the job's frames that are not done; return the exit status (0 or 1).  A signal
-    (nbnumba.interrupt) or a KeyboardInterrupt stops the workers, saves the manifest and
-    propagates."""
-    with interrupt.grace(GRACE_S):
-        return _run_job(job, opts, say, warn)
+    (nbnumba.interrupt) or a KeyboardInterrupt once frames are rendering stops the workers,
+    saves the manifest and propagates; before (the cluster starting), with nothing to save,
+    the process is cut off at once."""
+    with contextlib.ExitStack() as rendering:
+        return _run_job(job, opts, say, warn, rendering)
 
 
-def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
+def _run_job(job: Job, opts: EngineOptions, say, warn, rendering: contextlib.ExitStack) -> int:
     from .cluster import start
     from .jobs import render_frame
 
@@ -120,14 +129,17 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
     rendered: list[str] = []
     failed: list[tuple[str, str, str]] = []  # key, label, message
     skipped = []
-    interrupted = False
+    interrupted = lost = False
+    stopped = None
     render_seconds = 0.0
     try:
         for key, label, message in job.errors:
             failed.append((key, label, message))
             manifest.record_failure(key, label, message)
             warn(f"nbnumba: {label}: {message}")
-        want_gpu = any(_device(f) in ("cuda", "auto") for f in job.frames)
+        # a sweep's frames differ only in angles and seeds: its first tells the device of all
+        looked_at = job.frames[:1] if job.command == "sweep" else job.frames
+        want_gpu = any(_device(f) in ("cuda", "auto") for f in looked_at)
         fake_gpus = int(opts.hooks.get("fake_gpus", 0))
         if job.rescale is not None:
             scales = manifest.data.get("int_scale", {})
@@ -141,11 +153,7 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
         sink = open_sink(job)
         if sink is not None and sink.note():
             say(f"{job.command}: {sink.note()}")
-        done = {f.key for f in job.frames if manifest.is_done(f) and (sink is None or sink.has(f))}
-        skipped = [f for f in job.frames if f.key in done]
-        todo = [f for f in job.frames if f.key not in done]
-        if opts.max_frames is not None:
-            todo = todo[:opts.max_frames]
+        skipped, todo = _plan(job, manifest, sink, opts.max_frames)
         stale = sum(1 for f in todo if manifest.data["frames"].get(f.key, {}).get("hash") not in (None, f.digest))
         if todo:
             if engine is None:
@@ -157,9 +165,12 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
                     f"those old frames are stale and are replaced")
             worker_hooks = {k: v for k, v in opts.hooks.items() if k in ("kill_marker", "kill_key",
                                                                           "render_log", "delay")}
+            rendering.enter_context(interrupt.grace(GRACE_S))
             interrupt.check()
-            rendered, interrupted, render_seconds = _render(engine, todo, opts, worker_hooks, manifest, failed,
-                                                            render_frame, sink)
+            rendered, ending, render_seconds = _render(engine, todo, opts, worker_hooks, manifest, failed,
+                                                       render_frame, sink)
+            interrupted, lost = ending == "interrupted", ending == "lost"
+            stopped = ending if isinstance(ending, RuntimeFailure) else None
         manifest.flush()
     except KeyboardInterrupt:
         interrupted = True
@@ -176,8 +187,7 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
     seconds = time.perf_counter() - t0
     rate = (f" ({len(rendered) / seconds:.2f} frames/s; {len(rendered) / render_seconds:.2f} after "
             f"the cluster started)" if rendered and render_seconds > 0 else "")
-    settled = {f.key for f in skipped} | set(rendered) | {key for key, _, _ in failed}
-    not_done = sum(1 for f in job.frames if f.key not in settled)
+    not_done = len(job.frames) - len(skipped) - len(rendered) - (len(failed) - len(job.errors))
     say(f"{job.command} summary: {len(rendered)} rendered, {len(skipped)} skipped (already done), "
         f"{len(failed)} failed" + (f", {not_done} not done" if not_done else "")
         + f" in {seconds:.1f} s{rate}; manifest {job.manifest}")
@@ -186,11 +196,30 @@ def _run_job(job: Job, opts: EngineOptions, say, warn) -> int:
     if interrupted:
         interrupt.check()
         raise KeyboardInterrupt
+    if stopped is not None:
+        raise stopped
+    if lost:
+        raise RuntimeFailure(f"lost the Dask scheduler ({opts.scheduler or 'embedded'}): run the same command "
+                             f"again to render the {not_done} frames not done")
     if not_done and opts.max_frames is not None:
         say(f"{not_done} frames left (-max_frames {opts.max_frames}): run the same command again to continue")
     if failed:
         raise RuntimeFailure(f"{len(failed)} of {job.total} {'frames' if job.command == 'sweep' else 'rows'} failed")
     return 0
+
+
+def _plan(job: Job, manifest: Manifest, sink, max_frames: int | None) -> tuple[list, list]:
+    """(frames done already, frames to render), looking at frames in order only until
+    `max_frames` are found to render."""
+    skipped, todo = [], []
+    for frame in job.frames:
+        if max_frames is not None and len(todo) >= max_frames:
+            break
+        if manifest.is_done(frame) and (sink is None or sink.has(frame)):
+            skipped.append(frame)
+        else:
+            todo.append(frame)
+    return skipped, todo
 
 
 def _device(frame) -> str:
@@ -219,6 +248,7 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, si
 
     client = engine.client
     t0 = time.perf_counter()
+    started = time.time() - 1.0  # file times may lag the clock a little
     run = uuid.uuid4().hex
     by_key = {}
     futures = []
@@ -235,6 +265,8 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, si
     try:
         while not pending.is_empty():
             interrupt.check()
+            if client.status not in ("running", "newly-created"):
+                raise SchedulerLost
             if not pending.has_ready():
                 time.sleep(POLL_S)
                 continue
@@ -243,6 +275,8 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, si
                 try:
                     result = future.result()
                 except Exception as err:  # noqa: BLE001 - reported per frame
+                    if type(err).__name__ in CANCELLED:
+                        raise SchedulerLost from None
                     result = {"ok": False, "error": _describe(err)}
                 if result.get("ok"):
                     if sink is not None:
@@ -263,12 +297,38 @@ def _render(engine, todo, opts, worker_hooks, manifest, failed, render_frame, si
     except KeyboardInterrupt:
         meter.close()
         _stop(engine, run, futures, {f.key: f for f in todo}, manifest, rendered, failed)
-        return rendered, True, time.perf_counter() - t0
+        return rendered, "interrupted", time.perf_counter() - t0
+    except RuntimeFailure as err:  # the job's one file cannot be written (a full disk): said after the summary
+        meter.close()
+        with contextlib.suppress(Exception):
+            client.cancel([f for f in futures if not f.done()])
+        return rendered, err, time.perf_counter() - t0
+    except SchedulerLost:
+        meter.close()
+        _record_written(todo, manifest, rendered, failed, started)
+        return rendered, "lost", time.perf_counter() - t0
     meter.close()
     with contextlib.suppress(Exception):
         from .jobs import forget_run
         client.run(forget_run, run)
-    return rendered, False, time.perf_counter() - t0
+    return rendered, "done", time.perf_counter() - t0
+
+
+def _record_written(todo, manifest, rendered, failed, since: float) -> None:
+    """With the scheduler gone, the workers cannot be asked which frames they wrote: a frame
+    whose files all exist and were written since the frames were handed out is complete (every
+    file of a frame is renamed into place only once all are written, io.atomic.together)."""
+    settled = set(rendered) | {key for key, _, _ in failed}
+    for frame in todo:
+        if frame.key in settled or frame.sink or not frame.files:
+            continue
+        try:
+            written = min(os.stat(path).st_mtime for path in frame.files)
+        except OSError:
+            continue
+        if written >= since:
+            manifest.record(frame, {})
+            rendered.append(frame.key)
 
 
 def _stop(engine, run, futures, frames, manifest, rendered, failed) -> None:

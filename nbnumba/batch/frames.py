@@ -13,10 +13,12 @@ import hashlib
 import json
 import os
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from .. import __version__
 from ..errors import UserError
+from ..io.atomic import check_distinct
 from ..model.options import FLAGS, RTD, parse_args, suggest
 from ..model.params import Params
 from ..model.sampling import phi_steps
@@ -24,8 +26,9 @@ from ..model.sampling import phi_steps
 DEFAULT_SEED = 1  # base noise seed of a sweep given no -seed (frame i gets DEFAULT_SEED + i)
 
 # run flags whose value is an input file (made absolute, and their size and time hashed)
-INPUT_FLAGS = ("-mat", "-hkl", "-img", "-mask", "-sourcefile", "-stolout", "-stol", "-4stol", "-Q")
-INPUT_ATTRS = ("matfile", "hklfile", "imgfile", "maskfile", "sourcefile", "stolout_file", "stol_file")
+INPUT_FLAGS = ("-mat", "-hkl", "-img", "-mask", "-sourcefile", "-stolout", "-stol", "-4stol", "-Q", "-bg_stol",
+               "-bg_4stol", "-bg_Q")
+INPUT_ATTRS = ("matfile", "hklfile", "imgfile", "maskfile", "sourcefile", "stolout_file", "stol_file", "bg_stol_file")
 OUTPUT_FLAGS = ("-floatfile", "-intfile", "-pgmfile", "-noisefile", "-out")
 _FLAG_BY_NAME = {f.name: f for f in FLAGS}
 
@@ -87,6 +90,26 @@ class Outputs:
     out: str | None = None  # batch -format hdf5: the file
 
 
+class LazyFrames(Sequence):
+    """A sweep's frames first .. first + count - 1, each made when it is looked at: a sweep costs
+    nothing for the frames a command does not reach (-max_frames)."""
+
+    def __init__(self, make, first: int, count: int):
+        self.make, self.first, self.count = make, first, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.count))]
+        if i < 0:
+            i += self.count
+        if not 0 <= i < self.count:
+            raise IndexError(i)
+        return self.make(self.first + i)
+
+
 def fmt(x: float) -> str:
     """A number for an argument list: 12 significant digits, so 0.1 * 3 reads 0.3."""
     text = f"{x:.12g}"
@@ -95,6 +118,11 @@ def fmt(x: float) -> str:
 
 def job_key(argv: list[str]) -> str:
     return hashlib.sha256(json.dumps(list(argv)).encode()).hexdigest()[:16]
+
+
+def input_paths(params: Params) -> list[str]:
+    """The files a frame reads (which none of its outputs may replace)."""
+    return [path for path in (getattr(params, attr, None) for attr in INPUT_ATTRS) if path]
 
 
 def _file_stat(path: str):
@@ -142,10 +170,10 @@ def absolute_paths(argv: list[str]) -> list[str]:
 
 
 def named_outputs(argv: list[str]) -> Params:
-    """The argv parsed over a Params whose output names are None and whose PGM and noise images
-    are off: what is left set is what the flags themselves asked for."""
+    """The argv parsed over a Params whose output names and mosaic seed are None and whose PGM and
+    noise images are off: what is left set is what the flags themselves asked for."""
     base = Params()
-    base.floatfile = base.intfile = base.pgmfile = base.noisefile = None
+    base.floatfile = base.intfile = base.pgmfile = base.noisefile = base.mosaic_seed = None
     base.write_pgm = base.calculate_noise = False
     return parse_args(list(argv), base=base)
 
@@ -227,21 +255,20 @@ def sweep_frames(argv: list[str], nframes: int, opts: Outputs, first: int = 1) -
             argv_i += ["-misset_seed", str(seed)]
         return argv_i
 
-    frames = []
-    params = None  # every frame reads the same input files: parse them once for the hashes
-    for number in range(first, first + nframes):
+    # every frame reads the same input files: parsed once for the hashes
+    params = parse_args(absolute_paths(frame_argv(first) + output_flags(asked, opts, first, digits)[0]))
+
+    def make(number: int) -> Frame:
         flags, files = output_flags(asked, opts, number, digits)
         argv_i = absolute_paths(frame_argv(number) + flags)
-        if params is None:
-            params = parse_args(argv_i)
         if nexus:
-            frames.append(Frame(str(number), f"frame {number}", tuple(argv_i), (sink,),
-                                digest(argv_i + ["-format", "nexus", opts.compression], params), key,
-                                sink=sink, index=number - 1, floats=opts.floats,
-                                data="noise" if noise else "int", compression=opts.compression))
-        else:
-            frames.append(Frame(str(number), f"frame {number}", tuple(argv_i), tuple(files),
-                                digest(argv_i, params), key))
+            return Frame(str(number), f"frame {number}", tuple(argv_i), (sink,),
+                         digest(argv_i + ["-format", "nexus", opts.compression], params), key,
+                         sink=sink, index=number - 1, floats=opts.floats,
+                         data="noise" if noise else "int", compression=opts.compression)
+        return Frame(str(number), f"frame {number}", tuple(argv_i), tuple(files), digest(argv_i, params), key)
+
+    frames = LazyFrames(make, first, nframes)
     manifest = os.path.abspath(os.path.join(opts.outdir, f"{opts.prefix}_manifest.json"))
     job = Job("sweep", frames, manifest, total=nframes, sink=sink, sink_key=key, compression=opts.compression)
     # no int scale to choose for noise images in one file, nor under the detector response (its
@@ -384,10 +411,14 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
             asked = named_outputs(argv)
             if asked.seed is None:
                 argv += ["-seed", str(number)]
+            # a random orientation per row is a different crystal per row: its mosaic domains too
+            if asked.misset == "random" and asked.mosaic_seed is None:
+                argv += ["-mosaic_seed", str(number)]
             # a row whose noise image the file keeps asks for it, so that its argv reproduces it
             flags, files = output_flags(asked, replace(opts, noise=True) if keep_noise else opts, number, digits)
             argv = absolute_paths(argv + flags)
             params = parse_args(argv)
+            check_distinct(files, input_paths(params))
         except UserError as err:
             errors.append((str(number), label, str(err)))
             continue

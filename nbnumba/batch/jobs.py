@@ -183,7 +183,7 @@ def _pixels(frame, sim, image, stats) -> dict:
 
     from ..model import rng
     from ..response.outputs import detector_response, int_image
-    from .sink import derived_labels
+    from .sink import derived_labels, row_geometry
     if frame.data == "float":
         data = np.asarray(image, dtype=np.float32)
     elif sim.params.response:
@@ -197,7 +197,7 @@ def _pixels(frame, sim, image, stats) -> dict:
     else:
         data = int_image(sim, image, stats.max_I)[0]
     from ..io.nexus import encode_chunk
-    out = {"derived": derived_labels(sim)}
+    out = {"derived": derived_labels(sim), "geometry": row_geometry(sim)}
     images = [("data", "chunk", data)]
     if frame.floats:
         images.append(("floats", "float_chunk", np.asarray(image, dtype=np.float32)))

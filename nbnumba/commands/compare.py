@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io.any_image import load_image
+from ..io.atomic import check_distinct, together
 from ..io.jsonreport import write_json_report
 from ..io.png import colorize, write_png
 from ..runtime.guard import guarded
@@ -217,6 +218,9 @@ def main(a_path, b_path, roi=None, shape=None, threshold: float = 0.999, peaks: 
     if peaks < 0:
         raise UserError(f"--peaks must be 0 or more, got {peaks}")
     shape = tuple(shape) if shape else None
+    previews = [Path(png_dir) / f"{name}.png" for name in ("a", "b", "diff")] if png_dir is not None else []
+    check_distinct([str(path) for path in [*previews, *([json_path] if json_path is not None else [])]],
+                   [str(a_path), str(b_path)])
     a = load_image(a_path, shape, frame).image
     b = load_image(b_path, shape, frame).image
     if roi:
@@ -227,11 +231,12 @@ def main(a_path, b_path, roi=None, shape=None, threshold: float = 0.999, peaks: 
     passed = bool(math.isfinite(metrics["correlation"]) and metrics["correlation"] >= threshold)
     summary = {"a": str(a_path), "b": str(b_path), "shape": list(a.shape),
                "roi": list(roi) if roi else None, "threshold": threshold, "pass": passed, "metrics": metrics}
-    if png_dir is not None:
-        summary["previews"] = write_previews(a, b, png_dir, roi)
+    with together():  # the previews and the report replace earlier files only when all are written
+        if png_dir is not None:
+            summary["previews"] = write_previews(a, b, png_dir, roi)
+        if json_path is not None:
+            write_json_report(json_path, _clean(summary))
     print(format_table(_clean(summary)), file=out)
-    if json_path is not None:
-        write_json_report(json_path, _clean(summary))
     return 0 if passed else 1
 
 

@@ -173,7 +173,7 @@ def write_results(o: NoisifyOptions, geo: Geometry, p: ResponseParams, image: np
 
 
 def run_noisify(argv: list[str], say: Callable[[str], None], warn: Callable[[str], None]) -> None:
-    from ..io.atomic import check_writable
+    from ..io.atomic import check_writable, together
     from ..runtime.threads import set_threads
 
     o = parse_noisify_args(argv)
@@ -182,7 +182,7 @@ def run_noisify(argv: list[str], say: Callable[[str], None], warn: Callable[[str
     data = read_float_bytes(o.floatfile)
     geo = geometry(o, len(data) // 4, header)
     outputs = [o.intfile] + ([o.pgmfile] if o.write_pgm else []) + ([o.noisefile] if o.calculate_noise else [])
-    check_writable(outputs)
+    check_writable(outputs, [o.floatfile, o.headerfile])
     image = float_image(data, geo.xpixels, geo.ypixels)
     seed = o.seed if o.seed is not None else -int(time.time())
     p = response_params(o, geo, seed)
@@ -193,7 +193,8 @@ def run_noisify(argv: list[str], say: Callable[[str], None], warn: Callable[[str
     if bad:
         warn(f"nbnumba: warning: {bad} pixels of {o.floatfile} are not finite numbers (NaN or infinity)")
     result = apply_detector_response(image, p)
-    write_results(o, geo, p, image, result, header, say)
+    with together():  # no earlier file is replaced unless every output is written
+        write_results(o, geo, p, image, result, header, say)
 
 
 @click.command(context_settings=PASSTHROUGH)

@@ -9,27 +9,43 @@ from ..runtime.guard import PASSTHROUGH, guarded, note, skip_scipy_blas
 
 
 def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> None:
-    from ..amorphous.chain import add_background
-    from ..io.atomic import check_writable
+    from ..amorphous.chain import check_background
+    from ..io.atomic import check_writable, together
     from ..io.hkl import write_fdump
     from ..kernels.backends import backend_for
-    from ..kernels.render import render
     from ..model.simulation import FDUMP, announce, build
-    from ..response.outputs import output_paths, statistics, write_outputs
-    from ..runtime.jitcache import compile_notice
+    from ..response.outputs import output_paths
     from ..runtime.threads import set_threads
-    from .run_report import setup_lines, solid_angle_line
-    from .trace_report import trace_lines, trace_pixel
+    from .run_report import setup_lines
 
     sim = build(argv, say=None)
-    backend = backend_for(sim.params)
-    set_threads(sim.params.nthreads)
-    check_writable(output_paths(sim.params))
+    p = sim.params
+    backend = backend_for(p)
+    set_threads(p.nthreads)
+    outputs, inputs = output_paths(p), [p.hklfile, p.matfile, p.maskfile, p.sourcefile, p.stol_file, p.bg_stol_file]
+    # Fdump.bin: written with -hkl, read without
+    (outputs if sim.hkl_source == "file" else inputs if sim.hkl_source == "fdump" else []).append(FDUMP)
+    check_writable(outputs, inputs)
+    check_background(sim)
     announce(sim, note)
     for line in setup_lines(sim):
         click.echo(line)
-    if sim.hkl_source == "file":
-        write_fdump(FDUMP, sim.hkl)
+    with together():  # no earlier file (Fdump.bin included) is replaced unless every output is written
+        if sim.hkl_source == "file":
+            write_fdump(FDUMP, sim.hkl)
+        _render_and_write(sim, backend, trace)
+
+
+def _render_and_write(sim, backend, trace) -> None:
+    from ..amorphous.chain import add_background
+    from ..kernels.render import render
+    from ..response.outputs import statistics, write_outputs
+    from ..response.overloads import overload_warning
+    from ..runtime.jitcache import compile_notice
+    from .printout import interpolation_warning, printout_lines
+    from .run_report import solid_angle_line
+    from .trace_report import trace_lines, trace_pixel
+
     p = sim.params
     if trace is None and p.trace_spixel >= 0 and p.trace_fpixel >= 0:
         trace = (p.trace_spixel, p.trace_fpixel)
@@ -45,7 +61,6 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     if bad:
         click.echo(f"nbnumba: warning: {bad} pixels are not finite numbers (NaN or infinity); "
                    "check the geometry and the structure factors", err=True)
-    from .printout import interpolation_warning, printout_lines
     if p.printout:
         for line in printout_lines(sim, rendered.image):
             click.echo(line)
@@ -54,10 +69,12 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
     for line in warning or [""]:
         click.echo(line)
     click.echo(solid_angle_line(sim, rendered.omega_sum))
-    image = add_background(sim, rendered.image, progress=p.progress and not p.printout)
+    image = add_background(sim, rendered.image, progress=p.progress and not p.printout, say=note)
     stats = statistics(sim, image)
-    write_outputs(sim, image, stats, click.echo)
-
+    counts = write_outputs(sim, image, stats, click.echo)
+    overloads = overload_warning(counts, "noise image" if p.calculate_noise else "int image")
+    if overloads:
+        note(overloads)
 
 
 @click.command(context_settings=PASSTHROUGH)

@@ -78,7 +78,10 @@ def _outputs(ours: dict, command: str) -> Outputs:
 
 
 def _engine(ours: dict) -> EngineOptions:
+    from ..batch.cluster import check_address
     from ..batch.engine import EngineOptions, hooks_from_env
+    if ours.get("scheduler") is not None:
+        check_address(ours["scheduler"])
     return EngineOptions(workers=ours.get("workers"), scheduler=ours.get("scheduler"),
                          progress=not ours.get("noprogress", False), max_frames=ours.get("max_frames"),
                          hooks=hooks_from_env())
@@ -86,6 +89,8 @@ def _engine(ours: dict) -> EngineOptions:
 
 def _check_first(frame) -> None:
     """Build the first frame here, so that a mistake stops the run before any cluster starts."""
+    from ..amorphous.chain import check_background
+    from ..batch.frames import input_paths
     from ..io.atomic import check_writable
     from ..model.simulation import announce, build
 
@@ -95,7 +100,8 @@ def _check_first(frame) -> None:
         raise UserError(f"-precision expects double or single, got {p.precision!r}")
     if p.device not in ("cpu", "cuda", "auto"):
         raise UserError(f"-device expects cpu, cuda or auto, got {p.device!r}")
-    check_writable(list(frame.files))
+    check_writable(list(frame.files), input_paths(p))
+    check_background(sim)  # a mistake in the -bg_ table stops the command here too
     announce(sim, lambda line: click.echo(line, err=True))
 
 
@@ -103,6 +109,7 @@ def run_sweep(args: list[str]) -> int:
     from ..batch.engine import run_job
     from ..batch.frames import sweep_frames
     ours, rest = split_options(args, (set(VALUED) - BATCH_ONLY) | SWITCHES)
+    engine = _engine(ours)
     if "nframes" not in ours:
         raise UserError("sweep needs -nframes N (the number of frames)")
     outputs = _outputs(ours, "sweep")
@@ -113,13 +120,14 @@ def run_sweep(args: list[str]) -> int:
     except OSError as err:
         raise RuntimeFailure(f"cannot create {outputs.outdir}: {err.strerror or err}") from None
     _check_first(job.frames[0])
-    return run_job(job, _engine(ours), say=click.echo)
+    return run_job(job, engine, say=click.echo)
 
 
 def run_batch(args: list[str]) -> int:
     from ..batch.engine import run_job
     from ..batch.frames import batch_frames
     ours, rest = split_options(args, (set(VALUED) - SWEEP_ONLY) | SWITCHES)
+    engine = _engine(ours)
     files = [a for a in rest[:1] if not a.startswith("-")]
     if not files:
         raise UserError("batch needs a job file: nbnumba batch JOBS.csv [run flags] (see docs/batch.md)")
@@ -133,7 +141,7 @@ def run_batch(args: list[str]) -> int:
             raise RuntimeFailure(f"cannot create {os.path.dirname(job.sink)}: {err.strerror or err}") from None
         if job.frames:
             _check_first(job.frames[0])
-    return run_job(job, _engine(ours), say=click.echo)
+    return run_job(job, engine, say=click.echo)
 
 
 def _guard(action, args) -> None:

@@ -8,11 +8,12 @@ from ..runtime.guard import PASSTHROUGH, guarded, note, skip_scipy_blas
 
 
 def trace_only(argv: list[str], pixel: tuple[int, int]) -> None:
-    from ..model.simulation import build
+    from ..model.simulation import announce, build
     from ..runtime.jitcache import compile_notice
     from .trace_report import trace_lines, trace_pixel
 
-    sim = build(argv)
+    sim = build(argv, say=None)
+    announce(sim, note, estimate=False)  # the estimate is the whole image's: a trace renders one pixel
     with compile_notice("trace double", note):
         value, rows = trace_pixel(sim, pixel[0], pixel[1], "double")
     for line in trace_lines(sim, value, rows):

@@ -25,6 +25,7 @@ from typing import TextIO
 import click
 
 from ..errors import UserError
+from ..io.atomic import check_distinct
 from ..io.jsonreport import write_json_report
 from ..io.reading import read_text
 from ..runtime.guard import guarded
@@ -352,6 +353,8 @@ def main(
     out = out if out is not None else sys.stdout
     if not (math.isfinite(tolerance) and tolerance >= 0):
         raise UserError(f"tolerance must be a non-negative number, got {tolerance}")
+    if json_path is not None:
+        check_distinct([str(json_path)], [str(ref_path), str(ours_path)])
     (ref, ref_skipped), (ours, ours_skipped) = _load(ref_path), _load(ours_path)
     result = diff_traces(ref, ours, tolerance=tolerance)
     print(format_table(result), file=out)

@@ -98,6 +98,9 @@ class Geometry:
     thickness_mm: float
     command: str = ""
     extra: dict = field(default_factory=dict)
+    stokes: tuple = (1.0, 0.0, 0.0, 0.0)  # the incident beam's polarization (S0..S3, McStas x and y)
+    exposure_s: float = 1.0
+    adc_offset: float = 0.0  # counts added to every pixel of the int and noise images
 
 
 def _vec(v) -> tuple:
@@ -133,7 +136,17 @@ def geometry(sim, command: str = "") -> Geometry:
                     phi0_deg=math.degrees(sim.phi0), osc_deg=math.degrees(sim.osc),
                     wavelength_A=sim.lambda0 * 1e10, distance_mm=det.distance * 1000.0,
                     beam_center_px=(det.Fbeam / det.pixel_size, det.Sbeam / det.pixel_size),
-                    thickness_mm=p.detector_thick * 1000.0, command=command)
+                    thickness_mm=p.detector_thick * 1000.0, command=command,
+                    stokes=stokes(p.polarization, M @ np.asarray(det.polar_vector, dtype=float)),
+                    exposure_s=p.exposure, adc_offset=p.adc_offset)
+
+
+def stokes(kahn: float, e_vector) -> tuple:
+    """The Stokes vector (S0, S1, S2, S3) of a beam along McStas z with nanoBragg's Kahn factor
+    (its linearly polarized fraction) and E-vector axis: S1 = K cos 2psi, S2 = K sin 2psi, psi the
+    axis's angle from x towards y."""
+    psi = math.atan2(float(e_vector[1]), float(e_vector[0]))
+    return (1.0, kahn * math.cos(2.0 * psi), kahn * math.sin(2.0 * psi), 0.0)
 
 
 # ---------------------------------------------------------------- writing
@@ -208,6 +221,7 @@ def _metadata(f, g: Geometry, nframes: int) -> None:
     beam = _group(instrument, "beam", "NXbeam")
     beam["incident_wavelength"] = g.wavelength_A
     beam["incident_wavelength"].attrs["units"] = "angstrom"
+    beam["incident_polarisation_stokes"] = np.asarray(g.stokes, dtype=float)
     det = _group(instrument, "detector", "NXdetector")
     det["depends_on"] = f"{DET_T}/distance"
     det["description"] = "nbnumba simulated pixel array detector"
@@ -219,6 +233,15 @@ def _metadata(f, g: Geometry, nframes: int) -> None:
     det["sensor_thickness"] = g.thickness_mm if g.thickness_mm > 0 else THIN_MM
     det["sensor_thickness"].attrs["units"] = "mm"
     det["saturation_value"] = np.int32(65535)  # the int and noise images are clipped there
+    det["underload_value"] = np.int32(0)  # ... and at 0
+    # dxtbx takes the exposure from frame_time (exposure and readout: a simulator reads out in no time)
+    for name in ("count_time", "frame_time"):
+        det[name] = g.exposure_s
+        det[name].attrs["units"] = "s"
+    # NXmx has no field for a pedestal: said here for people, dxtbx assumes none
+    det["adc_offset"] = g.adc_offset
+    det["adc_offset"].attrs["units"] = "counts"
+    det["adc_offset"].attrs["description"] = "added to every pixel of the int and noise images (-adc)"
     for name, value in (("x_pixel_size", g.pixel_mm), ("y_pixel_size", g.pixel_mm),
                         ("distance", g.distance_mm)):
         det[name] = value
@@ -349,12 +372,16 @@ class SeriesWriter:
 
     def write(self, index: int, image=None, floats=None, chunk=None, float_chunk=None) -> None:
         """Frame `index`: the arrays, or their chunks as `encode_chunk` makes them."""
+        from .atomic import failure
         f = self.file
-        store(f[DATA], index, image, chunk)
-        if self.floats:
-            store(f[FLOATS], index, floats, float_chunk)
-        f[WRITTEN][index] = 1
-        f.flush()
+        try:
+            store(f[DATA], index, image, chunk)
+            if self.floats:
+                store(f[FLOATS], index, floats, float_chunk)
+            f[WRITTEN][index] = 1
+            f.flush()
+        except OSError as err:
+            raise failure(self.path, err) from None
 
     def close(self) -> None:
         if self.file is not None:
@@ -365,10 +392,25 @@ class SeriesWriter:
 
 # ---------------------------------------------------------------- reading
 
+def _unreadable(path: str, err: OSError) -> UserError:
+    missing_filter = any(word in str(err).lower() for word in ("filter", "plugin"))
+    hint = " (a -compression bslz4 file needs pip install 'nbnumba[hdf5plugin]')" if missing_filter else ""
+    return UserError(f"{path}: not a readable HDF5 file: {err}{hint}")
+
+
+def _with_plugins():
+    """h5py, with hdf5plugin's filters registered when it is installed: a -compression bslz4 file
+    reads only through them (h5py itself knows gzip alone)."""
+    import h5py
+    with contextlib.suppress(ImportError):
+        import hdf5plugin  # noqa: F401 - importing registers the filters
+    return h5py
+
+
 def read_frames(path: str, dataset: str | None = None):
     """The image stack of an NXmx file (or any HDF5 file with an `images` or `entry/data/data`
     dataset) as an h5py-backed numpy array: (frames, slow, fast)."""
-    import h5py
+    h5py = _with_plugins()
     try:
         with h5py.File(path, "r") as f:
             for name in ([dataset] if dataset else [DATA, "images"]):
@@ -376,13 +418,13 @@ def read_frames(path: str, dataset: str | None = None):
                     data = f[name][()]
                     return data if data.ndim == 3 else data[np.newaxis]
     except OSError as err:
-        raise UserError(f"{path}: not a readable HDF5 file: {err}") from None
+        raise _unreadable(path, err) from None
     raise UserError(f"{path}: no {dataset or 'entry/data/data or images'} dataset")
 
 
 def read_frame(path: str, index: int = 0, dataset: str | None = None) -> np.ndarray:
     """One image (slow, fast) of an HDF5 file; `index` counts from 0 (messages count from 1)."""
-    import h5py
+    h5py = _with_plugins()
     try:
         with h5py.File(path, "r") as f:
             names = [dataset] if dataset else [DATA, "images"]
@@ -395,7 +437,7 @@ def read_frame(path: str, index: int = 0, dataset: str | None = None) -> np.ndar
                         raise UserError(f"{path}: no frame {index + 1}: it has {d.shape[0]} (1..{d.shape[0]})")
                     return d[index]
     except OSError as err:
-        raise UserError(f"{path}: not a readable HDF5 file: {err}") from None
+        raise _unreadable(path, err) from None
     raise UserError(f"{path}: no {' or '.join(names)} dataset")
 
 

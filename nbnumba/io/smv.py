@@ -133,10 +133,10 @@ def read_smv(path) -> SMVImage:
     return SMVImage(header=header, header_size=header_size, width=width, height=height, data=data)
 
 
-def smv_header(width: int, height: int, fields: SMVFields, path="SMV image") -> bytes:
+def smv_header(width: int, height: int, fields: SMVFields, path="SMV image", extra=()) -> bytes:
     """The reference's SMV header, key for key: 512 bytes, or the next multiple of 512 when the
     values do not fit (the reference then writes a header longer than the HEADER_BYTES it
-    declares, which no reader can open)."""
+    declares, which no reader can open).  `extra`: (KEY, value) pairs after the reference's keys."""
     g = cfmt_g
     f = fields
     ox, oy, oz = f.dials_origin_mm
@@ -154,7 +154,8 @@ def smv_header(width: int, height: int, fields: SMVFields, path="SMV image") -> 
         f"CLOSE_DISTANCE={g(f.close_distance_mm)};\n"
         f"PHI={g(f.phi_deg)};\nOSC_START={g(f.osc_start_deg)};\nOSC_RANGE={g(f.osc_range_deg)};\n"
         f"TWOTHETA={g(f.twotheta_deg)};\n"
-        "DETECTOR_SN=000;\nBEAMLINE=fake;\n}\f"
+        + "".join(f"{key}={g(value)};\n" for key, value in extra)
+        + "DETECTOR_SN=000;\nBEAMLINE=fake;\n}\f"
     )
     size = HEADER_BYTES
     while len((text % size).encode("ascii")) > size:
@@ -162,7 +163,7 @@ def smv_header(width: int, height: int, fields: SMVFields, path="SMV image") -> 
     return (text % size).encode("ascii").ljust(size, b" ")
 
 
-def write_smv(path, image: np.ndarray, fields: SMVFields | Mapping) -> None:
+def write_smv(path, image: np.ndarray, fields: SMVFields | Mapping, extra=()) -> None:
     """Write ``image`` (uint16, shape (slow, fast)) as an SMV file with the reference's header.
 
     ``fields`` may also be a mapping of the :class:`SMVFields` names, optionally with
@@ -177,4 +178,4 @@ def write_smv(path, image: np.ndarray, fields: SMVFields | Mapping) -> None:
         if sizes != (width, height):
             raise ValueError(f"SIZE1, SIZE2 = {sizes} but the image is {width}x{height}")
         fields = SMVFields(**values)
-    atomic_write_bytes(path, smv_header(width, height, fields, path), np.ascontiguousarray(image, dtype="<u2"))
+    atomic_write_bytes(path, smv_header(width, height, fields, path, extra), np.ascontiguousarray(image, dtype="<u2"))

@@ -55,6 +55,16 @@ def _skip_until_delimiter(text: str) -> str:
     return ""
 
 
+def _not_numbers(token: str, ncols: int) -> str | None:
+    """The first of the line's values that is a word or NaN (where the reference's atof gives 0
+    or NaN), or None."""
+    for word in re.split(f"[{re.escape(DELIMITERS)}]+", token.strip(DELIMITERS + "\n"))[:ncols]:
+        m = _ATOF.match(word)
+        if m is None or m.group(5) is not None:
+            return word
+    return None
+
+
 def _parse_line(token: str, ncols: int) -> list[float]:
     row = [math.nan] * ncols
     column = 0
@@ -72,21 +82,26 @@ def _parse_line(token: str, ncols: int) -> list[float]:
     return row
 
 
-def read_columns(path, ncols: int) -> np.ndarray:
+def read_columns(path, ncols: int, numbers_only: bool = False) -> np.ndarray:
     """Rows of ``ncols`` values from a delimited text file, shape (rows, ncols), NaN where missing.
 
     Windows line endings and a missing final newline are normalised first: the reference
-    would otherwise read the missing columns of such lines as 0 instead of NaN.
+    would otherwise read the missing columns of such lines as 0 instead of NaN.  With
+    `numbers_only`, a word or a NaN among the values is a user's mistake (a table where a word
+    read as 0, or NaN as a missing value, would go on to render garbage).
     """
     text = read_bytes(path).decode("latin-1")
     text = text.replace("\r\n", "\n")
     if text and not text.endswith("\n"):
         text += "\n"
     rows = []
-    for line in text.split("\n")[:-1]:
+    for number, line in enumerate(text.split("\n")[:-1], start=1):
         token = (line + "\n").lstrip(DELIMITERS)
-        if token != "\n":
-            rows.append(_parse_line(token, ncols))
+        if token == "\n":
+            continue
+        if numbers_only and (word := _not_numbers(token, ncols)) is not None:
+            raise UserError(f"{path} line {number}: {word!r} is not a number")
+        rows.append(_parse_line(token, ncols))
     if not rows:
         raise UserError(f"{path}: no data rows (the file is empty or blank)")
     return np.array(rows, dtype=np.float64)

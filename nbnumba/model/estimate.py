@@ -31,6 +31,11 @@ CPU_NS_PER_STEP = {"double": 12.0, "single": 8.5}
 # ratios 9.9, 10.9 and 12.0 (2026-12-01, a shared 2-core machine).  The nearest-F figure there
 # agrees with the 12 ns above.
 TRICUBIC_FACTOR = 11.0
+# nonBragg's pixel-step (one sub-pixel and source: the F(sin theta/lambda) spline, polarization,
+# solid angle) on one CPU thread: warm renders of water.stol on 1024 x 1024 pixels x 4x4
+# sub-pixels x 1 source took 1.21 s (72 ns a step), on 256 x 256 x 2x2, 87 ns (double, 1 thread,
+# a shared 2-core machine, 2026-12-06).
+AMORPHOUS_NS_PER_STEP = 72.0
 # No GPU has been measured yet (reports/gpu_benchmark.md does not exist).  A pixel-step is well
 # over 100 floating-point operations (three sincg, the scattering vector, its rotation), and no
 # GPU does more than about 1e14 of those a second: 1e12 pixel-steps/s is an upper bound, so an
@@ -65,6 +70,7 @@ class Estimate:
     precision: str
     threads: int
     interpolate: bool = False
+    amorphous: bool = False  # nonBragg's render: no lattice, one layer, phi step and domain
 
     def factors(self) -> dict[str, int]:
         return {"pixels": self.pixels, "sub-pixels": self.oversample ** 2, "layers": self.layers,
@@ -76,6 +82,8 @@ class Estimate:
 
     def ns_per_step(self) -> float:
         """CPU nanoseconds per pixel-step on one thread."""
+        if self.amorphous:
+            return AMORPHOUS_NS_PER_STEP
         ns = CPU_NS_PER_STEP.get(self.precision, CPU_NS_PER_STEP["double"])
         return ns * TRICUBIC_FACTOR if self.interpolate else ns
 
@@ -95,7 +103,7 @@ class Estimate:
     def breakdown(self) -> str:
         parts = [f"{self.pixels} pixels", f"{self.oversample}x{self.oversample} sub-pixels"]
         for name, value in self.factors().items():
-            if name not in ("pixels", "sub-pixels"):
+            if name not in ("pixels", "sub-pixels") and not (self.amorphous and name != "sources"):
                 parts.append(f"{value} {name if value != 1 else SINGULAR[name]}")
         return " x ".join(parts)
 

@@ -123,6 +123,8 @@ class Params:
     nexusfile: str | None = None  # NXmx file of the detector counts (nbnumba's -nexus)
     # the amorphous background (-bg_*) and the detector response (-readout, -psf, ...), SI units
     bg_stol_file: str | None = None
+    bg_stol_unit: float = 1.0e10  # the table's sin(theta)/lambda unit to 1/m (-bg_4stol, -bg_Q)
+    bg_fix_spline: bool = False
     bg_thick: float = 1e-4
     bg_density: float = 1.0e6
     bg_MW: float = 18.0
@@ -157,5 +159,6 @@ class Params:
     fix_pix0_mm: bool = False
     fix_misset_random: bool = False
     fix_twotheta_axis: bool = False
+    fix_smv_keys: bool = False
     force: bool = False  # render even past the work limits (nbnumba.estimate)
     slips: list = field(default_factory=list)  # values that look like unit slips: (short, warning line)

@@ -164,9 +164,11 @@ def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] | None = _to_stderr) -> Simulation:
+def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] | None = _to_stderr,
+          hkl: HKLTable | None = None) -> Simulation:
     """Everything a kernel needs.  Without -hkl the structure factors come from `fdump_path`
-    when it exists (the reference reads Fdump.bin from the current directory).
+    when it exists (the reference reads Fdump.bin from the current directory); a parsed `hkl`
+    table is used instead of either, as if read from -hkl.
 
     A command outside a flag's domain, or past the work limits (nbnumba.estimate) without
     -force, raises UserError before anything is allocated.  Once everything is checked, the
@@ -244,7 +246,7 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     pixels = rendered_pixels(det.roi, det.fpixels, det.spixels, mask)
 
     # Interpolation needs a table: from -hkl, or from the Fdump.bin a run without -hkl reads.
-    tricubic = bool(interpolate) and (p.hklfile is not None or os.path.exists(fdump_path))
+    tricubic = bool(interpolate) and (hkl is not None or p.hklfile is not None or os.path.exists(fdump_path))
 
     def work(sub_pixels: int, n_sources: int, tricubic: bool = tricubic) -> Estimate:
         return work_estimate(p, pixels, sub_pixels, thicksteps, n_sources, phisteps, domains, tricubic)
@@ -266,7 +268,7 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     check_time(p, work(oversample, n_sources))
     check_memory(det, phisteps * domains)
 
-    hkl, hkl_source = _structure_factors(p, fdump_path)
+    hkl, hkl_source = (hkl, "file") if hkl is not None else _structure_factors(p, fdump_path)
     if hkl is None or hkl.count == 0:
         interpolate = 0
     if p.stol_file is not None:
@@ -297,13 +299,13 @@ def check_cells(p: Params) -> None:
                         "number of cells works with -gauss_xtal, -round_xtal or -tophat_spots")
 
 
-def announce(sim: Simulation, say: Callable[[str], None]) -> None:
+def announce(sim: Simulation, say: Callable[[str], None], estimate: bool = True) -> None:
     """The unit-slip warnings and, for a long render with the progress meter on, the work estimate:
     said once every check has passed, so that a refused command prints only its error."""
     p = sim.params
     for _, line in p.slips:
         say("nbnumba: warning: " + line)
-    if sim.estimate.worth_saying() and p.progress and not p.printout:
+    if estimate and sim.estimate.worth_saying() and p.progress and not p.printout:
         say(sim.estimate.summary())  # the first line of the progress display, as unprefixed as the meter
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..io import nexus
+from ..io import atomic, nexus
 from ..io.images import pgm_bytes, write_float_image, write_pgm
 from ..io.smv import write_smv
 from ..model import rng
@@ -134,6 +134,14 @@ def header_fields(sim: Simulation) -> dict:
                 twotheta_deg=p.detector_twotheta * RTD)
 
 
+def smv_keys(p) -> tuple:
+    """-fix_smv_keys: the ADC offset under the keys dxtbx's SMV readers take it from (ADC_OFFSET
+    for nanoBragg's images, IMAGE_PEDESTAL for ADSC's) and the exposure (TIME, ADSC's)."""
+    if not p.fix_smv_keys:
+        return ()
+    return (("ADC_OFFSET", p.adc_offset), ("IMAGE_PEDESTAL", p.adc_offset), ("TIME", p.exposure))
+
+
 def int_image(sim: Simulation, image: np.ndarray, max_I: float) -> tuple[np.ndarray, float]:
     scale = sim.params.intfile_scale
     if scale <= 0.0:
@@ -162,14 +170,21 @@ def _write_image(sim: Simulation, path: str, counts: np.ndarray, floats=None) ->
     if nexus.is_nexus_name(path):
         nexus.write_image(path, nexus.geometry(sim, command_line(sim)), counts, floats)
     elif counts.dtype == np.uint16:
-        write_smv(path, counts, header_fields(sim))
+        write_smv(path, counts, header_fields(sim), smv_keys(sim.params))
     else:
         write_float_image(path, counts)
 
 
 def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None:
     """Write every output the reference writes, in its order, reporting as it does; then the
-    NXmx file of -nexus (the noise image, or the int image under -nonoise, with the float image)."""
+    NXmx file of -nexus (the noise image, or the int image under -nonoise, with the float image).
+    Returns the counts the detector reports (the noise image, or the int image under -nonoise).
+    None replaces its earlier file unless all are written (atomic.together)."""
+    with atomic.together():
+        return _write_all(sim, image, stats, say)
+
+
+def _write_all(sim: Simulation, image: np.ndarray, stats: Stats, say) -> np.ndarray:
     p = sim.params
     det = sim.detector
     say(f"writing {p.floatfile} as {det.fpixels * det.spixels} 4-byte floats")
@@ -185,6 +200,7 @@ def write_outputs(sim: Simulation, image: np.ndarray, stats: Stats, say) -> None
         g = nexus.geometry(sim, command_line(sim))
         g.extra.update(images_are="noise" if p.calculate_noise else "int", int_scale=scale)
         nexus.write_image(p.nexusfile, g, counts, image)
+    return counts
 
 
 def _write_counts(sim: Simulation, image: np.ndarray, stats: Stats, say) -> tuple[np.ndarray, float]:
@@ -242,7 +258,7 @@ def _write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarra
         say(line)
     fields = header_fields(sim)
     say(f"writing {p.intfile} as 2-byte integers")
-    write_smv(p.intfile, r.int_image, fields)
+    write_smv(p.intfile, r.int_image, fields, smv_keys(p))
     if p.write_pgm:
         say(f"writing {p.pgmfile} as 1-byte integers")
         write_pgm(p.pgmfile, r.pgm, 1.0)
@@ -251,5 +267,5 @@ def _write_response_images(sim: Simulation, image: np.ndarray, say) -> np.ndarra
     for line in noise_lines(rp, r):
         say(line)
     say(f"writing {p.noisefile} as 2-byte integers")
-    write_smv(p.noisefile, r.noise_image, fields)
+    write_smv(p.noisefile, r.noise_image, fields, smv_keys(p))
     return r.noise_image
