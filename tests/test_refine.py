@@ -193,3 +193,15 @@ def test_a_sweep_frame_is_refined_back_to_the_flags_that_made_it(tmp_path):
         assert abs(refined[name]["refined"] - true) < 3 * refined[name]["error"], (name, refined[name])
     again = api.simulation((tmp_path / "fit.flags").read_text().split())
     assert again.phi0 == pytest.approx(math.radians(0.2)) and again.phisteps == 2
+
+
+def test_a_fixed_background_image_gets_its_factor(truth):
+    sim, image = truth
+    slow, fast = np.indices(image.shape)
+    background = 3.0 + 4.0 * np.exp(-((slow - 64.0) ** 2 + (fast - 40.0) ** 2) / 2000.0)  # not a plane
+    start = api.simulation(BASE + "-N 6 -misset 10 20 30 -distance 100.1".split())
+    done = api.refine(start, image + 2.0 * background, "scale,bg_scale,distance", background=background,
+                      planes=False, allpixels=True)
+    assert done.value("bg_scale") == pytest.approx(2.0, abs=1e-6)
+    assert done.value("distance") == pytest.approx(100.0, abs=1e-6)
+    assert done.pixels == image.size and done.windows == 9 * 9  # tiles of 15 pixels
