@@ -13,6 +13,7 @@ import pytest
 
 from golden import invoke
 from nbnumba import api
+from nbnumba.errors import UserError
 from nbnumba.refine.flagsout import misset_angles
 
 BASE = ("-cell 60 70 80 90 90 90 -default_F 60 -lambda 1 -distance 100 -detpixels 128 -pixel 0.1 -gauss_xtal "
@@ -205,3 +206,9 @@ def test_a_fixed_background_image_gets_its_factor(truth):
     assert done.value("bg_scale") == pytest.approx(2.0, abs=1e-6)
     assert done.value("distance") == pytest.approx(100.0, abs=1e-6)
     assert done.pixels == image.size and done.windows == 9 * 9  # tiles of 15 pixels
+
+
+def test_distance_is_refused_where_the_close_distance_places_the_detector(truth):
+    start = api.simulation(START + ["-close_distance", "100"])
+    with pytest.raises(UserError, match="close distance"):
+        api.refine(start, truth[1], "distance")

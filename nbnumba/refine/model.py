@@ -47,6 +47,11 @@ class SimulationModel:
             raise UserError("bg_scale: there is no background image to scale (-bgimage or the -bg_ flags)")
         self.background = background
         check_shape(self.names, sim.params.xtal_shape)
+        if "distance" in self.names and not math.isnan(sim.params.close_distance):
+            # the set-up then places the detector by -close_distance and ignores -distance, which
+            # the derivative passes would still move
+            raise UserError("distance with -close_distance (or the CLOSE_DISTANCE of an -img or -mask header): "
+                            "the detector is placed by the close distance, which -distance does not move")
         kernel_names = [n for n in self.names if n not in HOST + JOINT]
         # the rotations are always evaluated together, to turn their derivatives into angles
         self.wrt = [n for n in kernel_names if n not in ROTATIONS]
