@@ -1,6 +1,6 @@
 """Recovery and calibration of `nbnumba refine` over random truths (the acceptance case of the
 refinement issue): a detector of --pixels^2 pixels of 0.1 mm at 90 mm (to ~2 A at 1 A), a random
-cell with edges in 60-80 A, -gauss_xtal with N around 20, mosaic spread 0.5 deg (10 domains), a random
+cell with edges in 60-80 A, -gauss_xtal with N around --N (20), mosaic spread 0.5 deg (10 domains), a random
 orientation; the start carries errors typical of indexing times --errors (1: each rotation 0.1
 deg, each edge +0.3 %, N x1.4, distance +0.5 mm, beam centre +1 pixel; the scale x3 always).
 All are refined jointly.
