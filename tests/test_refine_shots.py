@@ -41,3 +41,35 @@ def test_list_mode_refines_each_shot_once_and_resumes(tmp_path):
     assert os.stat(tmp_path / "out" / "shots_00001.json").st_mtime_ns == kept
     third = invoke("refine", args, tmp_path)
     assert not [line for line in third.stdout.splitlines() if line.startswith("shot ")]
+
+
+def test_an_interrupted_list_loses_no_shot_and_refines_none_twice(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    lines = ["# base: " + " ".join(BASE), "data,misset,distance"]
+    for i in range(1, 7):
+        misset = f"{10 * i} {-5 * i} {17 * i}"
+        truth = api.simulation(BASE + ["-misset", *misset.split()])
+        write_float_image(tmp_path / f"shot{i}.bin", api.jacobian(truth).image.astype(np.float32))
+        lines.append(f"shot{i}.bin,{misset},100.3")
+    (tmp_path / "shots.csv").write_text("\n".join(lines) + "\n")
+    command = [sys.executable, "-m", "nbnumba", "refine", "-list", "shots.csv", "-refine", "distance,scale",
+               "-outdir", "out", "-workers", "1", "-noprogress"]
+    proc = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = []
+    for line in proc.stdout:
+        first.append(line.split(":")[0])
+        if len(first) == 2:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    first += [line.split(":")[0] for line in rest.splitlines() if line.startswith("shot ")]
+    assert proc.returncode == 130
+    done_before = {p.name for p in (tmp_path / "out").glob("shots_0*.json")}
+    assert 2 <= len(done_before) < 6
+    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    second = [line.split(":")[0] for line in again.stdout.splitlines() if line.startswith("shot ")]
+    assert len(second) == 6 - len(done_before) and not set(second) & set(first)
+    assert len(list((tmp_path / "out").glob("shots_0*.json"))) == 6

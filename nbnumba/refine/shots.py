@@ -167,13 +167,19 @@ def run_list(options: dict, flags: list[str], echo, note) -> int:
     if progress:
         note(f"refine: {len(shots)} shots, {len(shots) - len(todo)} done before, {len(todo)} to refine")
     failed = 0
-    if todo:
-        failed = _refine_all(start(scheduler, workers, False, len(todo)), todo, manifest, echo, note)
-    atomic_write_bytes(os.path.join(outdir, f"{name}_refined.csv"), summary_csv(shots))
+    engine = start(scheduler, workers, False, len(todo)) if todo else None
+    try:
+        if engine is not None:
+            failed = _refine_all(engine, todo, manifest, echo)
+    finally:
+        # before the cluster closes: after a signal, closing may outlast the grace
+        atomic_write_bytes(os.path.join(outdir, f"{name}_refined.csv"), summary_csv(shots))
+        if engine is not None:
+            engine.close()
     return 1 if failed else 0
 
 
-def _refine_all(engine, todo, manifest, echo, note) -> int:
+def _refine_all(engine, todo, manifest, echo) -> int:
     from distributed import as_completed
 
     failed = 0
@@ -203,5 +209,4 @@ def _refine_all(engine, todo, manifest, echo, note) -> int:
                     manifest.flush(force=False)
     finally:
         manifest.flush()
-        engine.close()
     return failed
