@@ -78,15 +78,15 @@ def main() -> None:
     truth = api.simulation(flags(opts.golden, opts.threads))
     api.render(truth)  # warm-up: compiled or loaded from the cache
     t0 = time.perf_counter()
-    rendered = api.render(truth)
+    api.render(truth)
     render_s = time.perf_counter() - t0
     clean = api.jacobian(truth).image
     start = api.set_parameters(truth, {"rotx": 0.1, "roty": 0.1, "rotz": 0.1, "distance": 231.274660 + 0.5,
                                        "scale": 1.5})
     names = "rot,distance,scale"
     api.refine(start, clean, names, maxiter=2, cycles=1)  # warm-up of the derivative kernels
-    text = ["# refine on the supervisor geometry", "", f"`python benchmarks/refine_bench.py --threads {opts.threads}`",
-            "", f"The golden case `{CASE}`'s flags (A.mat, scaled.hkl, the Pilatus 6M geometry) on the whole",
+    text = ["# refine on the supervisor geometry", "",
+            f"`python benchmarks/refine_bench.py --threads {opts.threads}`", "", f"The golden case `{CASE}`'s flags (A.mat, scaled.hkl, the Pilatus 6M geometry) on the whole",
             f"{truth.shape[1]}x{truth.shape[0]} detector with one phi step of 0.1 deg; the start is 0.1 deg off in each "
             "rotation, 0.5 mm off in distance and 1.5x in scale; rotx, roty, rotz, distance and scale are refined "
             f"together on {opts.threads} CPU threads (Numba's code compiled and cached beforehand).", ""]

@@ -125,7 +125,8 @@ def main() -> None:
                              f"max {max(r['seconds'] for r in records):.1f} s on {opts.threads} threads")]
     text = ["# refine: recovery over random truths", "",
             f"`python benchmarks/refine_recovery.py --truths {opts.truths} --pixels {opts.pixels} "
-            f"--errors {opts.errors:g} --threshold {opts.threshold:g} --N {opts.N:g} --oversample {opts.oversample} --threads {opts.threads}{' --clean' if opts.clean else ''}`", "",
+            f"--errors {opts.errors:g} --threshold {opts.threshold:g} --N {opts.N:g} --oversample {opts.oversample} "
+            f"--threads {opts.threads}{' --clean' if opts.clean else ''}`", "",
             __doc__.split("\n\n")[0].replace("\n", " "), "", "| quantity | value |", "| --- | --- |"]
     text += [f"| {k} | {v} |" for k, v in rows]
     opts.out.write_text("\n".join(text) + "\n")
