@@ -86,7 +86,8 @@ def main() -> None:
     names = "rot,distance,scale"
     api.refine(start, clean, names, maxiter=2, cycles=1)  # warm-up of the derivative kernels
     text = ["# refine on the supervisor geometry", "",
-            f"`python benchmarks/refine_bench.py --threads {opts.threads}`", "", f"The golden case `{CASE}`'s flags (A.mat, scaled.hkl, the Pilatus 6M geometry) on the whole",
+            f"`python benchmarks/refine_bench.py --threads {opts.threads}`", "",
+            f"The golden case `{CASE}`'s flags (A.mat, scaled.hkl, the Pilatus 6M geometry) on the whole "
             f"{truth.shape[1]}x{truth.shape[0]} detector with one phi step of 0.1 deg; the start is 0.1 deg off in each "
             "rotation, 0.5 mm off in distance and 1.5x in scale; rotx, roty, rotz, distance and scale are refined "
             f"together on {opts.threads} CPU threads (Numba's code compiled and cached beforehand).", ""]
