@@ -5,7 +5,9 @@ minimises the loss over those pixels, the background planes solved at every step
 are rescaled to O(1): x_k = (p_k - p_k0) / t_k with t_k = (J^T W J)_kk^(-1/2) at the cycle's
 start, so that one unit of x is about one standard error.  Convergence: the largest component of
 the projected gradient in x at most `gtol`, or an iteration lowering the loss by at most
-ftol * max(|L|, 1) (SciPy's pgtol and factr), or `maxiter` iterations.  The cycles stop when the
+ftol * max(|L|, 1) (SciPy's pgtol and factr), or a line search that finds no lower point where
+that gradient is at most LINE_END; otherwise not converged (`maxiter` iterations, or a line search
+that failed elsewhere).  The cycles stop when the
 windows no longer change, or after `cycles`.  The standard errors are the square roots of the
 diagonal of (J^T W J)^-1 at the minimum (J the Jacobian with the planes profiled out, W the
 information weights); for least squares, of the sandwich estimate (see _covariance)."""
@@ -44,6 +46,9 @@ class Settings:
         for name in ("maxiter", "cycles"):
             if getattr(self, name) < 1:
                 raise UserError(f"-{name} must be at least 1, got {getattr(self, name)}")
+
+
+LINE_END = 1e-3  # see _verdict
 
 
 class Stopped(Exception):
@@ -187,7 +192,7 @@ def fit(model, data: np.ndarray, usable: np.ndarray, bounds, settings: Settings,
             done = minimize(loss_and_gradient, np.zeros(len(names)), jac=True, method="L-BFGS-B", bounds=box,
                             callback=report, options=dict(maxiter=settings.maxiter, maxcor=30,
                                                           ftol=settings.ftol, gtol=settings.gtol))
-            converged, message = bool(done.success), str(done.message)
+            converged, message = _verdict(done, box, settings)
         except Stopped:
             interrupted = True
         evaluations += objective.evaluations
@@ -204,6 +209,23 @@ def fit(model, data: np.ndarray, usable: np.ndarray, bounds, settings: Settings,
     return Fit(names, model.start.copy(), values, errors, correlation, loss, start_loss if start_loss is not None
                else loss, int(windows.flat.size), windows, iterations, evaluations,
                time.perf_counter() - t0, converged, message, interrupted, m, objective.d)
+
+
+def _verdict(done, box, settings: Settings) -> tuple[bool, str]:
+    """(converged, why).  L-BFGS-B's line search also ends, ABNORMAL, where the loss is flat to
+    its rounding; that is the minimum when the projected gradient there is at most LINE_END (in
+    standard errors)."""
+    if done.success:
+        return True, str(done.message)
+    gradient = np.array(done.jac, dtype=np.float64)
+    for k, (low, high) in enumerate(box):
+        x = done.x[k]
+        if (low is not None and x <= low and gradient[k] > 0) or (high is not None and x >= high and gradient[k] < 0):
+            gradient[k] = 0.0
+    largest = float(np.abs(gradient).max(initial=0.0))
+    if str(done.message).startswith("ABNORMAL") and largest <= LINE_END:
+        return True, f"line search ended at the minimum (projected gradient {largest:.1e} <= {LINE_END:g})"
+    return False, str(done.message)
 
 
 def _last(objective: Objective, values: np.ndarray):
