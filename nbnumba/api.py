@@ -240,3 +240,35 @@ def set_parameters(sim: Simulation, values: dict) -> Simulation:
     """A new simulation with parameters set in their flag units (nbnumba.derivatives.apply)."""
     from .derivatives import apply
     return apply(sim, values)
+
+
+def refine(sim: Simulation, data, refine, fix=(), bounds=None, readout: float = 0.0, likelihood: str = "poisson",
+           shoebox: int = 15, threshold: float = 0.02, allpixels: bool = False, planes: bool = True,
+           background=None, usable=None, maxiter: int = 300, cycles: int = 3, device: str = "cpu",
+           precision: str = "double", progress=None):
+    """Fit `sim` (the starting model) to a measured image; the same result `nbnumba refine` prints.
+
+    data: photons, float (slow, fast), or a file name (SMV counts: as `refine -data` reads them).
+    refine: parameter names or groups (a list or "rotx,roty,rotz,cell,N,scale"), fix: names left
+    out; bounds: {name: (low, high)} in flag units.  readout: read-out noise sigma in photons;
+    likelihood "poisson" or "lsq"; shoebox, threshold: the spot windows (allpixels: the whole
+    detector in tiles); planes: a background plane per window; background: a fixed (slow, fast)
+    photon image, scaled by the parameter bg_scale; usable: bool (slow, fast), False for pixels to
+    leave out.  progress: a function given one line per iteration.
+    Returns a `nbnumba.refine.result.RefineResult`: names, start, values, errors, correlation,
+    loss, pixels, iterations, seconds, sim (the refined Simulation), table(), to_json()."""
+    from .refine.data import Data, load_data
+    from .refine.driver import refine as _refine
+    from .refine.engine import Settings
+    from .refine.likelihood import Likelihood
+
+    settings = Settings(likelihood=Likelihood(likelihood, readout), shoebox=shoebox, threshold=threshold,
+                        allpixels=allpixels, planes=planes, maxiter=maxiter, cycles=cycles)
+    if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
+        measured = load_data(data, sim.shape, readout=readout, mask=usable)
+    else:
+        photons = np.asarray(data, dtype=np.float64)
+        ok = np.isfinite(photons) if usable is None else np.isfinite(photons) & np.asarray(usable, dtype=bool)
+        measured = Data(np.where(ok, photons, 0.0), ok, "array", 0.0, 1.0)
+    return _refine(sim, measured, refine, fix, bounds or {}, settings, background, device, precision,
+                   say=progress)

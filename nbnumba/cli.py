@@ -17,6 +17,7 @@ COMMANDS = {
     "flags": ("flags", "flags"),
     "noisify": ("noisify", "noisify"),
     "nonbragg": ("nonbragg", "nonbragg"),
+    "refine": ("refine", "refine"),
     "run": ("run", "run"),
     "sweep": ("sweep", "sweep"),
     "trace": ("trace", "trace"),
