@@ -13,9 +13,11 @@ import click
 COMMANDS = {
     "batch": ("sweep", "batch"),
     "compare": ("compare", "compare"),
+    "derivatives": ("derivatives", "derivatives"),
     "flags": ("flags", "flags"),
     "noisify": ("noisify", "noisify"),
     "nonbragg": ("nonbragg", "nonbragg"),
+    "refine": ("refine", "refine"),
     "run": ("run", "run"),
     "sweep": ("sweep", "sweep"),
     "trace": ("trace", "trace"),

@@ -229,8 +229,8 @@ def test_job_file_format(tmp_path):
     assert base == ["-default_F", "10", "-hkl", "my file.hkl", "-N", "3"]
     assert [c.name for c in columns] == ["-misset", "-interpolate", "-hkl", "args"]
     assert [(n, line) for n, line, _ in rows] == [(1, 6), (2, 7)]
-    from nbnumba.batch.frames import _cell_tokens
-    tokens = [t for c, cell in zip(columns, rows[0][2]) for t in _cell_tokens(c, cell, "cell")]
+    from nbnumba.batch.frames import cell_tokens
+    tokens = [t for c, cell in zip(columns, rows[0][2]) for t in cell_tokens(c, cell, "cell")]
     assert tokens == ["-misset", "10", "20", "30", "-interpolate", "-hkl", "a b.hkl", "-phi", "5", "-osc", "1"]
     jobs.write_text("misset,bogus_flag\n0 0 0,1\n")
     with pytest.raises(UserError, match="column 'bogus_flag' is not a run flag"):

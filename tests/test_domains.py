@@ -69,7 +69,7 @@ EDGES = [
     ("-thicksteps", ["1"], ["0"], "-thicksteps must be an integer >= 1 (got 0)"),
     ("-detpixels", ["1"], ["0"], "-detpixels must be an integer >= 1 (got 0)"),
     # counts >= 0 where 0 means something
-    ("-N", ["0"], ["-1"], "-N must be an integer >= 0 (got -1)"),
+    ("-N", ["0"], ["-1"], "-N must be a number >= 0 (got -1)"),
     ("-nthreads", ["0"], ["-1"], "-nthreads must be an integer >= 0 (got -1)"),
     # lengths > 0 and sizes >= 0
     ("-fudge", ["1e-9"], ["0"], "-fudge must be a number > 0 (got 0)"),
@@ -254,7 +254,8 @@ def test_flags_shows_default_unit_and_domain(tmp_path):
     assert lines[0] == "| flag | values | default | unit | domain | meaning |"
     assert "| `-oversample` | 1 | auto | sub-pixels | integer >= 1 | sub-pixels per pixel side (leave it out for automatic) |" in lines
     assert "| `-distance` | 1 | 100 | mm | > 0 | sample to detector distance along the beam |" in lines
-    assert "| `-N` | 1 | 1 | cells | integer >= 0 (0: one cell, as 1) | unit cells in all directions |" in lines
+    assert ("| `-N` | 1 | 1 | cells | >= 0 (0: one cell, as 1; a real number with -gauss_xtal, -round_xtal or "
+            "-tophat_spots) | unit cells in all directions |") in lines
 
 
 def test_flags_word_filters_by_name_or_meaning(tmp_path):

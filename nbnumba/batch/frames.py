@@ -296,14 +296,17 @@ class Column:
     switch: bool  # takes no value: the cell says yes or no
     whole: bool  # one value that may contain spaces (a file name)
     raw: bool = False  # the `args` column: flags written out
+    own: bool = False  # a column of the calling command, not a run flag: its value kept whole
 
 
-def _column(name: str, where: str) -> Column:
+def _column(name: str, where: str, own: tuple = ()) -> Column:
     bare = name.strip().lstrip("-")
     if not bare:
         raise UserError(f"{where}: empty column name")
     if bare in ("args", "flags"):
         return Column(bare, False, False, raw=True)
+    if bare in own:
+        return Column(bare, False, True, own=True)
     flag = "-" + bare
     for f in FLAGS:
         if f.name == "-misset random" or not f.matches(flag):
@@ -312,7 +315,7 @@ def _column(name: str, where: str) -> Column:
     raise UserError(f"{where}: column {bare!r} is not a run flag{suggest(flag)}")
 
 
-def _cell_tokens(col: Column, cell: str, where: str) -> list[str]:
+def cell_tokens(col: Column, cell: str, where: str) -> list[str]:
     cell = cell.strip()
     if not cell:
         return []
@@ -331,8 +334,9 @@ def _cell_tokens(col: Column, cell: str, where: str) -> list[str]:
     return [col.name, cell] if col.whole else [col.name, *cell.split()]
 
 
-def read_jobfile(path: str) -> tuple[list[str], list[Column], list[tuple[int, int, list[str]]]]:
-    """(base argv, columns, [(row number, line number, cells)]) of a batch job file.
+def read_jobfile(path: str, own: tuple = ()) -> tuple[list[str], list[Column], list[tuple[int, int, list[str]]]]:
+    """(base argv, columns, [(row number, line number, cells)]) of a batch job file; `own` names
+    the columns of the calling command that are not run flags (refine's `data`, `frame`).
 
     Format (CSV): lines starting with # are comments, except `# base: FLAGS`, whose flags (shell
     quoting) form the base command line of every row (several such lines add up).  The first
@@ -363,7 +367,7 @@ def read_jobfile(path: str) -> tuple[list[str], list[Column], list[tuple[int, in
             continue
         cells = next(csv.reader([line], skipinitialspace=True))
         if header is None:
-            header = [_column(name, f"{path} line {lineno}") for name in cells]
+            header = [_column(name, f"{path} line {lineno}", own) for name in cells]
             continue
         rows.append((len(rows) + 1, lineno, cells))
     if header is None:
@@ -403,7 +407,7 @@ def batch_frames(path: str, extra: list[str], opts: Outputs) -> Job:
                 raise UserError(f"{len(cells)} cells but the header names {len(columns)} columns")
             argv = list(base)
             for col, cell in zip(columns, cells):
-                argv += _cell_tokens(col, cell, "cell")
+                argv += cell_tokens(col, cell, "cell")
             asked = named_outputs(argv)
             if asked.seed is None:
                 argv += ["-seed", str(number)]

@@ -308,12 +308,17 @@ def _pixel_pair(attr_s: str, attr_f: str, slow_first: bool):
     return apply
 
 
+# The reference reads -N/-Na/-Nb/-Nc with atoi; nbnumba also takes a real number of cells where the
+# crystal shape gives it a meaning (Gaussian, round and top-hat spots; model.simulation refuses
+# one with the square shape), so that a refined N can be rendered.  A whole number means what it did.
+CELLS = Range(0, note="0: one cell, as 1; a real number with -gauss_xtal, -round_xtal or -tophat_spots")
+
 # Flags in the reference's order (the order decides which of several matching flags wins).
 FLAGS: list[Flag] = [
-    Flag("-Na", sub("-Na"), 1, _value("Na"), "i", stop=True, help="unit cells along a", unit="cells", default="1", domain=Range(0, note="0: one cell, as 1")),
-    Flag("-Nb", sub("-Nb"), 1, _value("Nb"), "i", stop=True, help="unit cells along b", unit="cells", default="1", domain=Range(0, note="0: one cell, as 1")),
-    Flag("-Nc", sub("-Nc"), 1, _value("Nc"), "i", stop=True, help="unit cells along c", unit="cells", default="1", domain=Range(0, note="0: one cell, as 1")),
-    Flag("-N", exact("-N"), 1, _values("Na", "Nb", "Nc"), "i", stop=True, help="unit cells in all directions", unit="cells", default="1", domain=Range(0, note="0: one cell, as 1")),
+    Flag("-Na", sub("-Na"), 1, _value("Na"), "f", stop=True, help="unit cells along a", unit="cells", default="1", domain=CELLS),
+    Flag("-Nb", sub("-Nb"), 1, _value("Nb"), "f", stop=True, help="unit cells along b", unit="cells", default="1", domain=CELLS),
+    Flag("-Nc", sub("-Nc"), 1, _value("Nc"), "f", stop=True, help="unit cells along c", unit="cells", default="1", domain=CELLS),
+    Flag("-N", exact("-N"), 1, _values("Na", "Nb", "Nc"), "f", stop=True, help="unit cells in all directions", unit="cells", default="1", domain=CELLS),
     Flag("-cell", sub("-cell"), 6, _cell, "ffffff", help="unit cell a b c alpha beta gamma", unit="A, deg", default="from -mat", domain=CELL),
     Flag("-misset random", lambda a: a == "-misset", 1, None, "s", stop=True, help="random crystal orientation"),
     Flag("-misset", exact("-misset"), 3, _misset, "fff", help="crystal rotations about x, y, z", unit="deg", default="0 0 0"),

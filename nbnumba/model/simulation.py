@@ -175,6 +175,7 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     unit-slip warnings and, for a long render with the progress meter on, the work estimate go
     to `say` (None: silent)."""
     p, mask = parse_command(argv)
+    check_cells(p)
     if not (p.lambda0 > 0):
         raise UserError(f"the wavelength must be positive, got {p.lambda0 * 1e10:g} A")
     if p.matfile is not None:
@@ -287,6 +288,15 @@ def build(argv: list[str], fdump_path: str = FDUMP, say: Callable[[str], None] |
     sim.lattice = phi_lattices(crystal, det.spindle, p.phi0, phistep, phisteps, umats, spread, p.fix_phi0)
     _pack(sim)
     return sim
+
+
+def check_cells(p: Params) -> None:
+    """A number of cells that is not whole has a meaning only for the smooth crystal shapes: the
+    square shape's sin(N x)/sin(x) is the sum over N whole cells."""
+    if p.xtal_shape == "SQUARE" and not all(float(n).is_integer() for n in (p.Na, p.Nb, p.Nc)):
+        given = "x".join(f"{n:g}" for n in (p.Na, p.Nb, p.Nc))
+        raise UserError(f"-N: {given} cells is not a whole number, which the square crystal shape needs; a real "
+                        "number of cells works with -gauss_xtal, -round_xtal or -tophat_spots")
 
 
 def announce(sim: Simulation, say: Callable[[str], None], estimate: bool = True) -> None:

@@ -1,5 +1,9 @@
 """Structure factors of the reflections: the nearest one from the table, or the reference's
-tricubic interpolation between its neighbours."""
+tricubic interpolation between its neighbours.
+
+`interpolate_F_gradient` is the derivative rule of `interpolate_F`: its partial derivatives in
+h, k and l, from the same Lagrange cubics (`polint`'s weights and `polint_dx`, its slope).  The nearest
+structure factor is a step function of h, k, l: its derivative there is the pieces' (zero)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,19 @@ def make_structure_factors(jit, R):
         return t0 + t1 + t2 + t3
 
     @jit
+    def polint_dx(x0, x1, x2, x3, y0, y1, y2, y3, x):
+        """d/dx of `polint`."""
+        d0 = (x0 - x1) * (x0 - x2) * (x0 - x3)
+        d1 = (x1 - x0) * (x1 - x2) * (x1 - x3)
+        d2 = (x2 - x0) * (x2 - x1) * (x2 - x3)
+        d3 = (x3 - x0) * (x3 - x1) * (x3 - x2)
+        t0 = ((x - x2) * (x - x3) + (x - x1) * (x - x3) + (x - x1) * (x - x2)) * y0 / d0
+        t1 = ((x - x2) * (x - x3) + (x - x0) * (x - x3) + (x - x0) * (x - x2)) * y1 / d1
+        t2 = ((x - x1) * (x - x3) + (x - x0) * (x - x3) + (x - x0) * (x - x1)) * y2 / d2
+        t3 = ((x - x1) * (x - x2) + (x - x0) * (x - x2) + (x - x0) * (x - x1)) * y3 / d3
+        return t0 + t1 + t2 + t3
+
+    @jit
     def interpolate_along_l(Fhkl, hi, kj, lbase, xl0, l):
         return polint(xl0, xl0 + R(1.0), xl0 + R(2.0), xl0 + R(3.0),
                       Fhkl[hi, kj, lbase], Fhkl[hi, kj, lbase + 1], Fhkl[hi, kj, lbase + 2],
@@ -31,6 +48,45 @@ def make_structure_factors(jit, R):
                       interpolate_along_l(Fhkl, hi, kbase + 1, lbase, xl0, l),
                       interpolate_along_l(Fhkl, hi, kbase + 2, lbase, xl0, l),
                       interpolate_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
+
+    @jit
+    def lagrange_weights(x0, x):
+        """The four weights of `polint` at x for the nodes x0, x0 + 1, x0 + 2, x0 + 3 (the cubic
+        through a one-hot y), and their slopes."""
+        x1, x2, x3 = x0 + R(1.0), x0 + R(2.0), x0 + R(3.0)
+        one, zero = R(1.0), R(0.0)
+        return ((polint(x0, x1, x2, x3, one, zero, zero, zero, x), polint(x0, x1, x2, x3, zero, one, zero, zero, x),
+                 polint(x0, x1, x2, x3, zero, zero, one, zero, x), polint(x0, x1, x2, x3, zero, zero, zero, one, x)),
+                (polint_dx(x0, x1, x2, x3, one, zero, zero, zero, x),
+                 polint_dx(x0, x1, x2, x3, zero, one, zero, zero, x),
+                 polint_dx(x0, x1, x2, x3, zero, zero, one, zero, x),
+                 polint_dx(x0, x1, x2, x3, zero, zero, zero, one, x)))
+
+    @jit
+    def interpolate_F_gradient(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min):
+        """(dF/dh, dF/dk, dF/dl) of `interpolate_F` at the same arguments: the tricubic is the sum
+        of the 4x4x4 structure factors weighted by products of `polint`'s weights along h, k, l."""
+        hb = hf - 1 - h_min
+        kb = kf - 1 - k_min
+        lb = lf - 1 - l_min
+        wh, sh = lagrange_weights(R(hf - 1), h)
+        wk, sk = lagrange_weights(R(kf - 1), k)
+        wl, sl = lagrange_weights(R(lf - 1), l)
+        dh = R(0.0)
+        dk = R(0.0)
+        dl = R(0.0)
+        for a in range(4):
+            for b in range(4):
+                line = R(0.0)
+                line_slope = R(0.0)
+                for c in range(4):
+                    f = Fhkl[hb + a, kb + b, lb + c]
+                    line += wl[c] * f
+                    line_slope += sl[c] * f
+                dh += sh[a] * wk[b] * line
+                dk += wh[a] * sk[b] * line
+                dl += wh[a] * wk[b] * line_slope
+        return dh, dk, dl
 
     @jit
     def interpolate_F(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min):
@@ -65,5 +121,6 @@ def make_structure_factors(jit, R):
             return Fhkl[hi, ki, li]
         return default_F
 
-    return SimpleNamespace(polint=polint, interpolate_F=interpolate_F,
+    return SimpleNamespace(polint=polint, polint_dx=polint_dx, interpolate_F=interpolate_F,
+                           interpolate_F_gradient=interpolate_F_gradient, lagrange_weights=lagrange_weights,
                            interpolation_leaves_table=interpolation_leaves_table, nearest_F=nearest_F)

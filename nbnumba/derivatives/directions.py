@@ -1,0 +1,115 @@
+"""Each named parameter as a direction in the kernels' inputs: the tangents of the real
+parameters (geo), the source table, the base axes a0, b0, c0 (which every phi step and mosaic
+domain turns by its own rotation, `frames`), the reciprocal axes and, for mosaic, the rotated
+lattices, per unit of the parameter in its flag units.  The derivative pass pushes these through
+the physics (physics.tangent_pixel).
+
+The chain rule of the set-up is taken where it is linear or a rotation:
+  rotx/y/z   d(axis)/d(angle) = e x axis for every base real and reciprocal axis (e the lab axis);
+  mosaic     each domain U = exp(theta K) turns as d U/d spread = (theta / spread) K U, carried
+             through `model.crystal.phi_lattices`, which is linear in U;
+  lambda     each source's wavelength moves in proportion;
+  Na Nb Nc   the cell counts of geo;  scale: the fluence and the water background it feeds.
+The cell and the detector go through the reference's set-up (`crystal.build_crystal` via
+`parameters.with_cell`, `detector.build_detector`): dozens of lines of trigonometry and pivot
+rules, taken here by differentiating the set-up itself with a five-point central stencil rather
+than by writing its derivative out a second time.  The set-up is smooth (affine in the distance and
+the beam centre, trigonometric in angles and cell), so the stencil's error is rounding, about
+1e-11 of the tangent at the steps below, four orders under the 1e-6 the derivatives are held to.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from ..model.crystal import phi_lattices
+from ..model.simulation import Simulation
+from ..physics import layout as L
+from . import parameters as P
+
+# steps of the set-up's stencil, in flag units
+SETUP_STEP = {"a": 1e-2, "b": 1e-2, "c": 1e-2, "alpha": 1e-2, "beta": 1e-2, "gamma": 1e-2,
+              "distance": 1e-2, "Xbeam": 1e-2, "Ybeam": 1e-2,
+              "detector_rotx": 1e-2, "detector_roty": 1e-2, "detector_rotz": 1e-2}
+STENCIL = ((-2, 1.0 / 12.0), (-1, -8.0 / 12.0), (1, 8.0 / 12.0), (2, -1.0 / 12.0))
+
+
+class Direction(SimpleNamespace):
+    """dgeo (N_GEO), dsources (sources x 10), dbase (9: the tangent of the base axes a, b, c, which
+    every phi step and mosaic domain turns alike), drecip (9) and, for a direction that turns each
+    lattice its own way, dlattice (2, pairs, 9; else None)."""
+
+
+def direction(sim: Simulation, name: str) -> Direction:
+    d = Direction(dgeo=np.zeros(L.N_GEO), dsources=np.zeros_like(sim.source_table), dbase=np.zeros(9),
+                  dlattice=None, drecip=np.zeros(9))
+    if name in P.ROTATIONS:
+        e = np.eye(3)[P.ROTATIONS.index(name)] / P.RTD
+        d.dbase[:] = np.concatenate([np.cross(e, v) for v in (sim.crystal.a, sim.crystal.b, sim.crystal.c)])
+        d.drecip[:] = np.concatenate([np.cross(e, v) for v in (sim.crystal.a_star, sim.crystal.b_star,
+                                                               sim.crystal.c_star)])
+    elif name in P.CELL:
+        axes = _stencil(sim, name, lambda s: np.array(s.crystal.a + s.crystal.b + s.crystal.c
+                                                      + s.crystal.a_star + s.crystal.b_star + s.crystal.c_star))
+        d.dbase[:] = axes[:9]
+        d.drecip[:] = axes[9:]
+    elif name in P.CELLS:
+        d.dgeo[L.G_NA + P.CELLS.index(name)] = 1.0
+    elif name == "scale":
+        d.dgeo[L.G_RE2_FLUENCE] = sim.geo[L.G_RE2_FLUENCE]
+        d.dgeo[L.G_I_BG] = sim.geo[L.G_I_BG]
+    elif name in P.DETECTOR:
+        d.dgeo[:] = _stencil(sim, name, lambda s: s.geo)
+    elif name == "lambda":
+        d.dsources[:, 3] = sim.source_table[:, 3] / (sim.lambda0 * 1e10)
+    elif name == "mosaic":
+        U, W, theta, ratio = P.domain_axes(sim.umats)
+        dumats = (ratio[:, None, None] * W @ U).reshape(-1, 9) / sim.mosaic_spread / P.RTD
+        d.dlattice = _pair_major(phi_lattices(sim.crystal, sim.detector.spindle, sim.phi0, sim.phistep,
+                                              sim.phisteps, dumats, sim.mosaic_spread, sim.params.fix_phi0))
+    else:
+        raise ValueError(name)
+    return d
+
+
+def _stencil(sim, name, take):
+    h = SETUP_STEP[name]
+    x0 = P.base(sim, name)
+    return sum(w * np.asarray(take(P.apply(sim, {name: x0 + k * h})), dtype=np.float64) for k, w in STENCIL) / h
+
+
+def _pair_major(lattice):
+    return lattice.reshape(lattice.shape[0], -1, 9)
+
+
+def frames(sim: Simulation) -> np.ndarray:
+    """(2, pairs, 9): per variant and (phi step, mosaic domain) the rotation M (row-major) that
+    turns the base axes into that pair's: a = M a0, b = M b0, c = M c0."""
+    base = np.array([sim.crystal.a, sim.crystal.b, sim.crystal.c]).T  # columns a0, b0, c0
+    turned = _pair_major(sim.lattice).reshape(2, -1, 3, 3).transpose(0, 1, 3, 2)  # columns a, b, c
+    return np.ascontiguousarray((turned @ np.linalg.inv(base)).reshape(2, -1, 9))
+
+
+def directions(sim: Simulation, names, real) -> dict:
+    """The K directions stacked as the kernels take them, in precision `real`, with the pairs'
+    rotations (`frames`), the indices of the directions with their own lattices (`generic`) and
+    whether any direction moves the base axes (`use_base`) or the scattering vector (`use_q`)."""
+    ds = [direction(sim, n) for n in names]
+    pairs = sim.lattice.shape[1] * sim.lattice.shape[2]
+    generic = [j for j, d in enumerate(ds) if d.dlattice is not None]
+    stack = {key: np.zeros((len(ds),) + shape) for key, shape in
+             (("dgeo", (L.N_GEO,)), ("dsources", sim.source_table.shape), ("dbase", (9,)), ("drecip", (9,)))}
+    for j, d in enumerate(ds):
+        for key in stack:
+            stack[key][j] = getattr(d, key)
+    stack["dlattice"] = np.array([ds[j].dlattice for j in generic]).reshape(len(generic), 2, pairs, 9)
+    out = {key: np.ascontiguousarray(value, dtype=real) for key, value in stack.items()}
+    out["frames"] = np.ascontiguousarray(frames(sim), dtype=real)
+    out["generic"] = np.array(generic, dtype=np.int64)
+    moved = stack["dgeo"].copy()
+    moved[:, [L.G_NA, L.G_NB, L.G_NC, L.G_RE2_FLUENCE, L.G_I_BG]] = 0.0
+    out["use_base"] = bool(stack["dbase"].any())
+    out["use_q"] = bool(moved.any() or stack["dsources"].any())
+    return out
