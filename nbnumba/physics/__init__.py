@@ -9,6 +9,11 @@ Each module holds one subject as a factory that compiles its functions for a tar
 the functions of the others it builds on; `make_physics` composes them, so that every target gets
 its functions from one place.  `amorphous` is built on the namespace it returns.
 
+Derivatives ride along with the same functions (forward mode): beside each scalar function its
+module holds the derivative rule (`*_tangent`, `polint_dx`, `interpolate_F_gradient`), and
+`tangent_pixel` walks one pixel calling both, so a derivative pass computes the render's values
+with the render's own functions and carries the tangents of K model directions through them.
+
 The arithmetic follows the reference's order of operations, except for the lattice transform
 (`lattice`): in float64 the image agrees with the reference to the last bit in almost every
 pixel, which keeps its Poisson noise draws identical.
@@ -27,6 +32,7 @@ from .features import Features, features_of
 from .lattice import make_lattice
 from .pixel import make_pixel
 from .structure_factors import make_structure_factors
+from .tangent_pixel import make_tangent_pixel
 from .tracing import make_tracing
 from .vectors import make_vectors
 
@@ -49,6 +55,7 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     structure_factors = make_structure_factors(jit, real)
     tracing = make_tracing(jit)
     render_strip = make_pixel(jit, small, real, features, vectors, detector, lattice, structure_factors, tracing)
+    tangent_pixel = make_tangent_pixel(jit, real, features, ceil, vectors, detector, lattice, structure_factors)
     return SimpleNamespace(
         dot3=vectors.dot3, cross3=vectors.cross3, unitize3=vectors.unitize3, rotate_axis3=vectors.rotate_axis3,
         rotate_xyz3=vectors.rotate_xyz3,
@@ -58,5 +65,5 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
         shape_transform=lattice.shape_transform, lattice_strip=lattice.lattice_strip,
         polint=structure_factors.polint, interpolate_F=structure_factors.interpolate_F,
         nearest_F=structure_factors.nearest_F,
-        render_strip=render_strip, real=real,
+        render_strip=render_strip, tangent_pixel=tangent_pixel, real=real,
     )

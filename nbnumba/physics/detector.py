@@ -1,8 +1,11 @@
 """What a pixel makes of the rays that reach it: whether it is rendered at all (ROI and mask),
-its solid angle and the polarization factor of a diffracted ray."""
+its solid angle, the fraction of a ray a sensor layer captures and the polarization factor of a
+diffracted ray.  Each `*_tangent` function is the derivative rule of the function it follows (see
+`vectors`): it returns the tangent of that function's value for tangents of its inputs."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 from . import layout as L
@@ -40,6 +43,41 @@ def make_detector(jit, small, R, vectors):
                 cos2psi = (e_out * e_out - b_out * b_out) / norm
         return R(0.5) * (R(1.0) + cos2theta_sqr - kahn * cos2psi * sin2theta_sqr)
 
+    @jit
+    def polarization_factor_tangent(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez, tdx, tdy, tdz):
+        """Tangent of `polarization_factor` for a tangent of the diffracted unit vector d (the
+        incident vector and its basis belong to the source, which no parameter turns)."""
+        cos2theta = dot3(ix, iy, iz, dx, dy, dz)
+        tcos2theta = dot3(ix, iy, iz, tdx, tdy, tdz)
+        cos2psi = R(1.0)
+        tcos2psi = R(0.0)
+        if kahn != R(0.0):
+            b_out = dot3(dx, dy, dz, bx, by, bz)
+            e_out = dot3(dx, dy, dz, ex, ey, ez)
+            norm = e_out * e_out + b_out * b_out
+            if norm > R(0.0):
+                cos2psi = (e_out * e_out - b_out * b_out) / norm
+                tb = dot3(tdx, tdy, tdz, bx, by, bz)
+                te = dot3(tdx, tdy, tdz, ex, ey, ez)
+                tcos2psi = R(4.0) * b_out * e_out * (b_out * te - e_out * tb) / (norm * norm)
+        sin2theta_sqr = R(1.0) - cos2theta * cos2theta
+        return R(0.5) * (R(2.0) * cos2theta * tcos2theta
+                         - kahn * (tcos2psi * sin2theta_sqr - cos2psi * R(2.0) * cos2theta * tcos2theta))
+
+    @small
+    def capture_fraction(thick_tic, thickstep, mu, parallax):
+        """Fraction of the rays along a path of obliquity `parallax` that sensor layer
+        `thick_tic` absorbs."""
+        return (math.exp(R(-thick_tic) * thickstep * mu / parallax)
+                - math.exp(R(-(thick_tic + 1)) * thickstep * mu / parallax))
+
+    @jit
+    def capture_fraction_tangent(thick_tic, thickstep, mu, parallax, tparallax):
+        near = R(-thick_tic) * thickstep * mu
+        far = R(-(thick_tic + 1)) * thickstep * mu
+        return ((far * math.exp(far / parallax) - near * math.exp(near / parallax)) / (parallax * parallax)
+                * tparallax)
+
     @small
     def solid_angle(pixel_size, close_distance, airpath, point_pixel):
         """Solid angle of a pixel (or sub-pixel) at distance `airpath`, with the obliquity of a
@@ -47,6 +85,13 @@ def make_detector(jit, small, R, vectors):
         if point_pixel:
             return R(1.0) / airpath / airpath
         return pixel_size * pixel_size / airpath / airpath * close_distance / airpath
+
+    @jit
+    def solid_angle_tangent(omega, close_distance, airpath, point_pixel, tclose_distance, tairpath):
+        """Tangent of `solid_angle` (value `omega`) for tangents of the close distance and the path."""
+        if point_pixel:
+            return R(-2.0) * omega * tairpath / airpath
+        return omega * (tclose_distance / close_distance - R(3.0) * tairpath / airpath)
 
     @jit
     def pixel_active(spixel, fpixel, ip, mask):
@@ -57,4 +102,7 @@ def make_detector(jit, small, R, vectors):
         return ip[L.I_HAS_MASK] == 0 or mask[spixel, fpixel] != 0
 
     return SimpleNamespace(polarization_basis=polarization_basis, polarization_factor=polarization_factor,
-                           solid_angle=solid_angle, pixel_active=pixel_active)
+                           polarization_factor_tangent=polarization_factor_tangent,
+                           capture_fraction=capture_fraction, capture_fraction_tangent=capture_fraction_tangent,
+                           solid_angle=solid_angle, solid_angle_tangent=solid_angle_tangent,
+                           pixel_active=pixel_active)

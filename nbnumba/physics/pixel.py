@@ -31,6 +31,7 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
     # the compiled functions close over the functions themselves: Numba cannot type a namespace
     dot3, unitize3, rotate_axis3 = vectors.dot3, vectors.unitize3, vectors.rotate_axis3
     polarization_factor, solid_angle = detector.polarization_factor, detector.solid_angle
+    capture_fraction = detector.capture_fraction
     lattice_strip = lattice_transform.lattice_strip
     interpolate_F, nearest_F = structure_factors.interpolate_F, structure_factors.nearest_F
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
@@ -212,9 +213,7 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
                     for p in range(width):
                         if state[L.P_CAPTURE, p] == R(0.0) or os_thick:
                             parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
-                            state[L.P_CAPTURE, p] = (
-                                math.exp(R(-thick_tic) * thickstep * mu / parallax)
-                                - math.exp(R(-(thick_tic + 1)) * thickstep * mu / parallax))
+                            state[L.P_CAPTURE, p] = capture_fraction(thick_tic, thickstep, mu, parallax)
 
                     for source in range(nsources):
                         ix = -sources[source, 0]

@@ -1,5 +1,9 @@
 """Structure factors of the reflections: the nearest one from the table, or the reference's
-tricubic interpolation between its neighbours."""
+tricubic interpolation between its neighbours.
+
+`interpolate_F_gradient` is the derivative rule of `interpolate_F`: its partial derivatives in
+h, k and l, from the same Lagrange cubics (`polint_dx` is `polint`'s slope).  The nearest
+structure factor is a step function of h, k, l: its derivative there is the pieces' (zero)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,15 @@ def make_structure_factors(jit, R):
         return t0 + t1 + t2 + t3
 
     @jit
+    def polint_dx(x0, x1, x2, x3, y0, y1, y2, y3, x):
+        """d/dx of `polint`."""
+        t0 = ((x - x2) * (x - x3) + (x - x1) * (x - x3) + (x - x1) * (x - x2)) * y0 / ((x0 - x1) * (x0 - x2) * (x0 - x3))
+        t1 = ((x - x2) * (x - x3) + (x - x0) * (x - x3) + (x - x0) * (x - x2)) * y1 / ((x1 - x0) * (x1 - x2) * (x1 - x3))
+        t2 = ((x - x1) * (x - x3) + (x - x0) * (x - x3) + (x - x0) * (x - x1)) * y2 / ((x2 - x0) * (x2 - x1) * (x2 - x3))
+        t3 = ((x - x1) * (x - x2) + (x - x0) * (x - x2) + (x - x0) * (x - x1)) * y3 / ((x3 - x0) * (x3 - x1) * (x3 - x2))
+        return t0 + t1 + t2 + t3
+
+    @jit
     def interpolate_along_l(Fhkl, hi, kj, lbase, xl0, l):
         return polint(xl0, xl0 + R(1.0), xl0 + R(2.0), xl0 + R(3.0),
                       Fhkl[hi, kj, lbase], Fhkl[hi, kj, lbase + 1], Fhkl[hi, kj, lbase + 2],
@@ -31,6 +44,49 @@ def make_structure_factors(jit, R):
                       interpolate_along_l(Fhkl, hi, kbase + 1, lbase, xl0, l),
                       interpolate_along_l(Fhkl, hi, kbase + 2, lbase, xl0, l),
                       interpolate_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
+
+    @jit
+    def slope_along_l(Fhkl, hi, kj, lbase, xl0, l):
+        return polint_dx(xl0, xl0 + R(1.0), xl0 + R(2.0), xl0 + R(3.0),
+                         Fhkl[hi, kj, lbase], Fhkl[hi, kj, lbase + 1], Fhkl[hi, kj, lbase + 2],
+                         Fhkl[hi, kj, lbase + 3], l)
+
+    @jit
+    def slopes_along_kl(Fhkl, hi, kbase, lbase, xk0, xl0, k, l):
+        """(d/dk, d/dl) of `interpolate_along_kl`."""
+        along_k = polint_dx(xk0, xk0 + R(1.0), xk0 + R(2.0), xk0 + R(3.0),
+                            interpolate_along_l(Fhkl, hi, kbase, lbase, xl0, l),
+                            interpolate_along_l(Fhkl, hi, kbase + 1, lbase, xl0, l),
+                            interpolate_along_l(Fhkl, hi, kbase + 2, lbase, xl0, l),
+                            interpolate_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
+        along_l = polint(xk0, xk0 + R(1.0), xk0 + R(2.0), xk0 + R(3.0),
+                         slope_along_l(Fhkl, hi, kbase, lbase, xl0, l),
+                         slope_along_l(Fhkl, hi, kbase + 1, lbase, xl0, l),
+                         slope_along_l(Fhkl, hi, kbase + 2, lbase, xl0, l),
+                         slope_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
+        return along_k, along_l
+
+    @jit
+    def interpolate_F_gradient(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min):
+        """(dF/dh, dF/dk, dF/dl) of `interpolate_F` at the same arguments."""
+        xh0 = R(hf - 1)
+        xk0 = R(kf - 1)
+        xl0 = R(lf - 1)
+        hb = hf - 1 - h_min
+        kb = kf - 1 - k_min
+        lb = lf - 1 - l_min
+        k0, l0 = slopes_along_kl(Fhkl, hb, kb, lb, xk0, xl0, k, l)
+        k1, l1 = slopes_along_kl(Fhkl, hb + 1, kb, lb, xk0, xl0, k, l)
+        k2, l2 = slopes_along_kl(Fhkl, hb + 2, kb, lb, xk0, xl0, k, l)
+        k3, l3 = slopes_along_kl(Fhkl, hb + 3, kb, lb, xk0, xl0, k, l)
+        dh = polint_dx(xh0, xh0 + R(1.0), xh0 + R(2.0), xh0 + R(3.0),
+                       interpolate_along_kl(Fhkl, hb, kb, lb, xk0, xl0, k, l),
+                       interpolate_along_kl(Fhkl, hb + 1, kb, lb, xk0, xl0, k, l),
+                       interpolate_along_kl(Fhkl, hb + 2, kb, lb, xk0, xl0, k, l),
+                       interpolate_along_kl(Fhkl, hb + 3, kb, lb, xk0, xl0, k, l), h)
+        dk = polint(xh0, xh0 + R(1.0), xh0 + R(2.0), xh0 + R(3.0), k0, k1, k2, k3, h)
+        dl = polint(xh0, xh0 + R(1.0), xh0 + R(2.0), xh0 + R(3.0), l0, l1, l2, l3, h)
+        return dh, dk, dl
 
     @jit
     def interpolate_F(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min):
@@ -65,5 +121,6 @@ def make_structure_factors(jit, R):
             return Fhkl[hi, ki, li]
         return default_F
 
-    return SimpleNamespace(polint=polint, interpolate_F=interpolate_F,
+    return SimpleNamespace(polint=polint, polint_dx=polint_dx, interpolate_F=interpolate_F,
+                           interpolate_F_gradient=interpolate_F_gradient,
                            interpolation_leaves_table=interpolation_leaves_table, nearest_F=nearest_F)

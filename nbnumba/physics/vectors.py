@@ -1,5 +1,9 @@
 """Three-vectors as scalar triples: what the detector geometry, the curved detector and the
-polarization are built from (and, through their Python originals, the host-side set-up)."""
+polarization are built from (and, through their Python originals, the host-side set-up).
+
+A `*_tangent` function beside a scalar function is its derivative rule (forward mode): it takes
+the function's inputs and outputs, already computed by the function itself, and the tangents of
+its inputs, and returns the tangents of its outputs.  It never recomputes the value."""
 
 from __future__ import annotations
 
@@ -25,6 +29,14 @@ def make_vectors(jit, R):
         return mag, R(0.0), R(0.0), R(0.0)
 
     @jit
+    def unitize3_tangent(mag, ux, uy, uz, tx, ty, tz):
+        """Tangents of `unitize3`'s magnitude and unit vector for a tangent t of (x, y, z)."""
+        if mag == R(0.0):
+            return R(0.0), R(0.0), R(0.0), R(0.0)
+        tmag = ux * tx + uy * ty + uz * tz
+        return tmag, (tx - ux * tmag) / mag, (ty - uy * tmag) / mag, (tz - uz * tmag) / mag
+
+    @jit
     def rotate_axis3(vx, vy, vz, ax, ay, az, phi):
         """Rotate v by phi about the unit vector a (right-handed)."""
         sinphi = math.sin(phi)
@@ -46,5 +58,6 @@ def make_vectors(jit, R):
             vx, vy = vx * math.cos(phiz) + vy * -math.sin(phiz), vx * math.sin(phiz) + vy * math.cos(phiz)
         return vx, vy, vz
 
-    return SimpleNamespace(dot3=dot3, cross3=cross3, unitize3=unitize3, rotate_axis3=rotate_axis3,
+    return SimpleNamespace(dot3=dot3, cross3=cross3, unitize3=unitize3, unitize3_tangent=unitize3_tangent,
+                           rotate_axis3=rotate_axis3,
                            rotate_xyz3=rotate_xyz3)

@@ -1,0 +1,100 @@
+"""Each named parameter as a direction in the kernels' inputs: the tangents of the real
+parameters (geo), the source table, the rotated lattices and the reciprocal axes per unit of the
+parameter in its flag units.  The derivative pass pushes these through the physics.
+
+The chain rule of the set-up is taken where it is linear or a rotation:
+  rotx/y/z   d(axis)/d(angle) = e x axis for every real and reciprocal axis (e the lab axis),
+             then the spindle and mosaic rotations, which are linear (`crystal.phi_lattices` of
+             the tangent axes);
+  mosaic     each domain U = exp(theta K) turns as d U/d spread = (theta / spread) K U, again
+             carried through `phi_lattices`;
+  lambda     each source's wavelength moves in proportion;
+  Na Nb Nc   the cell counts of geo;  scale: the fluence and the water background it feeds.
+The cell and the detector go through the reference's set-up (`crystal.build_crystal` via
+`parameters.with_cell`, `detector.build_detector`): dozens of lines of trigonometry and pivot
+rules, taken here by differentiating the set-up itself with a five-point central stencil rather
+than by writing its derivative out a second time.  The set-up is smooth (affine in the distance and
+the beam centre, trigonometric in angles and cell), so the stencil's error is rounding, about
+1e-11 of the tangent at the steps below, four orders under the 1e-6 the derivatives are held to.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from .. import layout as L
+from ..crystal import phi_lattices
+from ..simulation import Simulation
+from . import parameters as P
+
+# steps of the set-up's stencil, in flag units
+SETUP_STEP = {"a": 1e-2, "b": 1e-2, "c": 1e-2, "alpha": 1e-2, "beta": 1e-2, "gamma": 1e-2,
+              "distance": 1e-2, "Xbeam": 1e-2, "Ybeam": 1e-2,
+              "detector_rotx": 1e-2, "detector_roty": 1e-2, "detector_rotz": 1e-2}
+STENCIL = ((-2, 1.0 / 12.0), (-1, -8.0 / 12.0), (1, 8.0 / 12.0), (2, -1.0 / 12.0))
+
+
+class Direction(SimpleNamespace):
+    """dgeo (N_GEO), dsources (sources x 10), dlattice (2, pairs, 9), drecip (9)."""
+
+
+def direction(sim: Simulation, name: str) -> Direction:
+    lattice_shape = (2, sim.lattice.shape[1] * sim.lattice.shape[2], 9)
+    d = Direction(dgeo=np.zeros(L.N_GEO), dsources=np.zeros_like(sim.source_table),
+                  dlattice=np.zeros(lattice_shape), drecip=np.zeros(9))
+    if name in P.ROTATIONS:
+        e = np.eye(3)[P.ROTATIONS.index(name)] / P.RTD
+        _crystal_tangent(sim, d, [np.cross(e, v) for v in (sim.crystal.a, sim.crystal.b, sim.crystal.c)],
+                         [np.cross(e, v) for v in (sim.crystal.a_star, sim.crystal.b_star, sim.crystal.c_star)])
+    elif name in P.CELL:
+        axes = _stencil(sim, name, lambda s: np.array(s.crystal.a + s.crystal.b + s.crystal.c
+                                                      + s.crystal.a_star + s.crystal.b_star + s.crystal.c_star))
+        _crystal_tangent(sim, d, axes[:9].reshape(3, 3), axes[9:].reshape(3, 3))
+    elif name in P.CELLS:
+        d.dgeo[L.G_NA + P.CELLS.index(name)] = 1.0
+    elif name == "scale":
+        d.dgeo[L.G_RE2_FLUENCE] = sim.geo[L.G_RE2_FLUENCE]
+        d.dgeo[L.G_I_BG] = sim.geo[L.G_I_BG]
+    elif name in P.DETECTOR:
+        d.dgeo[:] = _stencil(sim, name, lambda s: s.geo)
+    elif name == "lambda":
+        d.dsources[:, 3] = sim.source_table[:, 3] / (sim.lambda0 * 1e10)
+    elif name == "mosaic":
+        U, W, theta, ratio = P.domain_axes(sim.umats)
+        dumats = (ratio[:, None, None] * W @ U).reshape(-1, 9) / sim.mosaic_spread / P.RTD
+        d.dlattice[:] = _pair_major(phi_lattices(sim.crystal, sim.detector.spindle, sim.phi0, sim.phistep,
+                                                 sim.phisteps, dumats, sim.mosaic_spread, sim.params.fix_phi0))
+    else:
+        raise ValueError(name)
+    return d
+
+
+def _crystal_tangent(sim, d, axes, recips):
+    tangent = SimpleNamespace(a=tuple(axes[0]), b=tuple(axes[1]), c=tuple(axes[2]))
+    d.dlattice[:] = _pair_major(phi_lattices(tangent, sim.detector.spindle, sim.phi0, sim.phistep, sim.phisteps,
+                                             sim.umats, sim.mosaic_spread, sim.params.fix_phi0))
+    d.drecip[:] = np.concatenate([np.asarray(r, dtype=np.float64) for r in recips])
+
+
+def _stencil(sim, name, take):
+    h = SETUP_STEP[name]
+    x0 = P.base(sim, name)
+    return sum(w * np.asarray(take(P.apply(sim, {name: x0 + k * h})), dtype=np.float64) for k, w in STENCIL) / h
+
+
+def _pair_major(lattice):
+    return lattice.reshape(lattice.shape[0], -1, 9)
+
+
+def directions(sim: Simulation, names, real) -> dict:
+    """The K directions stacked as the kernels take them, in precision `real`."""
+    ds = [direction(sim, n) for n in names]
+    if not ds:
+        pairs = sim.lattice.shape[1] * sim.lattice.shape[2]
+        return dict(dgeo=np.zeros((0, L.N_GEO), real), dsources=np.zeros((0,) + sim.source_table.shape, real),
+                    dlattice=np.zeros((0, 2, pairs, 9), real), drecip=np.zeros((0, 9), real))
+    return {key: np.ascontiguousarray(np.stack([getattr(d, key) for d in ds]), dtype=real)
+            for key in ("dgeo", "dsources", "dlattice", "drecip")}
+

@@ -1,0 +1,216 @@
+"""The model's named parameters, in the units of the flags users know, and `apply`, which sets
+them on a Simulation.
+
+    rotx roty rotz        deg    increments about the lab x, y, z axes, applied after the crystal's
+                                 orientation (x, then y, then z, as api.reorient); base value 0
+    a b c                 A      the cell's edges, with the crystal's orientation held
+    alpha beta gamma      deg    the cell's angles, orientation held
+    Na Nb Nc              cells  real-valued (smooth crystal shapes only, see `refusal`)
+    scale                 1      a factor on the fluence (base value 1): the image is proportional
+                                 to it, except a -water background, which the reference makes
+                                 grow with the fluence squared
+    distance              mm     the -distance flag (the pivot rules of the set-up apply)
+    Xbeam Ybeam           mm     the beam centre, at fixed distance
+    detector_rotx/y/z     deg    the detector rotations of the flags
+    lambda                A      every source's wavelength scaled together; the crystal is held
+                                 (even one read from -mat, whose set-up would rescale it)
+    mosaic                deg    the mosaic spread: each domain keeps the axis the seed drew and
+                                 turns by its drawn angle times spread / current spread
+    F                            every entry of the HKL table (reduced gradient only)
+
+Orientation held: the cell parameters change the crystal's shape in its own frame (the
+reciprocal a* along x, b* in the xy plane, as the reference builds it) and the crystal's current
+rotation U = A B(cell)^-1 is kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+
+from ..crystal import Crystal, build_crystal, phi_lattices
+from ..detector import build_detector
+from ..errors import UserError
+from ..simulation import Simulation, _pack
+
+RTD = 180.0 / math.pi
+ROTATIONS = ("rotx", "roty", "rotz")
+CELL = ("a", "b", "c", "alpha", "beta", "gamma")
+CELLS = ("Na", "Nb", "Nc")
+DETECTOR = ("distance", "Xbeam", "Ybeam", "detector_rotx", "detector_roty", "detector_rotz")
+NAMES = ROTATIONS + CELL + CELLS + ("scale",) + DETECTOR + ("lambda", "mosaic")
+UNITS = {**{n: "deg" for n in ROTATIONS + ("alpha", "beta", "gamma", "mosaic") + DETECTOR[3:]},
+         **{n: "A" for n in ("a", "b", "c", "lambda")}, **{n: "cells" for n in CELLS},
+         "scale": "1", "distance": "mm", "Xbeam": "mm", "Ybeam": "mm"}
+
+
+def check_names(sim: Simulation, wrt, allow_F: bool) -> list[str]:
+    """The names of `wrt`, each known and supported by this simulation's features, or UserError."""
+    names = [w.strip() for w in (wrt.split(",") if isinstance(wrt, str) else wrt)]
+    if not names or any(not n for n in names):
+        raise UserError("-wrt: give one or more parameters separated by commas "
+                        f"({', '.join(NAMES)}, F)")
+    for name in names:
+        if name == "F":
+            if not allow_F:
+                raise UserError("F (one derivative per structure factor) is available as a reduced gradient "
+                                "(api.gradient), not as derivative images")
+        elif name not in NAMES:
+            raise UserError(f"unknown parameter {name!r} (known: {', '.join(NAMES)}, F)")
+        why = refusal(sim, name)
+        if why:
+            raise UserError(why)
+    if len(set(names)) != len(names):
+        raise UserError(f"-wrt names a parameter twice: {','.join(names)}")
+    return names
+
+
+def refusal(sim: Simulation, name: str) -> str | None:
+    """Why this simulation's features give `name` no derivative (one line naming both), or None."""
+    p = sim.params
+    if name in CELLS and p.xtal_shape == "SQUARE":
+        return (f"{name} with the square crystal shape: sin(N pi h)/sin(pi h) is singular at Bragg positions for "
+                "a non-integer N, so it has no N derivative; use -round_xtal or -gauss_xtal (or -tophat_spots)")
+    if name in DETECTOR and p.curved_detector:
+        return f"{name} with -curved_det: the curved detector's geometry has no derivatives here"
+    if name == "lambda" and p.sourcefile is not None:
+        return "lambda with -sourcefile: the source file fixes each wavelength"
+    if name == "mosaic" and not (sim.mosaic_spread > 0.0 and sim.mosaic_domains > 1):
+        return "mosaic without a mosaic spread (-mosaic_spread and -mosaic_domains > 1)"
+    if name == "F":
+        if sim.hkl is None or sim.hkl.count == 0:
+            return "F without a structure-factor table (-hkl or Fdump.bin)"
+        if sim.interpolate:
+            return "F with tricubic interpolation (-interpolate): its table gradient is not implemented"
+        if p.oversample_thick or p.oversample_polar or p.oversample_omega:
+            return ("F with -oversample_thick/-oversample_polar/-oversample_omega: the reference multiplies the "
+                    "running sum by each factor, so a term's weight is known only at the pixel's end")
+        if sim.thicksteps > 1:
+            return "F with several sensor layers (-detector_thicksteps): the last layer's capture weighs every term"
+    return None
+
+
+def base(sim: Simulation, name: str) -> float:
+    """The parameter's current value in its flag units."""
+    if name in ROTATIONS:
+        return 0.0
+    if name in CELL:
+        return float(sim.crystal.cell[CELL.index(name)])
+    if name in CELLS:
+        return float(getattr(sim, name))
+    if name == "scale":
+        return 1.0
+    det = sim.detector
+    if name == "distance":
+        return sim.params.distance * 1e3
+    if name in ("Xbeam", "Ybeam"):
+        return getattr(det, name) * 1e3
+    if name in DETECTOR:
+        return getattr(sim.params, name) * RTD
+    if name == "lambda":
+        return sim.lambda0 * 1e10
+    if name == "mosaic":
+        return sim.mosaic_spread * RTD
+    raise UserError(f"unknown parameter {name!r}")
+
+
+def apply(sim: Simulation, values: dict) -> Simulation:
+    """A new Simulation with the parameters `values` ({name: value in flag units}) set; `sim` is
+    left as it was.  Used by the finite-difference tests and by a refinement between iterations."""
+    names = check_names(sim, list(values), allow_F=False)
+    new = Simulation(**{**sim.__dict__, "params": copy.deepcopy(sim.params), "notes": list(sim.notes)})
+    p = new.params
+    v = {n: float(values[n]) for n in names}
+    if any(n in CELL for n in names):
+        cell = list(sim.crystal.cell)
+        for n in names:
+            if n in CELL:
+                cell[CELL.index(n)] = v[n]
+        new.crystal = with_cell(sim.crystal, cell)
+    if any(n in ROTATIONS for n in names):
+        angles = [v.get(n, 0.0) / RTD for n in ROTATIONS]
+        new.crystal = rotated(new.crystal, angles)
+    for n in CELLS:
+        if n in v:
+            setattr(new, n, v[n])
+    if "scale" in v:
+        new.fluence = sim.fluence * v["scale"]
+    if any(n in DETECTOR for n in names):
+        for n in DETECTOR:
+            if n in v:
+                setattr(p, n, v[n] / (1e3 if UNITS[n] == "mm" else RTD))
+        new.detector = build_detector(p)
+    if "lambda" in v:
+        ratio = v["lambda"] * 1e-10 / sim.lambda0
+        new.sources = copy.copy(sim.sources)
+        new.sources.wavelengths = sim.sources.wavelengths * ratio
+        new.lambda0 = v["lambda"] * 1e-10
+    if "mosaic" in v:
+        new.umats = scaled_domains(sim.umats, v["mosaic"] / RTD / sim.mosaic_spread)
+        new.mosaic_spread = v["mosaic"] / RTD
+    new.lattice = phi_lattices(new.crystal, new.detector.spindle, new.phi0, new.phistep, new.phisteps, new.umats,
+                               new.mosaic_spread, p.fix_phi0)
+    _pack(new)
+    return new
+
+
+def standard_axes(cell) -> Crystal:
+    """The crystal of `cell` (A, deg) in the reference's own frame (no misset)."""
+    p = copy.deepcopy(_BLANK)
+    p.user_cell = True
+    p.cell = [cell[0], cell[1], cell[2], cell[3] / RTD, cell[4] / RTD, cell[5] / RTD]
+    return build_crystal(p, 1e-10, 0)
+
+
+def with_cell(crystal: Crystal, cell) -> Crystal:
+    """`crystal` with another cell, its rotation U = A B(current cell)^-1 held."""
+    old = standard_axes(crystal.cell)
+    U = _matrix(crystal, "abc") @ np.linalg.inv(_matrix(old, "abc"))
+    new = standard_axes(cell)
+    turn = [tuple(U @ np.array(v)) for v in (new.a, new.b, new.c, new.a_star, new.b_star, new.c_star)]
+    return Crystal(*turn, new.cell, new.recip_cell, new.volume, crystal.misset_deg)
+
+
+def rotated(crystal: Crystal, angles) -> Crystal:
+    """`crystal` turned about the lab x, y, z axes by `angles` (rad), as api.reorient turns it."""
+    from ..detector import rotate_xyz
+    turn = [rotate_xyz(v, *angles) for v in (crystal.a, crystal.b, crystal.c, crystal.a_star, crystal.b_star,
+                                             crystal.c_star)]
+    return Crystal(*turn, crystal.cell, crystal.recip_cell, crystal.volume, crystal.misset_deg)
+
+
+def _matrix(crystal: Crystal, which: str) -> np.ndarray:
+    """Columns a, b, c (m) or a*, b*, c* (1/A)."""
+    vectors = (crystal.a, crystal.b, crystal.c) if which == "abc" else (crystal.a_star, crystal.b_star, crystal.c_star)
+    return np.array(vectors, dtype=np.float64).T
+
+
+def domain_axes(umats: np.ndarray):
+    """Per domain: W = (U - U^T)/2 = sin(theta) [axis]x, and theta / sin(theta) (1 for no turn)."""
+    U = umats.reshape(-1, 3, 3)
+    W = (U - U.transpose(0, 2, 1)) / 2.0
+    sin = np.sqrt(W[:, 2, 1] ** 2 + W[:, 0, 2] ** 2 + W[:, 1, 0] ** 2)
+    cos = (np.trace(U, axis1=1, axis2=2) - 1.0) / 2.0
+    theta = np.arctan2(sin, cos)
+    ratio = np.where(sin > 0, theta / np.where(sin > 0, sin, 1.0), 1.0)
+    return U, W, theta, ratio
+
+
+def scaled_domains(umats: np.ndarray, factor: float) -> np.ndarray:
+    """The domains with each turn angle times `factor`, about the same axes (Rodrigues)."""
+    U, W, theta, ratio = domain_axes(umats)
+    K = W * ratio[:, None, None] / np.where(theta > 0, theta, 1.0)[:, None, None]  # [axis]x
+    angle = (theta * factor)[:, None, None]
+    turned = np.eye(3) + np.sin(angle) * K + (1.0 - np.cos(angle)) * (K @ K)
+    turned[theta == 0] = np.eye(3)
+    return turned.reshape(-1, 9)
+
+
+def _blank_params():
+    from ..params import Params
+    return Params()
+
+
+_BLANK = _blank_params()
