@@ -75,6 +75,11 @@ def refusal(sim: Simulation, name: str) -> str | None:
                 "a non-integer N, so it has no N derivative; use -round_xtal or -gauss_xtal (or -tophat_spots)")
     if name in DETECTOR and p.curved_detector:
         return f"{name} with -curved_det: the curved detector's geometry has no derivatives here"
+    if name in DETECTOR[:3] and p.fix_pix0 and p.pix0_user is not None:
+        return f"{name} with -pix0_vector: the detector origin is fixed, {name} does not move it"
+    if name in ("Xbeam", "Ybeam") and sim.detector.convention in ("XDS", "DIALS"):
+        return (f"{name} with the {sim.detector.convention} convention: the detector origin comes from -ORGX/-ORGY, "
+                "the beam centre does not move it")
     if name == "lambda" and p.sourcefile is not None:
         return "lambda with -sourcefile: the source file fixes each wavelength"
     if name == "mosaic" and not (sim.mosaic_spread > 0.0 and sim.mosaic_domains > 1):
@@ -97,7 +102,7 @@ def base(sim: Simulation, name: str) -> float:
     if name in ROTATIONS:
         return 0.0
     if name in CELL:
-        return float(sim.crystal.cell[CELL.index(name)])
+        return float(flag_cell(sim)[CELL.index(name)])
     if name in CELLS:
         return float(getattr(sim, name))
     if name == "scale":
@@ -124,11 +129,11 @@ def apply(sim: Simulation, values: dict) -> Simulation:
     p = new.params
     v = {n: float(values[n]) for n in names}
     if any(n in CELL for n in names):
-        cell = list(sim.crystal.cell)
-        for n in names:
-            if n in CELL:
-                cell[CELL.index(n)] = v[n]
-        new.crystal = with_cell(sim.crystal, cell)
+        old = flag_cell(sim)
+        cell = [v.get(n, old[i]) for i, n in enumerate(CELL)]
+        new.crystal = with_cell(sim.crystal, old, cell)
+        p.user_cell = True
+        p.cell = [cell[0], cell[1], cell[2], cell[3] / RTD, cell[4] / RTD, cell[5] / RTD]
     if any(n in ROTATIONS for n in names):
         angles = [v.get(n, 0.0) / RTD for n in ROTATIONS]
         new.crystal = rotated(new.crystal, angles)
@@ -164,13 +169,31 @@ def standard_axes(cell) -> Crystal:
     return build_crystal(p, 1e-10, 0)
 
 
-def with_cell(crystal: Crystal, cell) -> Crystal:
-    """`crystal` with another cell, its rotation U = A B(current cell)^-1 held."""
-    old = standard_axes(crystal.cell)
-    U = _matrix(crystal, "abc") @ np.linalg.inv(_matrix(old, "abc"))
-    new = standard_axes(cell)
-    turn = [tuple(U @ np.array(v)) for v in (new.a, new.b, new.c, new.a_star, new.b_star, new.c_star)]
-    return Crystal(*turn, new.cell, new.recip_cell, new.volume, crystal.misset_deg)
+def flag_cell(sim: Simulation) -> list[float]:
+    """The -cell values (A, deg) of the crystal: the flags' own, or for a -mat run the cell that
+    gives the matrix's crystal through the same set-up.  The set-up does not return the angles it
+    was given (the crystal of -cell 70 80 90 85 95 100 has alpha 84.994), so the crystal's own
+    cell is not it: the map is near the identity and a few fixed-point steps invert it."""
+    p = sim.params
+    if p.user_cell:
+        return [p.cell[0], p.cell[1], p.cell[2], p.cell[3] * RTD, p.cell[4] * RTD, p.cell[5] * RTD]
+    target = np.array(sim.crystal.cell)
+    cell = target.copy()
+    for _ in range(50):
+        miss = target - np.array(standard_axes(cell).cell)
+        cell += miss
+        if np.abs(miss).max() <= 1e-13 * np.abs(target).max():
+            break
+    return [float(x) for x in cell]
+
+
+def with_cell(crystal: Crystal, old, new) -> Crystal:
+    """`crystal`, built from the -cell values `old`, rebuilt from `new` with its rotation
+    U = A B(old)^-1 held."""
+    U = _matrix(crystal, "abc") @ np.linalg.inv(_matrix(standard_axes(old), "abc"))
+    made = standard_axes(new)
+    turn = [tuple(U @ np.array(v)) for v in (made.a, made.b, made.c, made.a_star, made.b_star, made.c_star)]
+    return Crystal(*turn, made.cell, made.recip_cell, made.volume, crystal.misset_deg)
 
 
 def rotated(crystal: Crystal, angles) -> Crystal:

@@ -1,0 +1,69 @@
+"""Derivative images (api.jacobian) against central finite differences of nbnumba's own float64
+render, on feature mixes covering what `run` renders; and the value image against `run`'s."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from derivative_checks import STEP, finite_difference, worst_error
+from golden import GOLDEN, CASES, needs_golden
+from nbnumba import api
+from nbnumba.derivatives import jacobian
+
+BASE = ("-cell 70 80 90 85 95 100 -default_F 100 -N 5 -lambda 1 -distance 60 -detpixels 20 -pixel 0.5 "
+        "-misset 5 3 2 -oversample 1 -nonoise")
+ROT = ["rotx", "roty", "rotz"]
+CELL = ["a", "b", "c", "alpha", "beta", "gamma"]
+DET = ["distance", "Xbeam", "Ybeam", "detector_rotx", "detector_roty", "detector_rotz"]
+
+MIXES = {
+    "phi_mosaic": (BASE + " -phisteps 3 -osc 0.3 -mosaic 0.3 -mosaic_dom 4",
+                   ROT + CELL + DET + ["lambda", "mosaic", "scale"]),
+    "gauss": (BASE + " -gauss_xtal -Na 4 -Nb 5 -Nc 6", ["Na", "Nb", "Nc", "rotx", "a", "alpha", "distance", "lambda"]),
+    "round": (BASE + " -round_xtal -Na 4 -Nb 5 -Nc 6", ["Na", "Nb", "Nc", "roty", "b", "beta", "Ybeam", "lambda"]),
+    "oversample": (BASE + " -oversample 2", ["rotx", "c", "distance", "Xbeam", "detector_rotz", "lambda"]),
+    "oversample_switches": (BASE + " -oversample 2 -oversample_thick -oversample_polar -oversample_omega "
+                            "-detector_thick 200 -detector_abs 300 -detector_thicksteps 2 -polar 0.8",
+                            ["rotx", "distance", "Ybeam", "detector_roty", "lambda", "scale"]),
+    "sources": (BASE + " -hdivrange 2 -hdivsteps 3 -vdivrange 2 -vdivsteps 2 -dispersion 2 -dispsteps 3",
+                ["rotz", "gamma", "lambda", "distance", "Xbeam"]),
+    "twotheta_sample_pivot": (BASE + " -twotheta 5 -detector_rotx 2 -detector_roty 1 -detector_rotz 3 "
+                              "-pivot sample", DET + ["rotx"]),
+    "xds_convention": (BASE + " -xds -detector_rotz 2", ["distance", "detector_rotx", "detector_roty",
+                                                                    "roty"]),
+    "curved": (BASE + " -curved_det", ["rotx", "a", "lambda", "scale"]),
+    "absorption_layers": (BASE + " -detector_thick 300 -detector_abs 250 -detector_thicksteps 3",
+                          ["rotx", "distance", "detector_rotx", "lambda"]),
+    "polarization_point_pixel": (BASE + " -polar 0.9 -point_pixel", ["roty", "distance", "Xbeam", "detector_roty"]),
+    "nopolar_water": (BASE + " -nopolar -water 0.01", ["scale", "distance", "rotz"]),
+    "dmin_phi_start": (BASE + " -phi 0.2 -osc 0.2 -phisteps 2 -dmin 15", ["rotx", "distance", "lambda"]),
+    # the interpolant's slope jumps where h crosses an integer: steps 100 times smaller make a stencil
+    # that straddles one unlikely
+    "tricubic": (BASE.replace("-default_F 100 -N 5", "-N 2") + " -hkl inputs/P1_dense.hkl -interpolate",
+                 ["rotx", "a", "distance", "lambda"], 0.01),
+    "roi": (BASE + " -roi 3 15 2 17", ["rotx", "distance", "lambda"]),
+}
+
+
+def _sim(args, tmp_path, monkeypatch):
+    if "inputs/" in args:
+        if not GOLDEN.exists():
+            pytest.skip("golden corpus inputs not present")
+        monkeypatch.chdir(GOLDEN)
+    return api.simulation(args.split())
+
+
+@pytest.mark.parametrize("mix", sorted(MIXES))
+def test_derivative_images_match_finite_differences(mix, tmp_path, monkeypatch):
+    args, names, shrink = (MIXES[mix] + (1.0,))[:3]
+    sim = _sim(args, tmp_path, monkeypatch)
+    result = jacobian(sim, names)
+    # the value image is run's float image, bit for bit
+    assert np.array_equal(result.image.astype(np.float32), api.render(sim, precision="double").image)
+    assert result.image.max() > 0
+    for name in names:
+        numeric = finite_difference(sim, name, STEP[name] * shrink)
+        error = worst_error(result.derivatives[name], numeric, result.image)
+        assert error <= 1e-6, (mix, name, error)
+        assert np.abs(result.derivatives[name]).max() > 0, (mix, name)
