@@ -1,0 +1,116 @@
+"""The reduced gradient (api.gradient) against the derivative images it reduces, the structure
+factors' gradient against differences of the table, and the one-line refusals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from golden import GOLDEN, needs_golden
+from nbnumba import api
+from nbnumba.derivatives import gradient, jacobian
+from nbnumba.errors import UserError
+from nbnumba.simulation import Simulation
+
+ARGS = ("-cell 70 80 90 85 95 100 -N 5 -lambda 1 -distance 60 -detpixels 24 -pixel 0.5 -misset 5 3 2 "
+        "-oversample 2 -phisteps 2 -osc 0.2 -mosaic 0.2 -mosaic_dom 3 -hkl inputs/P1_dense.hkl -nointerpolate")
+NAMES = ["rotx", "roty", "rotz", "a", "b", "c", "alpha", "beta", "gamma", "scale", "distance", "Xbeam", "Ybeam",
+         "lambda", "detector_rotx", "detector_roty", "mosaic"]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    if not GOLDEN.exists():
+        pytest.skip("golden corpus inputs not present")
+    old = __import__("os").getcwd()
+    __import__("os").chdir(GOLDEN)
+    try:
+        return api.simulation(ARGS.split())
+    finally:
+        __import__("os").chdir(old)
+
+
+def _weights(sim):
+    rng = np.random.default_rng(7)
+    return rng.normal(size=sim.shape)
+
+
+@needs_golden
+def test_reduced_gradient_is_the_weighted_sum_of_the_images(sim):
+    weights = _weights(sim)
+    images = jacobian(sim, NAMES)
+    reduced = gradient(sim, weights, NAMES + ["F"])
+    assert np.array_equal(reduced.image, images.image)
+    for name in NAMES:
+        expected = float(np.sum(weights * images.derivatives[name]))
+        assert abs(reduced.gradient[name] - expected) <= 1e-10 * abs(expected), name
+    assert reduced.F_gradient.shape == sim.Fgrid.shape
+
+
+@needs_golden
+def test_mask_and_pixel_list_restrict_the_pixels(sim):
+    weights = _weights(sim)
+    images = jacobian(sim, ["rotx", "distance"])
+    mask = np.zeros(sim.shape, dtype=bool)
+    mask[5:12, 3:20] = True
+    by_mask = gradient(sim, weights, ["rotx", "distance"], mask=mask)
+    by_list = gradient(sim, weights, ["rotx", "distance"], mask=np.argwhere(mask))
+    for name in ("rotx", "distance"):
+        expected = float(np.sum((weights * images.derivatives[name])[mask]))
+        assert abs(by_mask.gradient[name] - expected) <= 1e-10 * abs(expected)
+        assert by_list.gradient[name] == by_mask.gradient[name]
+    assert np.array_equal(by_mask.image[mask], images.image[mask])
+    assert not by_mask.image[~mask].any()
+    masked = jacobian(sim, ["rotx"], mask=mask)
+    assert np.array_equal(masked.derivatives["rotx"][mask], images.derivatives["rotx"][mask])
+
+
+@needs_golden
+def test_structure_factor_gradient_matches_differences_of_the_table(sim):
+    weights = _weights(sim)
+    reduced = gradient(sim, weights, ["F"])
+    touched = np.argwhere(np.abs(reduced.F_gradient) > 1e-6 * np.abs(reduced.F_gradient).max())
+    assert len(touched) >= 5
+    for index in touched[np.linspace(0, len(touched) - 1, 6).astype(int)]:
+        index = tuple(index)
+        step = 1e-3 * max(abs(sim.Fgrid[index]), 1.0)
+        losses = []
+        for sign in (-1, 1):
+            table = sim.Fgrid.copy()
+            table[index] += sign * step
+            moved = Simulation(**{**sim.__dict__, "Fgrid": table})
+            losses.append(float(np.sum(weights * jacobian(moved).image)))
+        expected = (losses[1] - losses[0]) / (2 * step)  # exact for a quadratic, up to rounding
+        assert abs(reduced.F_gradient[index] - expected) <= 1e-8 * np.abs(reduced.F_gradient).max(), index
+
+
+@needs_golden
+@pytest.mark.parametrize("call, words", [
+    (lambda s: jacobian(s, ["rotq"]), "unknown parameter 'rotq'"),
+    (lambda s: jacobian(s, ["Na"]), "Na with the square crystal shape"),
+    (lambda s: jacobian(s, ["F"]), "reduced gradient"),
+    (lambda s: gradient(s, np.ones((3, 4)), ["rotx"]), "the weights are 4x3 but the detector is 24x24"),
+    (lambda s: jacobian(s, ["rotx", "rotx"]), "twice"),
+    (lambda s: jacobian(s, ["rotx"], mask=np.ones((2, 2))), "the mask is 2x2"),
+])
+def test_bad_requests_are_one_line_user_errors(sim, call, words):
+    with pytest.raises(UserError) as caught:
+        call(sim)
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_features_without_a_derivative_are_refused(tmp_path):
+    base = "-cell 70 80 90 85 95 100 -default_F 100 -N 5 -lambda 1 -distance 60 -detpixels 8"
+    hkl = tmp_path / "two.hkl"
+    hkl.write_text("0 0 1 100\n1 0 0 50\n")
+    for args, name, words in [(" -curved_det", "distance", "distance with -curved_det"),
+                              (" -pix0_vector_mm 1 2 60 -fix_pix0", "Xbeam", "Xbeam with -pix0_vector"),
+                              (" -xds", "Ybeam", "Ybeam with the XDS convention"),
+                              ("", "mosaic", "mosaic without a mosaic spread"),
+                              ("", "F", "F without a structure-factor table"),
+                              (f" -hkl {hkl} -oversample_thick", "F", "F with -oversample_thick"),
+                              (f" -hkl {hkl} -interpolate", "F", "F with tricubic interpolation")]:
+        sim = api.simulation((base + args).split())
+        with pytest.raises(UserError) as caught:
+            gradient(sim, np.ones(sim.shape), [name])
+        assert words in str(caught.value), (args, name, str(caught.value))
