@@ -208,3 +208,35 @@ def render_orientations(sim: Simulation, missets_deg, device: str = "cpu",
                         precision: str | None = None) -> np.ndarray:
     """Images (n, slow, fast) for several extra misset angles, reusing the compiled kernels."""
     return np.stack([render(reorient(sim, m), device, precision).image for m in missets_deg])
+
+
+def jacobian(sim: Simulation, wrt=(), mask=None, device: str = "cpu", precision: str = "double"):
+    """The value image and one derivative image per parameter, in one pass.
+
+    wrt: names of nbnumba.derivatives.NAMES (rotx roty rotz a b c alpha beta gamma Na Nb Nc scale
+    distance Xbeam Ybeam detector_rotx detector_roty detector_rotz lambda mosaic); "F" is refused
+    here (see `gradient`).  mask: None, a (slow, fast) array (non-zero: evaluated) or an integer
+    array of (slow, fast) rows; pixels outside it (and outside the run's ROI and mask) are 0.
+    Returns an object with .image (float64 (slow, fast): `render`'s float image, bit for bit once
+    cast to float32, in double precision) and .derivatives ({name: float64 (slow, fast)}, dI/dp per
+    unit of p in its flag units: deg, A, mm, cells; `nbnumba.derivatives.parameters` and
+    docs/derivatives.md give the units and sign conventions).  A parameter this simulation cannot
+    vary (N with the square shape, a detector parameter of a curved detector...) raises UserError."""
+    from .derivatives import jacobian as _jacobian
+    return _jacobian(sim, wrt, mask, device, precision)
+
+
+def gradient(sim: Simulation, weights, wrt=(), mask=None, device: str = "cpu", precision: str = "double"):
+    """The value image and the reduced gradient sum_i weights_i dI_i/dp of each parameter of `wrt`
+    (as `jacobian`'s, plus "F": the whole structure-factor table), without derivative images:
+    memory O(K + table).  weights: float (slow, fast), e.g. dL/dI of a pixel-wise loss.
+    Returns an object with .image, .gradient ({name: float}) and .F_gradient (float64 shaped like
+    the HKL table, sim.Fgrid, index [h - h_min, k - k_min, l - l_min]; None without "F")."""
+    from .derivatives import gradient as _gradient
+    return _gradient(sim, weights, wrt, mask, device, precision)
+
+
+def set_parameters(sim: Simulation, values: dict) -> Simulation:
+    """A new simulation with parameters set in their flag units (nbnumba.derivatives.apply)."""
+    from .derivatives import apply
+    return apply(sim, values)

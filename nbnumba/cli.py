@@ -13,6 +13,7 @@ import click
 COMMANDS = {
     "batch": ("sweep", "batch"),
     "compare": ("compare", "compare"),
+    "derivatives": ("derivatives", "derivatives"),
     "flags": ("flags", "flags"),
     "noisify": ("noisify", "noisify"),
     "nonbragg": ("nonbragg", "nonbragg"),
