@@ -39,7 +39,7 @@ from .vectors import make_vectors
 __all__ = ["Features", "features_of", "make_physics"]
 
 
-def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, features=None):
+def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, features=None, accumulate=None):
     """`inline_jit` compiles the small hot functions (default: `jit`); on the CPU it should inline
     them into their callers, which lets LLVM keep the lattice sums in registers and vectorise.
 
@@ -47,7 +47,10 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     vectorise), math's for CUDA (NumPy's ufuncs are not available there; math's return a real).
 
     `features` (a `Features`) makes `render_strip` compile for those features only: the values it
-    fixes become constants and the paths they rule out are not compiled.  None: all at run time."""
+    fixes become constants and the paths they rule out are not compiled.  None: all at run time.
+
+    `accumulate` adds into the structure-factor gradient (`tangent_pixel`): None, a plain addition;
+    the GPU gives an atomic one."""
     small = inline_jit if inline_jit is not None else jit
     vectors = make_vectors(jit, real)
     detector = make_detector(jit, small, real, vectors)
@@ -55,7 +58,8 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     structure_factors = make_structure_factors(jit, real)
     tracing = make_tracing(jit)
     render_strip = make_pixel(jit, small, real, features, vectors, detector, lattice, structure_factors, tracing)
-    tangent_pixel = make_tangent_pixel(jit, real, features, ceil, vectors, detector, lattice, structure_factors)
+    tangent_pixel = make_tangent_pixel(jit, real, features, ceil, accumulate, vectors, detector, lattice,
+                                       structure_factors)
     return SimpleNamespace(
         dot3=vectors.dot3, cross3=vectors.cross3, unitize3=vectors.unitize3, rotate_axis3=vectors.rotate_axis3,
         rotate_xyz3=vectors.rotate_xyz3,

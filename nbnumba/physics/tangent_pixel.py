@@ -34,8 +34,15 @@ W_X, W_Y, W_Z, W_R, W_DX, W_DY, W_DZ, W_OMEGA, W_CAPTURE, W_POLAR, W_QX, W_QY, W
 N_W = 15
 
 
-def make_tangent_pixel(jit, R, features, ceil, vectors, detector, lattice_transform, structure_factors):
-    """`tangent_pixel` compiled with `jit`; `features` and `ceil` as `make_physics`'s."""
+def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, lattice_transform, structure_factors):
+    """`tangent_pixel` compiled with `jit`; `features` and `ceil` as `make_physics`'s.
+    `accumulate(table, h, k, l, value)` adds into the structure-factor gradient: None for a plain
+    addition (each CPU thread has its own table), an atomic one on the GPU."""
+    if accumulate is None:
+        @jit
+        def accumulate(table, hi, ki, li, value):
+            table[hi, ki, li] += value
+
     FIXED = features is not None
     K_INTERPOLATE = bool(features.interpolate) if FIXED else True
     K_CURVED = bool(features.curved) if FIXED else False
@@ -60,10 +67,10 @@ def make_tangent_pixel(jit, R, features, ceil, vectors, detector, lattice_transf
     @jit
     def tangent_pixel(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, dg, dsources, dlattice, drecip, work,
                       scatter, weight, Fgrad):
-        """(value, left the table, ran a phi pass) of pixel (spixel, fpixel); its K tangents land in
-        work[W_VALUE].  The first rendered pixel (ip[I_FIRST_PIXEL]) starts from the unrotated
+        """(value, left the table, ran a phi pass) of pixel (spixel, fpixel); its K tangents (K, the
+        rows of dg) land in work[W_VALUE].  The first rendered pixel (ip[I_FIRST_PIXEL]) starts from the unrotated
         lattice, as in `render_strip`."""
-        nt = work.shape[1]
+        nt = dg.shape[0]
         fpixels = ip[L.I_FPIXELS]
         oversample = 1 if K_SIMPLE else ip[L.I_OVERSAMPLE]
         thicksteps = 1 if K_SIMPLE else ip[L.I_THICKSTEPS]
@@ -247,7 +254,7 @@ def make_tangent_pixel(jit, R, features, ceil, vectors, detector, lattice_transf
                                 inside = 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span
                             term = F_cell * F_cell * F_latt * F_latt
                             if scatter and inside:
-                                Fgrad[hi, ki, li] += factor * R(2.0) * F_cell * F_latt * F_latt
+                                accumulate(Fgrad, hi, ki, li, factor * R(2.0) * F_cell * F_latt * F_latt)
                             fa_slope = sincg_tangent(h, h0, na, f_a) if shape == 0 and na > R(1.0) else R(0.0)
                             fb_slope = sincg_tangent(k, k0, nb, f_b) if shape == 0 and nb > R(1.0) else R(0.0)
                             fc_slope = sincg_tangent(l, l0, nc, f_c) if shape == 0 and nc > R(1.0) else R(0.0)

@@ -1,0 +1,88 @@
+"""The CUDA derivative kernel against the CPU's, in Numba's CUDA simulator (no GPU needed).
+
+The simulator must be on before numba is imported: this file run as a script (`python
+tests/test_derivatives_cuda.py OUTDIR`) computes the derivative images and reduced gradients of
+4x4-pixel ROIs of the feature mixes of test_derivatives on both devices and saves them; the tests
+compare them here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from golden import GOLDEN
+from test_derivatives import MIXES
+
+ROI = " -roi 8 11 8 11"
+SINGLE = ["phi_mosaic", "gauss"]
+F_ARGS = ("-cell 70 80 90 85 95 100 -N 5 -lambda 1 -distance 60 -detpixels 20 -pixel 0.5 -misset 5 3 2 "
+          "-mosaic 0.2 -mosaic_dom 2 -hkl inputs/P1_dense.hkl -nointerpolate" + ROI)
+
+
+def _child(out: Path):
+    from nbnumba import api
+
+    os.chdir(GOLDEN)
+    weights = np.random.default_rng(3).normal(size=(20, 20))
+    runs = [(mix, "double") for mix in MIXES] + [(mix, "single") for mix in SINGLE]
+    for mix, precision in runs:
+        args, names = MIXES[mix][:2]
+        sim = api.simulation((args + ROI).split())
+        saved = {}
+        for device in ("cpu", "cuda"):
+            result = api.jacobian(sim, names, device=device, precision=precision)
+            saved[f"image_{device}"] = result.image
+            saved[f"derivatives_{device}"] = np.stack([result.derivatives[n] for n in names])
+            reduced = api.gradient(sim, weights, names, device=device, precision=precision)
+            saved[f"gradient_{device}"] = np.array([reduced.gradient[n] for n in names])
+        np.savez(out / f"{mix}-{precision}.npz", **saved)
+    sim = api.simulation(F_ARGS.split())
+    saved = {}
+    for device in ("cpu", "cuda"):
+        reduced = api.gradient(sim, weights, ["rotx", "F"], device=device)
+        saved[f"F_{device}"] = reduced.F_gradient
+    np.savez(out / "F.npz", **saved)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    if not GOLDEN.exists():
+        pytest.skip("golden corpus inputs not present")
+    out = tmp_path_factory.mktemp("derivatives_cuda")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "tests"), env.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, __file__, str(out)], env=env, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+TOLERANCE = {"double": 1e-12, "single": 1e-4}
+
+
+@pytest.mark.parametrize("run", [(m, "double") for m in sorted(MIXES)] + [(m, "single") for m in SINGLE])
+def test_cuda_matches_cpu(simulated, run):
+    mix, precision = run
+    saved = np.load(simulated / f"{mix}-{precision}.npz")
+    tol = TOLERANCE[precision]
+    assert saved["image_cpu"].max() > 0
+    assert np.abs(saved["image_cuda"] - saved["image_cpu"]).max() <= tol * saved["image_cpu"].max()
+    for cpu, cuda in zip(saved["derivatives_cpu"], saved["derivatives_cuda"]):
+        assert np.abs(cuda - cpu).max() <= tol * np.abs(cpu).max()
+    scale = np.abs(saved["gradient_cpu"]).max()
+    assert np.abs(saved["gradient_cuda"] - saved["gradient_cpu"]).max() <= tol * scale
+
+
+def test_cuda_structure_factor_gradient_matches_cpu(simulated):
+    saved = np.load(simulated / "F.npz")
+    assert np.abs(saved["F_cpu"]).max() > 0
+    assert np.abs(saved["F_cuda"] - saved["F_cpu"]).max() <= 1e-12 * np.abs(saved["F_cpu"]).max()
+
+
+if __name__ == "__main__":
+    _child(Path(sys.argv[1]))
