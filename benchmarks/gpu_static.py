@@ -116,6 +116,45 @@ def measure(argv: list[str], arch: str, ptx_dir: Path | None = None, cwd: Path |
     return rows
 
 
+# derivative kernels (issue 21): the benchmark's 16 parameters, and the cases where N replaces them
+SIXTEEN = ("rotx roty rotz a b c alpha beta gamma scale distance Xbeam Ybeam lambda detector_rotx "
+           "detector_roty").split()
+DERIVATIVE_CASES = [
+    ("supervisor, 16 parameters", "supervisor_roi", [], SIXTEEN),
+    ("Gaussian crystal, N and cell", "xtal_gauss", [], ["Na", "Nb", "Nc", "a", "b", "c", "rotx", "distance"]),
+    ("interpolation, 4 parameters", "hkl_interpolate", [], ["rotx", "a", "distance", "lambda"]),
+    ("oversample 3 + thickness + flags, 4 parameters", "oversample_3_flags", [], ["rotx", "a", "distance", "lambda"]),
+]
+
+
+def measure_derivatives(argv: list[str], names: list[str], arch: str, cwd: Path | None = None) -> list[dict]:
+    """Per precision: the derivative kernel (K = len(names) directions) and ptxas's figures."""
+    import numpy as np
+
+    from nbnumba.derivatives.directions import directions
+    from nbnumba.derivatives.passes import _arrays
+    from nbnumba.kernels import cuda as gpu
+    from nbnumba.kernels import derivatives_cuda
+    from nbnumba.physics import features_of
+    from nbnumba.simulation import build
+
+    cc = compute_capability(arch)
+    ptxas = toolchain()["ptxas"]
+    with contextlib.chdir(cwd or os.getcwd()):
+        sim = build(argv)
+    rows = []
+    for precision in PRECISIONS:
+        real = np.float32 if precision == "single" else np.float64
+        arrays = _arrays(sim, real)
+        started = time.perf_counter()
+        ptx = derivatives_cuda.compile_ptx(arrays, directions(sim, names, real), cc)
+        figures = gpu.assemble(ptx, arch, ptxas)
+        rows.append(dict(kernel=f"tangent_window (K={len(names)})", precision=precision,
+                         key=gpu.key_tag(arrays["geo"].dtype, features_of(arrays["ints"])),
+                         seconds=time.perf_counter() - started, **figures))
+    return rows
+
+
 def table(rows: list[dict]) -> list[str]:
     lines = ["| kernel | precision | feature key | registers | spill stores | spill loads | stack frame | local memory |",
              "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -159,6 +198,19 @@ def report(arch: str) -> int:
               "scratch array of libdevice's argument reduction for huge angles, used only on that path.", ""]
     for label, rows in results:
         lines += [f"## {label}", "", *table(rows), ""]
+    derivative_results = [(label, measure_derivatives(golden_args(case) + extra, names, arch, cwd=GOLDEN))
+                          for label, case, extra, names in DERIVATIVE_CASES]
+    derivatives_spill_free = all(r["spill_stores"] == 0 and r["spill_loads"] == 0
+                                 for _, rows in derivative_results for r in rows)
+    lines += ["# Derivative kernels", "",
+              "The kernels of `api.jacobian`/`api.gradient` and `nbnumba derivatives -device cuda` (one per precision, "
+              "feature key and number K of parameters).  Their local memory is the thread's tangent rows (15 x K "
+              "reals), an array by design, not a spill.  They "
+              f"{'compile without spills' if derivatives_spill_free else 'do NOT compile without spills'}; the "
+              "render kernels above are unchanged by them.", ""]
+    for label, rows in derivative_results:
+        lines += [f"## {label}", "", *table(rows), ""]
+    spill_free = spill_free and derivatives_spill_free
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines))
     print(f"wrote {REPORT}")

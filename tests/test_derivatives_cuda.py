@@ -86,3 +86,26 @@ def test_cuda_structure_factor_gradient_matches_cpu(simulated):
 
 if __name__ == "__main__":
     _child(Path(sys.argv[1]))
+
+
+def test_derivative_kernel_compiles_for_sm90_without_spills():
+    """The supervisor's 16-parameter derivative kernel, both precisions, through the pip compiler
+    wheels (skipped without the `nbnumba[cuda]` extra)."""
+    from test_cuda_static import _no_toolkit_env, _wheels_missing
+
+    reason = _wheels_missing()
+    if reason:
+        pytest.skip(reason)
+    if not GOLDEN.exists():
+        pytest.skip("golden corpus inputs not present")
+    root = Path(__file__).resolve().parents[1]
+    code = ("import json, sys; sys.path.insert(0, 'benchmarks'); import gpu_static as g; "
+            "rows = g.measure_derivatives(g.golden_args('supervisor_roi'), g.SIXTEEN, 'sm_90', cwd=g.GOLDEN); "
+            "print(json.dumps(rows))")
+    env = dict(_no_toolkit_env(), PYTHONPATH=str(root))
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+    for row in json.loads(done.stdout.strip().splitlines()[-1]):
+        assert row["spill_stores"] == 0 and row["spill_loads"] == 0, row
+        assert 0 < row["registers"] <= 255, row
