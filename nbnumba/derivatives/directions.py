@@ -37,21 +37,24 @@ STENCIL = ((-2, 1.0 / 12.0), (-1, -8.0 / 12.0), (1, 8.0 / 12.0), (2, -1.0 / 12.0
 
 
 class Direction(SimpleNamespace):
-    """dgeo (N_GEO), dsources (sources x 10), dlattice (2, pairs, 9), drecip (9)."""
+    """dgeo (N_GEO), dsources (sources x 10), dbase (9: the tangent of the base axes a, b, c, which
+    every phi step and mosaic domain turns alike), drecip (9) and, for a direction that turns each
+    lattice its own way, dlattice (2, pairs, 9; else None)."""
 
 
 def direction(sim: Simulation, name: str) -> Direction:
-    lattice_shape = (2, sim.lattice.shape[1] * sim.lattice.shape[2], 9)
-    d = Direction(dgeo=np.zeros(L.N_GEO), dsources=np.zeros_like(sim.source_table),
-                  dlattice=np.zeros(lattice_shape), drecip=np.zeros(9))
+    d = Direction(dgeo=np.zeros(L.N_GEO), dsources=np.zeros_like(sim.source_table), dbase=np.zeros(9),
+                  dlattice=None, drecip=np.zeros(9))
     if name in P.ROTATIONS:
         e = np.eye(3)[P.ROTATIONS.index(name)] / P.RTD
-        _crystal_tangent(sim, d, [np.cross(e, v) for v in (sim.crystal.a, sim.crystal.b, sim.crystal.c)],
-                         [np.cross(e, v) for v in (sim.crystal.a_star, sim.crystal.b_star, sim.crystal.c_star)])
+        d.dbase[:] = np.concatenate([np.cross(e, v) for v in (sim.crystal.a, sim.crystal.b, sim.crystal.c)])
+        d.drecip[:] = np.concatenate([np.cross(e, v) for v in (sim.crystal.a_star, sim.crystal.b_star,
+                                                               sim.crystal.c_star)])
     elif name in P.CELL:
         axes = _stencil(sim, name, lambda s: np.array(s.crystal.a + s.crystal.b + s.crystal.c
                                                       + s.crystal.a_star + s.crystal.b_star + s.crystal.c_star))
-        _crystal_tangent(sim, d, axes[:9].reshape(3, 3), axes[9:].reshape(3, 3))
+        d.dbase[:] = axes[:9]
+        d.drecip[:] = axes[9:]
     elif name in P.CELLS:
         d.dgeo[L.G_NA + P.CELLS.index(name)] = 1.0
     elif name == "scale":
@@ -64,18 +67,11 @@ def direction(sim: Simulation, name: str) -> Direction:
     elif name == "mosaic":
         U, W, theta, ratio = P.domain_axes(sim.umats)
         dumats = (ratio[:, None, None] * W @ U).reshape(-1, 9) / sim.mosaic_spread / P.RTD
-        d.dlattice[:] = _pair_major(phi_lattices(sim.crystal, sim.detector.spindle, sim.phi0, sim.phistep,
-                                                 sim.phisteps, dumats, sim.mosaic_spread, sim.params.fix_phi0))
+        d.dlattice = _pair_major(phi_lattices(sim.crystal, sim.detector.spindle, sim.phi0, sim.phistep,
+                                              sim.phisteps, dumats, sim.mosaic_spread, sim.params.fix_phi0))
     else:
         raise ValueError(name)
     return d
-
-
-def _crystal_tangent(sim, d, axes, recips):
-    tangent = SimpleNamespace(a=tuple(axes[0]), b=tuple(axes[1]), c=tuple(axes[2]))
-    d.dlattice[:] = _pair_major(phi_lattices(tangent, sim.detector.spindle, sim.phi0, sim.phistep, sim.phisteps,
-                                             sim.umats, sim.mosaic_spread, sim.params.fix_phi0))
-    d.drecip[:] = np.concatenate([np.asarray(r, dtype=np.float64) for r in recips])
 
 
 def _stencil(sim, name, take):
@@ -88,13 +84,32 @@ def _pair_major(lattice):
     return lattice.reshape(lattice.shape[0], -1, 9)
 
 
-def directions(sim: Simulation, names, real) -> dict:
-    """The K directions stacked as the kernels take them, in precision `real`."""
-    ds = [direction(sim, n) for n in names]
-    if not ds:
-        pairs = sim.lattice.shape[1] * sim.lattice.shape[2]
-        return dict(dgeo=np.zeros((0, L.N_GEO), real), dsources=np.zeros((0,) + sim.source_table.shape, real),
-                    dlattice=np.zeros((0, 2, pairs, 9), real), drecip=np.zeros((0, 9), real))
-    return {key: np.ascontiguousarray(np.stack([getattr(d, key) for d in ds]), dtype=real)
-            for key in ("dgeo", "dsources", "dlattice", "drecip")}
+def frames(sim: Simulation) -> np.ndarray:
+    """(2, pairs, 9): per variant and (phi step, mosaic domain) the rotation M (row-major) that
+    turns the base axes into that pair's: a = M a0, b = M b0, c = M c0."""
+    base = np.array([sim.crystal.a, sim.crystal.b, sim.crystal.c]).T  # columns a0, b0, c0
+    turned = _pair_major(sim.lattice).reshape(2, -1, 3, 3).transpose(0, 1, 3, 2)  # columns a, b, c
+    return np.ascontiguousarray((turned @ np.linalg.inv(base)).reshape(2, -1, 9))
 
+
+def directions(sim: Simulation, names, real) -> dict:
+    """The K directions stacked as the kernels take them, in precision `real`, with the pairs'
+    rotations (`frames`), the indices of the directions with their own lattices (`generic`) and
+    whether any direction moves the base axes (`use_base`) or the scattering vector (`use_q`)."""
+    ds = [direction(sim, n) for n in names]
+    pairs = sim.lattice.shape[1] * sim.lattice.shape[2]
+    generic = [j for j, d in enumerate(ds) if d.dlattice is not None]
+    stack = {key: np.zeros((len(ds),) + shape) for key, shape in
+             (("dgeo", (L.N_GEO,)), ("dsources", sim.source_table.shape), ("dbase", (9,)), ("drecip", (9,)))}
+    for j, d in enumerate(ds):
+        for key in stack:
+            stack[key][j] = getattr(d, key)
+    stack["dlattice"] = np.array([ds[j].dlattice for j in generic]).reshape(len(generic), 2, pairs, 9)
+    out = {key: np.ascontiguousarray(value, dtype=real) for key, value in stack.items()}
+    out["frames"] = np.ascontiguousarray(frames(sim), dtype=real)
+    out["generic"] = np.array(generic, dtype=np.int64)
+    moved = stack["dgeo"].copy()
+    moved[:, [L.G_NA, L.G_NB, L.G_NC, L.G_RE2_FLUENCE, L.G_I_BG]] = 0.0
+    out["use_base"] = bool(stack["dbase"].any())
+    out["use_q"] = bool(moved.any() or stack["dsources"].any())
+    return out

@@ -114,8 +114,9 @@ def _pass(backend, arrays, dirs, pixels, weights, store, scatter, table_shape):
     gradient_parts = np.zeros((parts, k))
     Fgrad_parts = np.zeros((parts,) + (table_shape if scatter else (1, 1, 1)))
     backend.tangent_pixels(pixels, arrays["geo"], arrays["ints"], arrays["sources"], arrays["lattice"],
-                           arrays["recip"], arrays["Fhkl"], dirs["dgeo"], dirs["dsources"], dirs["dlattice"],
-                           dirs["drecip"], weights, store, scatter, values, dvalues, flags, gradient_parts,
+                           arrays["recip"], arrays["Fhkl"], dirs["frames"], dirs["dgeo"], dirs["dsources"],
+                           dirs["dbase"], dirs["dlattice"], dirs["generic"], dirs["drecip"], dirs["use_base"],
+                           dirs["use_q"], weights, store, scatter, values, dvalues, flags, gradient_parts,
                            Fgrad_parts)
     return values, dvalues, flags, gradient_parts.sum(axis=0), Fgrad_parts.sum(axis=0) if scatter else None
 

@@ -19,33 +19,30 @@ from ..physics.tangent_pixel import N_W, W_VALUE
 
 @numba.njit(cache=True)
 def tangent_work(like, directions):
-    """A pixel's tangent rows.  Allocated through a call in the parallel loop: Numba hoists a
-    plain np.empty out of a prange loop, and every thread would then share one."""
+    """A pixel's tangent rows.  Allocated through a call in the parallel loop: Numba
+    hoists a plain np.empty out of a prange loop, and every thread would then share one."""
     return np.empty((N_W, directions), dtype=like.dtype)
 
 
-def _tangent_pixel_stub(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, dg, dsources, dlattice, drecip,
-                        work, scatter, weight, Fgrad):
+def _tangent_pixel_stub(*args):
     raise NotImplementedError
 
 
 @numba.extending.overload(_tangent_pixel_stub, jit_options={"cache": True})
-def _tangent_pixel_by_precision(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, dg, dsources, dlattice,
-                                drecip, work, scatter, weight, Fgrad):
-    """One generic `tangent_pixel`, resolved at compile time from the array dtype."""
-    chosen = (cpu32 if g.dtype == numba.types.float32 else cpu64).tangent_pixel
+def _tangent_pixel_by_precision(*args):
+    """One generic `tangent_pixel`, resolved at compile time from the array dtype of `g`."""
+    chosen = (cpu32 if args[2].dtype == numba.types.float32 else cpu64).tangent_pixel
 
-    def impl(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, dg, dsources, dlattice, drecip, work, scatter,
-             weight, Fgrad):
-        return chosen(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, dg, dsources, dlattice, drecip, work,
-                      scatter, weight, Fgrad)
+    def impl(*args):
+        return chosen(*args)
 
     return impl
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
-def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, dgeo, dsources, dlattice, drecip, weights,
-                   store, scatter, values, dvalues, flags, gradient_parts, Fgrad_parts):
+def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice,
+                   generic, drecip, use_base, use_q, weights, store, scatter, values, dvalues, flags, gradient_parts,
+                   Fgrad_parts):
     """Values (`values`), flags (1: interpolation left the table, 2: a phi pass ran) and, with
     `store`, the K tangents (`dvalues`, pixels x K) of the scan indices `pixels`.  Part c of the
     list adds sum_i weights[i] * tangent_i into gradient_parts[c] and, with `scatter`, the
@@ -60,8 +57,9 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, dgeo, dsour
         for i in range(c * n // parts, (c + 1) * n // parts):
             s = pixels[i] // fpixels
             f = pixels[i] - s * fpixels
-            value, left, ran = _tangent_pixel_stub(s, f, geo, ints, sources, lattice, recip, Fhkl, dgeo, dsources,
-                                                   dlattice, drecip, work, scatter, weights[i], Fgrad)
+            value, left, ran = _tangent_pixel_stub(s, f, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo,
+                                                   dsources, dbase, dlattice, generic, drecip, work, use_base,
+                                                   use_q, scatter, weights[i], Fgrad)
             values[i] = value
             flags[i] = (1 if left else 0) + (2 if ran else 0)
             for j in range(directions):

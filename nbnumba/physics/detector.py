@@ -1,7 +1,7 @@
 """What a pixel makes of the rays that reach it: whether it is rendered at all (ROI and mask),
 its solid angle, the fraction of a ray a sensor layer captures and the polarization factor of a
-diffracted ray.  Each `*_tangent` function is the derivative rule of the function it follows (see
-`vectors`): it returns the tangent of that function's value for tangents of its inputs."""
+diffracted ray.  Each `*_tangent` (`*_gradient`) function is the derivative rule of the function it follows (see
+`vectors`): the tangent of that function's value for tangents of its inputs (its gradient)."""
 
 from __future__ import annotations
 
@@ -44,25 +44,27 @@ def make_detector(jit, small, R, vectors):
         return R(0.5) * (R(1.0) + cos2theta_sqr - kahn * cos2psi * sin2theta_sqr)
 
     @jit
-    def polarization_factor_tangent(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez, tdx, tdy, tdz):
-        """Tangent of `polarization_factor` for a tangent of the diffracted unit vector d (the
-        incident vector and its basis belong to the source, which no parameter turns)."""
+    def polarization_factor_gradient(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez):
+        """d `polarization_factor` / d(dx, dy, dz), the diffracted unit vector (the incident vector
+        and its basis belong to the source, which no parameter turns)."""
         cos2theta = dot3(ix, iy, iz, dx, dy, dz)
-        tcos2theta = dot3(ix, iy, iz, tdx, tdy, tdz)
+        sin2theta_sqr = R(1.0) - cos2theta * cos2theta
         cos2psi = R(1.0)
-        tcos2psi = R(0.0)
+        along_e = R(0.0)
+        along_b = R(0.0)
         if kahn != R(0.0):
             b_out = dot3(dx, dy, dz, bx, by, bz)
             e_out = dot3(dx, dy, dz, ex, ey, ez)
             norm = e_out * e_out + b_out * b_out
             if norm > R(0.0):
                 cos2psi = (e_out * e_out - b_out * b_out) / norm
-                tb = dot3(tdx, tdy, tdz, bx, by, bz)
-                te = dot3(tdx, tdy, tdz, ex, ey, ez)
-                tcos2psi = R(4.0) * b_out * e_out * (b_out * te - e_out * tb) / (norm * norm)
-        sin2theta_sqr = R(1.0) - cos2theta * cos2theta
-        return R(0.5) * (R(2.0) * cos2theta * tcos2theta
-                         - kahn * (tcos2psi * sin2theta_sqr - cos2psi * R(2.0) * cos2theta * tcos2theta))
+                # d cos2psi = 4 b e (b de - e db) / norm^2
+                twist = R(-2.0) * kahn * sin2theta_sqr * b_out * e_out / (norm * norm)
+                along_e = twist * b_out
+                along_b = -twist * e_out
+        along_i = cos2theta * (R(1.0) + kahn * cos2psi)
+        return (along_i * ix + along_e * ex + along_b * bx, along_i * iy + along_e * ey + along_b * by,
+                along_i * iz + along_e * ez + along_b * bz)
 
     @small
     def capture_fraction(thick_tic, thickstep, mu, parallax):
@@ -102,7 +104,7 @@ def make_detector(jit, small, R, vectors):
         return ip[L.I_HAS_MASK] == 0 or mask[spixel, fpixel] != 0
 
     return SimpleNamespace(polarization_basis=polarization_basis, polarization_factor=polarization_factor,
-                           polarization_factor_tangent=polarization_factor_tangent,
+                           polarization_factor_gradient=polarization_factor_gradient,
                            capture_fraction=capture_fraction, capture_fraction_tangent=capture_fraction_tangent,
                            solid_angle=solid_angle, solid_angle_tangent=solid_angle_tangent,
                            pixel_active=pixel_active)

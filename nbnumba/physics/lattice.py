@@ -4,7 +4,7 @@ Unlike the rest of the arithmetic, which follows the reference's order of operat
 parallelepiped's transform is computed from the fractional Miller index (more accurate than the
 reference's, and several times faster).
 
-`sincg_tangent` and `shape_transform_tangent` are the derivative rules of the transforms (see
+`sincg_tangent` and `shape_transform_partials` are the derivative rules of the transforms (see
 `vectors`).  The parallelepiped's has none in N: sin(N pi h)/sin(pi h) is a function of N only at
 integers (for a real N it is singular at every Bragg position), so only its h derivative exists.
 """
@@ -28,6 +28,9 @@ def make_lattice(jit, small, R, floor, ceil):
     PI_A = R(3.140625) if single else R(3.1415926534682512)
     PI_B = R(math.pi - 3.140625) if single else R(math.pi - 3.1415926534682512)
     INV_PI = R(1.0 / math.pi)
+    # Taylor coefficients of cos on [-pi/2, pi/2], likewise truncated
+    D = [R((-1.0) ** n / math.factorial(2 * n)) for n in range(8 if single else 12)] + [R(0.0)] * (4 if single else 0)
+    D0, D1, D2, D3, D4, D5, D6, D7, D8, D9, D10, D11 = D
 
     @small
     def sin_halfpi(x):
@@ -69,15 +72,26 @@ def make_lattice(jit, small, R, floor, ceil):
         ratio = sin_halfpi(r) / sin_halfpi(x)
         return -ratio if odd(flips + q) != R(0.0) else ratio
 
-    @jit
+    @small
+    def cos_halfpi(x):
+        """cos(x) for |x| <= pi/2, as a polynomial (the slopes' companion of `sin_halfpi`)."""
+        z = x * x
+        high = D6 + z * (D7 + z * (D8 + z * (D9 + z * (D10 + z * D11))))
+        return D0 + z * (D1 + z * (D2 + z * (D3 + z * (D4 + z * (D5 + z * high)))))
+
+    @small
     def sincg_tangent(h, h0, n, value):
-        """d/dh of `sincg_peeled(h, h0, n)` (= `value`), for n > 1."""
+        """d/dh of `sincg_peeled(h, h0, n)` (= `value`), for n > 1.  The sines and cosines are
+        taken of the reduced arguments (|x| <= pi/2), as the value's are."""
         frac = h - h0
         if frac == R(0.0):
             return R(0.0)  # even about every integer h
         x = PI * frac
-        sign = R(-1.0) if odd((n - R(1.0)) * h0) != R(0.0) else R(1.0)
-        return PI * (sign * n * math.cos(n * x) - value * math.cos(x)) / math.sin(x)
+        t = x * n
+        q = floor(t * INV_PI + R(0.5))
+        r = (t - q * PI_A) - q * PI_B
+        sign = R(-1.0) if odd((n - R(1.0)) * h0 + q) != R(0.0) else R(1.0)
+        return PI * (sign * n * cos_halfpi(r) - value * cos_halfpi(x)) / sin_halfpi(x)
 
     @jit
     def sinc3(x):
@@ -114,41 +128,39 @@ def make_lattice(jit, small, R, floor, ceil):
         return (R(3.0) * math.sin(x) / (x * x) - R(3.0) * sinc3(x) / x) / x
 
     @jit
-    def shape_transform_tangent(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip, th, tk, tl, tna, tnb, tnc,
-                                trecip, j):
-        """Tangent of `shape_transform` for tangents of h, k, l, the cell counts and the reciprocal
-        axes (row j of `trecip`).  The top hat's edge is a step: its derivative is the pieces'."""
+    def shape_transform_partials(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip, value):
+        """Partial derivatives of `shape_transform` (= `value`): (d/dh, d/dk, d/dl, d/dNa, d/dNb,
+        d/dNc, s, dx, dy, dz), where d/d recip[3m + c] = s * (h - h0, k - k0, l - l0)[m] * (dx,
+        dy, dz)[c].  The top hat's edge is a step: its derivative is the pieces'."""
         dh = h - h0
         dk = k - k0
         dl = l - l0
-        ncells = na * nb * nc
-        tcells = tna * nb * nc + na * tnb * nc + na * nb * tnc
+        zero = R(0.0)
         if shape == 1:
             hrad_sqr = dh * dh * na * na + dk * dk * nb * nb + dl * dl * nc * nc
-            thrad_sqr = R(2.0) * (dh * th * na * na + dh * dh * na * tna + dk * tk * nb * nb + dk * dk * nb * tnb
-                                  + dl * tl * nc * nc + dl * dl * nc * tnc)
             u = PI * math.sqrt(hrad_sqr * fudge)
-            return R(0.723601254558268) * (tcells * sinc3(u)
-                                           + ncells * sinc3_slope(u) * PI * PI * fudge * thrad_sqr / R(2.0))
+            bulk = R(0.723601254558268) * sinc3(u)
+            slope = R(0.723601254558268) * na * nb * nc * sinc3_slope(u) * PI * PI * fudge  # d/d hrad_sqr x 2
+            return (slope * dh * na * na, slope * dk * nb * nb, slope * dl * nc * nc,
+                    bulk * nb * nc + slope * dh * dh * na, bulk * na * nc + slope * dk * dk * nb,
+                    bulk * na * nb + slope * dl * dl * nc, zero, zero, zero, zero)
         dx = dh * recip[0] + dk * recip[3] + dl * recip[6]
         dy = dh * recip[1] + dk * recip[4] + dl * recip[7]
         dz = dh * recip[2] + dk * recip[5] + dl * recip[8]
         n_sqr = na * na * nb * nb * nc * nc
-        rad_star_sqr = (dx * dx + dy * dy + dz * dz) * n_sqr
         if shape == 2:
-            tdx = th * recip[0] + tk * recip[3] + tl * recip[6] + dh * trecip[j, 0] + dk * trecip[j, 3] \
-                + dl * trecip[j, 6]
-            tdy = th * recip[1] + tk * recip[4] + tl * recip[7] + dh * trecip[j, 1] + dk * trecip[j, 4] \
-                + dl * trecip[j, 7]
-            tdz = th * recip[2] + tk * recip[5] + tl * recip[8] + dh * trecip[j, 2] + dk * trecip[j, 5] \
-                + dl * trecip[j, 8]
-            tn_sqr = R(2.0) * n_sqr * (tna / na + tnb / nb + tnc / nc)
-            trad = R(2.0) * (dx * tdx + dy * tdy + dz * tdz) * n_sqr + (dx * dx + dy * dy + dz * dz) * tn_sqr
-            decay = math.exp(-(rad_star_sqr / R(0.63) * fudge))
-            return tcells * decay - ncells * decay * trad / R(0.63) * fudge
-        if rad_star_sqr * fudge < R(0.3969):
-            return tcells
-        return R(0.0)
+            d_sqr = dx * dx + dy * dy + dz * dz
+            decay = math.exp(-(d_sqr * n_sqr / R(0.63) * fudge))
+            per_rad = -value / R(0.63) * fudge  # d value / d rad_star_sqr
+            s = R(2.0) * per_rad * n_sqr
+            return (s * (dx * recip[0] + dy * recip[1] + dz * recip[2]),
+                    s * (dx * recip[3] + dy * recip[4] + dz * recip[5]),
+                    s * (dx * recip[6] + dy * recip[7] + dz * recip[8]),
+                    nb * nc * decay + s * d_sqr / na, na * nc * decay + s * d_sqr / nb,
+                    na * nb * decay + s * d_sqr / nc, s, dx, dy, dz)
+        if (dx * dx + dy * dy + dz * dz) * n_sqr * fudge < R(0.3969):
+            return zero, zero, zero, nb * nc, na * nc, na * nb, zero, zero, zero, zero
+        return zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
 
     @small
     def miller_indices(axes, state, p):
@@ -198,5 +210,5 @@ def make_lattice(jit, small, R, floor, ceil):
 
     return SimpleNamespace(sin_halfpi=sin_halfpi, sincg_peeled=sincg_peeled, sincg_tangent=sincg_tangent,
                            sinc3=sinc3, shape_transform=shape_transform,
-                           shape_transform_tangent=shape_transform_tangent, miller_indices=miller_indices,
+                           shape_transform_partials=shape_transform_partials, miller_indices=miller_indices,
                            lattice_strip=lattice_strip)

@@ -4,11 +4,20 @@
 domain) exactly as `pixel.render_strip` does, calling the same scalar functions for every value
 (`unitize3`, `solid_angle`, `capture_fraction`, `polarization_factor`, `sincg_peeled`,
 `shape_transform`, `interpolate_F`, `nearest_F`), in the same order, so its value is the render's
-bit for bit.  Beside each call it applies that function's derivative rule (the `*_tangent`
-function in the same module) to carry K tangents along.  A direction of the model is given as the
-tangents of the kernel's inputs (`dg` of the real parameters, `dsources`, `dlattice`, `drecip`):
-the host's set-up turns each named parameter into such a direction (nbnumba.derivatives), the
-pass pushes all K through the physics at once, sharing every value.
+bit for bit.  Beside each call it applies that function's derivative rule (the `*_tangent`,
+`*_gradient` or `*_partials` function in the same module) to carry K tangents along.
+
+A direction of the model is given as tangents of the kernel's inputs: `dg` (the real parameters:
+detector origin and axes, distances, Na Nb Nc, fluence), `dsources` (wavelengths), `dbase` (the
+base axes a0, b0, c0, which every phi step and mosaic domain turns alike: a = M a0 with M from
+`frames`), `drecip` (the unrotated reciprocal axes) and, for the few directions that turn each
+lattice its own way (mosaic), `dlattice` (indices `generic`).  The host turns each named parameter
+into one (nbnumba.derivatives).  What is per-pixel (position, path, solid angle, capture,
+polarization, scattering vector) carries K tangents; what is per term (thousands per pixel) does
+not: each term adds its partial derivatives to a few shares of the pixel (d I / d base axes,
+reciprocal axes, Na Nb Nc, and the current scattering vector), which are turned into the K
+tangents once per source (the scattering vector's) or once per pixel.  So K directions cost a few
+multiply-adds per term, not K times as many.
 
 Per-pixel tangent rows live in `work` (N_W rows x K columns), which the caller provides: a
 CUDA device function can only have a local array of a size fixed when it is compiled, so the
@@ -54,19 +63,19 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
     dot3, unitize3, unitize3_tangent = vectors.dot3, vectors.unitize3, vectors.unitize3_tangent
     rotate_axis3 = vectors.rotate_axis3
     polarization_factor = detector.polarization_factor
-    polarization_factor_tangent = detector.polarization_factor_tangent
+    polarization_factor_gradient = detector.polarization_factor_gradient
     solid_angle, solid_angle_tangent = detector.solid_angle, detector.solid_angle_tangent
     capture_fraction, capture_fraction_tangent = detector.capture_fraction, detector.capture_fraction_tangent
     sincg_peeled, sincg_tangent = lattice_transform.sincg_peeled, lattice_transform.sincg_tangent
     shape_transform = lattice_transform.shape_transform
-    shape_transform_tangent = lattice_transform.shape_transform_tangent
+    shape_transform_partials = lattice_transform.shape_transform_partials
     interpolate_F, interpolate_F_gradient = structure_factors.interpolate_F, structure_factors.interpolate_F_gradient
     nearest_F = structure_factors.nearest_F
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
 
     @jit
-    def tangent_pixel(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, dg, dsources, dlattice, drecip, work,
-                      scatter, weight, Fgrad):
+    def tangent_pixel(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase, dlattice,
+                      generic, drecip, work, use_base, use_q, scatter, weight, Fgrad):
         """(value, left the table, ran a phi pass) of pixel (spixel, fpixel); its K tangents (K, the
         rows of dg) land in work[W_VALUE].  The first rendered pixel (ip[I_FIRST_PIXEL]) starts from the unrotated
         lattice, as in `render_strip`."""
@@ -121,6 +130,13 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
             work[W_POLAR, j] = R(0.0)
             work[W_OMEGA, j] = R(0.0)
             work[W_CAPTURE, j] = R(0.0)
+        # the pixel's shares of the derivative, turned into tangents by the directions: d I / d of
+        # the base axes a0, b0, c0 (G*), of the unrotated reciprocal axes (S*), of the current
+        # sub-pixel and source's scattering vector (Q*) and of Na, Nb, Nc (N*)
+        G0 = G1 = G2 = G3 = G4 = G5 = G6 = G7 = G8 = R(0.0)
+        S0 = S1 = S2 = S3 = S4 = S5 = S6 = S7 = S8 = R(0.0)
+        Q0 = Q1 = Q2 = R(0.0)
+        N0 = N1 = N2 = R(0.0)
         interpolate = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0 and scan <= ip[L.I_INTERP_UNTIL]
         left_table = False
         ran_phi = False
@@ -196,10 +212,11 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
                             continue
                         if polar == R(0.0) or os_polar:
                             polar = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
-                            for j in range(nt):
-                                work[W_POLAR, j] = polarization_factor_tangent(
-                                    kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez,
-                                    work[W_DX, j], work[W_DY, j], work[W_DZ, j])
+                            if nt > 0:
+                                gpx, gpy, gpz = polarization_factor_gradient(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz,
+                                                                             ex, ey, ez)
+                                for j in range(nt):
+                                    work[W_POLAR, j] = gpx * work[W_DX, j] + gpy * work[W_DY, j] + gpz * work[W_DZ, j]
                         factor = post
                         if not os_thick:
                             factor *= capture
@@ -255,39 +272,108 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
                             term = F_cell * F_cell * F_latt * F_latt
                             if scatter and inside:
                                 accumulate(Fgrad, hi, ki, li, factor * R(2.0) * F_cell * F_latt * F_latt)
-                            fa_slope = sincg_tangent(h, h0, na, f_a) if shape == 0 and na > R(1.0) else R(0.0)
-                            fb_slope = sincg_tangent(k, k0, nb, f_b) if shape == 0 and nb > R(1.0) else R(0.0)
-                            fc_slope = sincg_tangent(l, l0, nc, f_c) if shape == 0 and nc > R(1.0) else R(0.0)
                             I_sum = I + term
-                            for j in range(nt):
-                                th = (dlattice[j, variant, e, 0] * qx + dlattice[j, variant, e, 1] * qy
-                                      + dlattice[j, variant, e, 2] * qz
-                                      + a0 * work[W_QX, j] + a1 * work[W_QY, j] + a2 * work[W_QZ, j])
-                                tk = (dlattice[j, variant, e, 3] * qx + dlattice[j, variant, e, 4] * qy
-                                      + dlattice[j, variant, e, 5] * qz
-                                      + b0 * work[W_QX, j] + b1 * work[W_QY, j] + b2 * work[W_QZ, j])
-                                tl = (dlattice[j, variant, e, 6] * qx + dlattice[j, variant, e, 7] * qy
-                                      + dlattice[j, variant, e, 8] * qz
-                                      + c0 * work[W_QX, j] + c1 * work[W_QY, j] + c2 * work[W_QZ, j])
+                            if nt > 0:
+                                # d term / d(h, k, l), d(Na, Nb, Nc) and the reciprocal axes' factor
+                                gF = R(2.0) * F_cell * F_cell * F_latt  # d term / d F_latt
                                 if shape == 0:
-                                    tF_latt = (fa_slope * th * f_b * f_c + f_a * fb_slope * tk * f_c
-                                               + f_a * f_b * fc_slope * tl)
+                                    lh = sincg_tangent(h, h0, na, f_a) * f_b * f_c if na > R(1.0) else R(0.0)
+                                    lk = f_a * sincg_tangent(k, k0, nb, f_b) * f_c if nb > R(1.0) else R(0.0)
+                                    ll = f_a * f_b * sincg_tangent(l, l0, nc, f_c) if nc > R(1.0) else R(0.0)
+                                    lna = R(0.0)
+                                    lnb = R(0.0)
+                                    lnc = R(0.0)
+                                    lrad = R(0.0)
+                                    rx = R(0.0)
+                                    ry = R(0.0)
+                                    rz = R(0.0)
                                 else:
-                                    tF_latt = shape_transform_tangent(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge,
-                                                                      recip, th, tk, tl, dg[j, L.G_NA],
-                                                                      dg[j, L.G_NB], dg[j, L.G_NC], drecip, j)
-                                tF_cell = gh * th + gk * tk + gl * tl
-                                tI = work[W_I, j] + R(2.0) * F_cell * F_latt * (tF_cell * F_latt + F_cell * tF_latt)
-                                running = I_sum
-                                if os_thick:
-                                    tI = tI * capture + running * work[W_CAPTURE, j]
-                                    running *= capture
-                                if os_polar:
-                                    tI = tI * polar + running * work[W_POLAR, j]
-                                    running *= polar
-                                if os_omega:
-                                    tI = tI * omega + running * work[W_OMEGA, j]
-                                work[W_I, j] = tI
+                                    lh, lk, ll, lna, lnb, lnc, lrad, rx, ry, rz = shape_transform_partials(
+                                        shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip, F_latt)
+                                gC = R(2.0) * F_cell * F_latt * F_latt  # d term / d F_cell
+                                g_h = gF * lh + gC * gh
+                                g_k = gF * lk + gC * gk
+                                g_l = gF * ll + gC * gl
+                                if use_base:
+                                    # h = a0 . (M^T q) with a_e = M a0: the base axes' share, summed
+                                    # over the pixel and turned into tangents once at its end
+                                    m0, m1, m2 = frames[variant, e, 0], frames[variant, e, 1], frames[variant, e, 2]
+                                    m3, m4, m5 = frames[variant, e, 3], frames[variant, e, 4], frames[variant, e, 5]
+                                    m6, m7, m8 = frames[variant, e, 6], frames[variant, e, 7], frames[variant, e, 8]
+                                    p0 = m0 * qx + m3 * qy + m6 * qz
+                                    p1 = m1 * qx + m4 * qy + m7 * qz
+                                    p2 = m2 * qx + m5 * qy + m8 * qz
+                                    G0 += g_h * p0
+                                    G1 += g_h * p1
+                                    G2 += g_h * p2
+                                    G3 += g_k * p0
+                                    G4 += g_k * p1
+                                    G5 += g_k * p2
+                                    G6 += g_l * p0
+                                    G7 += g_l * p1
+                                    G8 += g_l * p2
+                                if use_q:
+                                    # h = a_e . q: the scattering vector's share, for this sub-pixel and source
+                                    Q0 += g_h * a0 + g_k * b0 + g_l * c0
+                                    Q1 += g_h * a1 + g_k * b1 + g_l * c1
+                                    Q2 += g_h * a2 + g_k * b2 + g_l * c2
+                                if shape != 0:
+                                    N0 += gF * lna
+                                    N1 += gF * lnb
+                                    N2 += gF * lnc
+                                    if shape == 2:
+                                        sh = gF * lrad * (h - h0)
+                                        sk = gF * lrad * (k - k0)
+                                        sl = gF * lrad * (l - l0)
+                                        S0 += sh * rx
+                                        S1 += sh * ry
+                                        S2 += sh * rz
+                                        S3 += sk * rx
+                                        S4 += sk * ry
+                                        S5 += sk * rz
+                                        S6 += sl * rx
+                                        S7 += sl * ry
+                                        S8 += sl * rz
+                                for jg in range(generic.shape[0]):
+                                    # a direction that turns each lattice its own way (mosaic)
+                                    j = generic[jg]
+                                    th = (dlattice[jg, variant, e, 0] * qx + dlattice[jg, variant, e, 1] * qy
+                                          + dlattice[jg, variant, e, 2] * qz)
+                                    tk = (dlattice[jg, variant, e, 3] * qx + dlattice[jg, variant, e, 4] * qy
+                                          + dlattice[jg, variant, e, 5] * qz)
+                                    tl = (dlattice[jg, variant, e, 6] * qx + dlattice[jg, variant, e, 7] * qy
+                                          + dlattice[jg, variant, e, 8] * qz)
+                                    work[W_I, j] += g_h * th + g_k * tk + g_l * tl
+                                if os_thick or os_polar or os_omega:
+                                    # the reference multiplies the running sum by each factor: so are
+                                    # the tangents and the shares gathered so far
+                                    factor_os = R(1.0)
+                                    for j in range(nt):
+                                        running = I_sum
+                                        tI = work[W_I, j]
+                                        if os_thick:
+                                            tI = tI * capture + running * work[W_CAPTURE, j]
+                                            running *= capture
+                                        if os_polar:
+                                            tI = tI * polar + running * work[W_POLAR, j]
+                                            running *= polar
+                                        if os_omega:
+                                            tI = tI * omega + running * work[W_OMEGA, j]
+                                        work[W_I, j] = tI
+                                    if os_thick:
+                                        factor_os *= capture
+                                    if os_polar:
+                                        factor_os *= polar
+                                    if os_omega:
+                                        factor_os *= omega
+                                    G0, G1, G2 = G0 * factor_os, G1 * factor_os, G2 * factor_os
+                                    G3, G4, G5 = G3 * factor_os, G4 * factor_os, G5 * factor_os
+                                    G6, G7, G8 = G6 * factor_os, G7 * factor_os, G8 * factor_os
+                                    S0, S1, S2 = S0 * factor_os, S1 * factor_os, S2 * factor_os
+                                    S3, S4, S5 = S3 * factor_os, S4 * factor_os, S5 * factor_os
+                                    S6, S7, S8 = S6 * factor_os, S7 * factor_os, S8 * factor_os
+                                    Q0, Q1, Q2 = Q0 * factor_os, Q1 * factor_os, Q2 * factor_os
+                                    N0, N1, N2 = N0 * factor_os, N1 * factor_os, N2 * factor_os
                             if os_thick:
                                 I_sum *= capture
                             if os_polar:
@@ -295,9 +381,20 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
                             if os_omega:
                                 I_sum *= omega
                             I = I_sum
+                        if use_q:
+                            for j in range(nt):
+                                work[W_I, j] += Q0 * work[W_QX, j] + Q1 * work[W_QY, j] + Q2 * work[W_QZ, j]
+                            Q0 = Q1 = Q2 = R(0.0)
                         ran_phi = True
                         variant = 1
 
+        for j in range(nt):
+            work[W_I, j] += (N0 * dg[j, L.G_NA] + N1 * dg[j, L.G_NB] + N2 * dg[j, L.G_NC]
+                             + G0 * dbase[j, 0] + G1 * dbase[j, 1] + G2 * dbase[j, 2] + G3 * dbase[j, 3]
+                             + G4 * dbase[j, 4] + G5 * dbase[j, 5] + G6 * dbase[j, 6] + G7 * dbase[j, 7]
+                             + G8 * dbase[j, 8] + S0 * drecip[j, 0] + S1 * drecip[j, 1] + S2 * drecip[j, 2]
+                             + S3 * drecip[j, 3] + S4 * drecip[j, 4] + S5 * drecip[j, 5] + S6 * drecip[j, 6]
+                             + S7 * drecip[j, 7] + S8 * drecip[j, 8])
         value = g[L.G_RE2_FLUENCE] * I / g[L.G_STEPS]
         for j in range(nt):
             work[W_VALUE, j] = (dg[j, L.G_RE2_FLUENCE] * I + g[L.G_RE2_FLUENCE] * work[W_I, j]) / g[L.G_STEPS]
