@@ -52,8 +52,9 @@ def _build(real, features, directions):
     work_shape = (N_W, max(directions, 1))  # a compile-time constant: a tuple closed over
     K = directions
 
-    def tangent_window(geo, ints, sources, lattice, recip, Fhkl, dgeo, dsources, dlattice, drecip, pixels, weights,
-                       store, scatter, values, dvalues, flags, gradient, Fgrad):
+    def tangent_window(geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice, generic,
+                       drecip, use_base, use_q, pixels, weights, store, scatter, values, dvalues, flags, gradient,
+                       Fgrad):
         """Pixel i of the list -> values[i], flags[i] and dvalues[i] (store) or its share of `gradient`."""
         i = cuda.grid(1)
         if i >= pixels.shape[0]:
@@ -61,8 +62,9 @@ def _build(real, features, directions):
         s = np.int32(pixels[i] // ints[L.I_FPIXELS])
         f = np.int32(pixels[i] - s * ints[L.I_FPIXELS])
         work = cuda.local.array(work_shape, real)
-        value, left, ran = tangent_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, dgeo, dsources, dlattice,
-                                         drecip, work, scatter, weights[i], Fgrad)
+        value, left, ran = tangent_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources,
+                                         dbase, dlattice, generic, drecip, work, use_base, use_q, scatter, weights[i],
+                                         Fgrad)
         values[i] = value
         flags[i] = (1 if left else 0) + (2 if ran else 0)
         for j in range(K):
@@ -82,15 +84,15 @@ def kernel(real, features, directions):
         return _kernels[key]
 
 
-def _direction_arrays(dgeo, dsources, dlattice, drecip):
-    """With no direction, one zero row each: a device array needs an element to be typed alike."""
-    if dgeo.shape[0]:
-        return dgeo, dsources, dlattice, drecip
-    return tuple(np.zeros((1,) + a.shape[1:], a.dtype) for a in (dgeo, dsources, dlattice, drecip))
+def _padded(array):
+    """An empty array as one zero row, so that every table has an element to launch with (no
+    generic direction: one zero lattice direction, whose share adds nothing)."""
+    return array if array.shape[0] else np.zeros((1,) + array.shape[1:], array.dtype)
 
 
-def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, dgeo, dsources, dlattice, drecip, weights,
-                   store, scatter, values, dvalues, flags, gradient_parts, Fgrad_parts):
+def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice, generic,
+                   drecip, use_base, use_q, weights, store, scatter, values, dvalues, flags, gradient_parts,
+                   Fgrad_parts):
     """The CPU kernel's contract (derivatives_cpu.tangent_pixels), on the GPU, in one part."""
     n = len(pixels)
     if n == 0:
@@ -98,7 +100,8 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, dgeo, dsour
     directions = dgeo.shape[0]
     window = kernel(geo.dtype, features_of(ints), directions)
     geo_args, int_args = gpu.by_value(geo, ints)
-    dgeo, dsources, dlattice, drecip = _direction_arrays(dgeo, dsources, dlattice, drecip)
+    tables = [cuda.to_device(_padded(a)) for a in (sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase,
+                                                    dlattice, generic, drecip)]
     with gpu._quiet():
         d_values = cuda.device_array(n, dtype=np.float64)
         d_dvalues = cuda.device_array(dvalues.shape if store else (1, max(directions, 1)), dtype=np.float64)
@@ -106,10 +109,8 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, dgeo, dsour
         d_gradient = cuda.to_device(np.zeros(max(directions, 1)))
         d_Fgrad = cuda.to_device(np.zeros_like(Fgrad_parts[0]))
         window[(n + THREADS - 1) // THREADS, THREADS](
-            geo_args, int_args, cuda.to_device(sources), cuda.to_device(lattice), cuda.to_device(recip),
-            cuda.to_device(Fhkl), cuda.to_device(dgeo), cuda.to_device(dsources), cuda.to_device(dlattice),
-            cuda.to_device(drecip), cuda.to_device(pixels), cuda.to_device(weights), bool(store), bool(scatter),
-            d_values, d_dvalues, d_flags, d_gradient, d_Fgrad)
+            geo_args, int_args, *tables[:10], tables[10], bool(use_base), bool(use_q), cuda.to_device(pixels),
+            cuda.to_device(weights), bool(store), bool(scatter), d_values, d_dvalues, d_flags, d_gradient, d_Fgrad)
         values[:] = d_values.copy_to_host()
         flags[:] = d_flags.copy_to_host()
         if store:
@@ -123,11 +124,11 @@ def launch_types(arrays: dict, dirs: dict, store: bool = False):
     from numba import typeof
 
     geo_args, int_args = gpu.by_value(arrays["geo"], arrays["ints"])
-    dirs = _direction_arrays(dirs["dgeo"], dirs["dsources"], dirs["dlattice"], dirs["drecip"])
-    rest = (np.zeros(1, np.int64), np.zeros(1), store, False, np.zeros(1), np.zeros((1, 1)),
+    tables = [_padded(dirs[k]) for k in ("frames", "dgeo", "dsources", "dbase", "dlattice", "generic", "drecip")]
+    rest = (True, True, np.zeros(1, np.int64), np.zeros(1), store, False, np.zeros(1), np.zeros((1, 1)),
             np.zeros(1, np.int64), np.zeros(1), np.zeros((1, 1, 1)))
     return tuple(typeof(x) for x in (geo_args, int_args, arrays["sources"], arrays["lattice"], arrays["recip"],
-                                     arrays["Fhkl"], *dirs, *rest))
+                                     arrays["Fhkl"], *tables, *rest))
 
 
 def compile_ptx(arrays: dict, dirs: dict, cc=(9, 0)) -> str:
