@@ -136,7 +136,7 @@ def measure_derivatives(argv: list[str], names: list[str], arch: str, cwd: Path 
     from nbnumba.kernels import cuda as gpu
     from nbnumba.kernels import derivatives_cuda
     from nbnumba.physics import features_of
-    from nbnumba.simulation import build
+    from nbnumba.model.simulation import build
 
     cc = compute_capability(arch)
     ptxas = toolchain()["ptxas"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from derivative_checks import STEP, finite_difference, worst_error
-from golden import GOLDEN, CASES, needs_golden
+from golden import CASES, GOLDEN
 from nbnumba import api
 from nbnumba.derivatives import jacobian
 
@@ -48,8 +48,6 @@ MIXES = {
 
 def _sim(args, tmp_path, monkeypatch):
     if "inputs/" in args:
-        if not GOLDEN.exists():
-            pytest.skip("golden corpus inputs not present")
         monkeypatch.chdir(GOLDEN)
     return api.simulation(args.split())
 
@@ -73,7 +71,6 @@ SUPERVISOR = ["rotx", "roty", "rotz", "a", "b", "c", "alpha", "beta", "gamma", "
               "detector_rotx", "detector_roty", "detector_rotz", "lambda", "scale"]
 
 
-@needs_golden
 @pytest.mark.parametrize("case", ["supervisor_roi", "supervisor_roi_phi_nonzero"])
 def test_supervisor_geometry_on_its_roi(case, monkeypatch):
     """The full supervisor command (-mat, -hkl, 10 phi steps, N 36x47x29, tilted detector with a

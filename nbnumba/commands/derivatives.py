@@ -13,6 +13,7 @@ import click
 import numpy as np
 
 from ..errors import UserError
+from ..runtime.guard import PASSTHROUGH, guarded, skip_scipy_blas
 
 TILE = 256  # the montage's tiles are at most this many pixels a side
 
@@ -47,7 +48,7 @@ def _tile(image: np.ndarray) -> np.ndarray:
 
 def montage(image: np.ndarray, derivatives: dict) -> np.ndarray:
     """RGB uint8: the value image, then each derivative, in rows of four tiles."""
-    from ..png import colorize
+    from ..io.png import colorize
     tiles = [colorize(_tile(image), "grey", 0.0, float(max(image.max(), 1e-30)))]
     tiles += [colorize(_tile(d), "diverging") for d in derivatives.values()]
     h, w = tiles[0].shape[:2]
@@ -62,15 +63,15 @@ def montage(image: np.ndarray, derivatives: dict) -> np.ndarray:
 
 
 def run_derivatives(argv: list[str]) -> None:
-    from ..api import backend_for
-    from ..compare import load_image
+    from ..derivatives import UNITS, gradient, jacobian
+    from ..derivatives.parameters import check_names
+    from ..io.any_image import load_image
     from ..io.atomic import check_writable
     from ..io.images import write_float_image
-    from ..png import write_png
-    from ..simulation import build
-    from ..threads import set_threads
-    from . import UNITS, gradient, jacobian
-    from .parameters import check_names
+    from ..io.png import write_png
+    from ..kernels.backends import backend_for
+    from ..model.simulation import build
+    from ..runtime.threads import set_threads
 
     flags, wrt, prefix, weights_path = split_flags(argv)
     sim = build(flags, say=None)
@@ -104,3 +105,17 @@ def run_derivatives(argv: list[str]) -> None:
         if reduced.F_gradient is not None:
             click.echo(f"structure factors: |sum_i w_i dI_i/dF| = {np.linalg.norm(reduced.F_gradient):.12g} "
                        f"over {np.count_nonzero(reduced.F_gradient)} reflections")
+
+
+@click.command(context_settings=PASSTHROUGH)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def derivatives(args) -> None:
+    """Derivative images of the image with respect to model parameters, e.g.
+    `nbnumba derivatives -mat A.mat -hkl F.hkl ... -wrt rotx,a,distance -out d`.
+
+    ARGS are `run`'s flags plus -wrt NAME,NAME,... (rotx roty rotz a b c alpha beta gamma Na Nb Nc
+    scale distance Xbeam Ybeam detector_rotx detector_roty detector_rotz lambda mosaic), -out PREFIX
+    (writes PREFIX.value.bin, PREFIX.d_NAME.bin, float32, and PREFIX.montage.png) and -weights FILE
+    (an image of dL/dI: prints the reduced gradient; then -wrt may name F). Units: see the README."""
+    skip_scipy_blas()
+    guarded(run_derivatives, list(args))

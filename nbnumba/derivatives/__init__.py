@@ -2,7 +2,10 @@
 
 `parameters`: the named parameters, their units and `apply`; `directions`: each parameter as a
 direction in the kernels' inputs; `passes`: `jacobian` and `gradient`, which push those directions
-through the physics (physics.tangent_pixel) on the CPU or the GPU.
+through the physics (physics.tangent_pixel) on the CPU or the GPU.  `commands/derivatives.py` is
+its command, `api.jacobian`/`api.gradient` its Python entry points.
+
+May import: kernels, model, physics, runtime, io.
 """
 
 from .parameters import NAMES, UNITS, apply, base

@@ -1,13 +1,13 @@
 """Each named parameter as a direction in the kernels' inputs: the tangents of the real
-parameters (geo), the source table, the rotated lattices and the reciprocal axes per unit of the
-parameter in its flag units.  The derivative pass pushes these through the physics.
+parameters (geo), the source table, the base axes a0, b0, c0 (which every phi step and mosaic
+domain turns by its own rotation, `frames`), the reciprocal axes and, for mosaic, the rotated
+lattices, per unit of the parameter in its flag units.  The derivative pass pushes these through
+the physics (physics.tangent_pixel).
 
 The chain rule of the set-up is taken where it is linear or a rotation:
-  rotx/y/z   d(axis)/d(angle) = e x axis for every real and reciprocal axis (e the lab axis),
-             then the spindle and mosaic rotations, which are linear (`crystal.phi_lattices` of
-             the tangent axes);
-  mosaic     each domain U = exp(theta K) turns as d U/d spread = (theta / spread) K U, again
-             carried through `phi_lattices`;
+  rotx/y/z   d(axis)/d(angle) = e x axis for every base real and reciprocal axis (e the lab axis);
+  mosaic     each domain U = exp(theta K) turns as d U/d spread = (theta / spread) K U, carried
+             through `model.crystal.phi_lattices`, which is linear in U;
   lambda     each source's wavelength moves in proportion;
   Na Nb Nc   the cell counts of geo;  scale: the fluence and the water background it feeds.
 The cell and the detector go through the reference's set-up (`crystal.build_crystal` via
@@ -24,9 +24,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .. import layout as L
-from ..crystal import phi_lattices
-from ..simulation import Simulation
+from ..model.crystal import phi_lattices
+from ..model.simulation import Simulation
+from ..physics import layout as L
 from . import parameters as P
 
 # steps of the set-up's stencil, in flag units

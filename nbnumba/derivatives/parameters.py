@@ -30,10 +30,10 @@ import math
 
 import numpy as np
 
-from ..crystal import Crystal, build_crystal, phi_lattices
-from ..detector import build_detector
 from ..errors import UserError
-from ..simulation import Simulation, _pack
+from ..model.crystal import Crystal, build_crystal, phi_lattices
+from ..model.detector import build_detector
+from ..model.simulation import Simulation, _pack
 
 RTD = 180.0 / math.pi
 ROTATIONS = ("rotx", "roty", "rotz")
@@ -198,7 +198,7 @@ def with_cell(crystal: Crystal, old, new) -> Crystal:
 
 def rotated(crystal: Crystal, angles) -> Crystal:
     """`crystal` turned about the lab x, y, z axes by `angles` (rad), as api.reorient turns it."""
-    from ..detector import rotate_xyz
+    from ..model.detector import rotate_xyz
     turn = [rotate_xyz(v, *angles) for v in (crystal.a, crystal.b, crystal.c, crystal.a_star, crystal.b_star,
                                              crystal.c_star)]
     return Crystal(*turn, crystal.cell, crystal.recip_cell, crystal.volume, crystal.misset_deg)
@@ -232,7 +232,7 @@ def scaled_domains(umats: np.ndarray, factor: float) -> np.ndarray:
 
 
 def _blank_params():
-    from ..params import Params
+    from ..model.params import Params
     return Params()
 
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .. import layout as L
 from ..errors import UserError
-from ..render import _pair_major, first_active_pixel
-from ..simulation import Simulation
+from ..kernels.render import _pair_major, first_active_pixel
+from ..model.simulation import Simulation
+from ..physics import layout as L
 from .directions import directions
 from .parameters import check_names
 

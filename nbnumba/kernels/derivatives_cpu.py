@@ -12,8 +12,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from .. import layout as L
-from ..compiled import cpu32, cpu64
+from ..physics import layout as L
+from ..physics.compiled import cpu32, cpu64
 from ..physics.tangent_pixel import N_W, W_VALUE
 
 

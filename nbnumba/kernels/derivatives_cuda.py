@@ -16,8 +16,8 @@ import math
 
 import numpy as np
 
-from .. import layout as L
 from ..physics import features_of
+from ..physics import layout as L
 from ..physics.tangent_pixel import N_W, W_VALUE
 from . import cuda as gpu
 

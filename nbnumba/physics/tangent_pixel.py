@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from .. import layout as L
+from . import layout as L
 
 # rows of the per-pixel tangent work array
 W_X, W_Y, W_Z, W_R, W_DX, W_DY, W_DZ, W_OMEGA, W_CAPTURE, W_POLAR, W_QX, W_QY, W_QZ, W_I, W_VALUE = range(15)
