@@ -97,7 +97,7 @@ def pixel_list(sim: Simulation, mask) -> np.ndarray:
             raise UserError(f"the mask is {shape} but the detector is {sim.shape[1]}x{sim.shape[0]} pixels")
         else:
             active &= mask != 0
-    return np.flatnonzero(active.ravel()).astype(np.int64)
+    return np.flatnonzero(active.ravel()).astype(np.int32)  # a CUDA launch's limit keeps them int32
 
 
 def _arrays(sim: Simulation, real) -> dict:
@@ -105,20 +105,22 @@ def _arrays(sim: Simulation, real) -> dict:
                 lattice=_pair_major(sim.lattice, real), recip=sim.recip.astype(real), Fhkl=sim.Fgrid.astype(real))
 
 
-def _pass(backend, arrays, dirs, pixels, weights, store, scatter, table_shape):
+def _pass(backend, arrays, dirs, pixels, weights, store, scatter, table_shape, shape):
+    """(image (float64, `shape`), tangents (pixels x K, with `store`), flags per pixel, reduced
+    gradient (K), structure factors' gradient or None)."""
     parts = backend.parts(len(pixels))
     n, k = len(pixels), dirs["dgeo"].shape[0]
-    values = np.zeros(n)
+    image = np.zeros(shape)
     dvalues = np.zeros((n, k) if store else (1, k))
-    flags = np.zeros(n, dtype=np.int64)
+    flags = np.zeros(n, dtype=np.int8)
     gradient_parts = np.zeros((parts, k))
     Fgrad_parts = np.zeros((parts,) + (table_shape if scatter else (1, 1, 1)))
     backend.tangent_pixels(pixels, arrays["geo"], arrays["ints"], arrays["sources"], arrays["lattice"],
                            arrays["recip"], arrays["Fhkl"], dirs["frames"], dirs["dgeo"], dirs["dsources"],
                            dirs["dbase"], dirs["dlattice"], dirs["generic"], dirs["drecip"], dirs["use_base"],
-                           dirs["use_q"], weights, store, scatter, values, dvalues, flags, gradient_parts,
-                           Fgrad_parts)
-    return values, dvalues, flags, gradient_parts.sum(axis=0), Fgrad_parts.sum(axis=0) if scatter else None
+                           dirs["use_q"], weights.ravel(), store, scatter, image.ravel(), dvalues, flags,
+                           gradient_parts, Fgrad_parts)
+    return image, dvalues, flags, gradient_parts.sum(axis=0), Fgrad_parts.sum(axis=0) if scatter else None
 
 
 def _resolve_switches(sim: Simulation, backend, arrays, real) -> None:
@@ -131,10 +133,8 @@ def _resolve_switches(sim: Simulation, backend, arrays, real) -> None:
         return
     everything = pixel_list(sim, None)
     none = directions(sim, [], real)
-    zero = np.zeros(len(everything))
-
     def flags():
-        return _pass(backend, arrays, none, everything, zero, False, False, None)[2]
+        return _pass(backend, arrays, none, everything, np.zeros(1), True, False, None, sim.shape)[2]
 
     found = flags()
     ran = everything[np.flatnonzero(found & 2)]
@@ -157,18 +157,18 @@ def _prepare(sim, wrt, mask, device, precision, allow_F):
 
 
 def _image(sim, pixels, values):
-    image = np.zeros(sim.shape[0] * sim.shape[1])
-    image[pixels] = values
-    return image.reshape(sim.shape)
+    image = np.zeros(sim.shape)
+    image.ravel()[pixels] = values
+    return image
 
 
 def jacobian(sim: Simulation, wrt=(), mask=None, device: str = "cpu", precision: str = "double") -> Jacobian:
     t0 = time.perf_counter()
     names, real, backend, arrays, pixels = _prepare(sim, wrt, mask, device, precision, allow_F=False)
     dirs = directions(sim, names, real)
-    values, dvalues, _, _, _ = _pass(backend, arrays, dirs, pixels, np.zeros(len(pixels)), True, False, None)
+    image, dvalues, _, _, _ = _pass(backend, arrays, dirs, pixels, np.zeros(1), True, False, None, sim.shape)
     derivatives = {name: _image(sim, pixels, dvalues[:, j]) for j, name in enumerate(names)}
-    return Jacobian(_image(sim, pixels, values), derivatives, time.perf_counter() - t0)
+    return Jacobian(image, derivatives, time.perf_counter() - t0)
 
 
 def gradient(sim: Simulation, weights, wrt=(), mask=None, device: str = "cpu",
@@ -182,7 +182,6 @@ def gradient(sim: Simulation, weights, wrt=(), mask=None, device: str = "cpu",
     scatter = "F" in names
     names = [n for n in names if n != "F"]
     dirs = directions(sim, names, real)
-    values, _, _, grad, Fgrad = _pass(backend, arrays, dirs, pixels, weights.ravel()[pixels], False, scatter,
-                                      sim.Fgrid.shape)
-    return Gradient(_image(sim, pixels, values), {n: float(grad[j]) for j, n in enumerate(names)}, Fgrad,
-                    time.perf_counter() - t0)
+    image, _, _, grad, Fgrad = _pass(backend, arrays, dirs, pixels, np.ascontiguousarray(weights), False, scatter,
+                                     sim.Fgrid.shape, sim.shape)
+    return Gradient(image, {n: float(grad[j]) for j, n in enumerate(names)}, Fgrad, time.perf_counter() - t0)

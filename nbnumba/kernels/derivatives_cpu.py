@@ -41,12 +41,13 @@ def _tangent_pixel_by_precision(*args):
 
 @numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
 def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice,
-                   generic, drecip, use_base, use_q, weights, store, scatter, values, dvalues, flags, gradient_parts,
+                   generic, drecip, use_base, use_q, weights, store, scatter, image, dvalues, flags, gradient_parts,
                    Fgrad_parts):
-    """Values (`values`), flags (1: interpolation left the table, 2: a phi pass ran) and, with
-    `store`, the K tangents (`dvalues`, pixels x K) of the scan indices `pixels`.  Part c of the
-    list adds sum_i weights[i] * tangent_i into gradient_parts[c] and, with `scatter`, the
-    structure factors' share into Fgrad_parts[c]."""
+    """The values (into `image`, flat, at their scan indices), flags (1: interpolation left the
+    table, 2: a phi pass ran) and, with `store`, the K tangents (`dvalues`, pixels x K) of the scan
+    indices `pixels`.  Without `store`, part c of the list adds sum_i weights[scan_i] * tangent_i
+    (`weights` flat, the detector's) into gradient_parts[c] and, with `scatter`, the structure
+    factors' share into Fgrad_parts[c]."""
     n = pixels.shape[0]
     fpixels = ints[L.I_FPIXELS]
     directions = dgeo.shape[0]
@@ -55,17 +56,20 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
         work = tangent_work(geo, directions)
         Fgrad = Fgrad_parts[c]
         for i in range(c * n // parts, (c + 1) * n // parts):
-            s = pixels[i] // fpixels
-            f = pixels[i] - s * fpixels
+            scan = pixels[i]
+            s = scan // fpixels
+            f = scan - s * fpixels
+            weight = 0.0 if store else weights[scan]
             value, left, ran = _tangent_pixel_stub(s, f, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo,
                                                    dsources, dbase, dlattice, generic, drecip, work, use_base,
-                                                   use_q, scatter, weights[i], Fgrad)
-            values[i] = value
+                                                   use_q, scatter, weight, Fgrad)
+            image[scan] = value
             flags[i] = (1 if left else 0) + (2 if ran else 0)
             for j in range(directions):
                 if store:
                     dvalues[i, j] = work[W_VALUE, j]
-                gradient_parts[c, j] += weights[i] * work[W_VALUE, j]
+                else:
+                    gradient_parts[c, j] += weight * work[W_VALUE, j]
 
 
 def parts(pixels: int) -> int:

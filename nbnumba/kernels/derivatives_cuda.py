@@ -55,23 +55,25 @@ def _build(real, features, directions):
     def tangent_window(geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice, generic,
                        drecip, use_base, use_q, pixels, weights, store, scatter, values, dvalues, flags, gradient,
                        Fgrad):
-        """Pixel i of the list -> values[i], flags[i] and dvalues[i] (store) or its share of `gradient`."""
+        """Pixel i of the list -> values[i], flags[i] and dvalues[i] (store) or its share of
+        `gradient` (weights: flat, the detector's)."""
         i = cuda.grid(1)
         if i >= pixels.shape[0]:
             return
-        s = np.int32(pixels[i] // ints[L.I_FPIXELS])
-        f = np.int32(pixels[i] - s * ints[L.I_FPIXELS])
+        scan = pixels[i]
+        s = np.int32(scan // ints[L.I_FPIXELS])
+        f = np.int32(scan - s * ints[L.I_FPIXELS])
+        weight = 0.0 if store else weights[scan]
         work = cuda.local.array(work_shape, real)
         value, left, ran = tangent_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources,
-                                         dbase, dlattice, generic, drecip, work, use_base, use_q, scatter, weights[i],
-                                         Fgrad)
+                                         dbase, dlattice, generic, drecip, work, use_base, use_q, scatter, weight, Fgrad)
         values[i] = value
         flags[i] = (1 if left else 0) + (2 if ran else 0)
         for j in range(K):
             if store:
                 dvalues[i, j] = work[W_VALUE, j]
             else:
-                cuda.atomic.add(gradient, j, weights[i] * work[W_VALUE, j])
+                cuda.atomic.add(gradient, j, weight * work[W_VALUE, j])
 
     return gpu._jit_kernel(tangent_window, f"tangent{K}_" + gpu.key_tag(real, features))
 
@@ -91,7 +93,7 @@ def _padded(array):
 
 
 def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice, generic,
-                   drecip, use_base, use_q, weights, store, scatter, values, dvalues, flags, gradient_parts,
+                   drecip, use_base, use_q, weights, store, scatter, image, dvalues, flags, gradient_parts,
                    Fgrad_parts):
     """The CPU kernel's contract (derivatives_cpu.tangent_pixels), on the GPU, in one part."""
     n = len(pixels)
@@ -105,13 +107,13 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
     with gpu._quiet():
         d_values = cuda.device_array(n, dtype=np.float64)
         d_dvalues = cuda.device_array(dvalues.shape if store else (1, max(directions, 1)), dtype=np.float64)
-        d_flags = cuda.device_array(n, dtype=np.int64)
+        d_flags = cuda.device_array(n, dtype=np.int8)
         d_gradient = cuda.to_device(np.zeros(max(directions, 1)))
         d_Fgrad = cuda.to_device(np.zeros_like(Fgrad_parts[0]))
         window[(n + THREADS - 1) // THREADS, THREADS](
             geo_args, int_args, *tables[:10], tables[10], bool(use_base), bool(use_q), cuda.to_device(pixels),
             cuda.to_device(weights), bool(store), bool(scatter), d_values, d_dvalues, d_flags, d_gradient, d_Fgrad)
-        values[:] = d_values.copy_to_host()
+        image[pixels] = d_values.copy_to_host()
         flags[:] = d_flags.copy_to_host()
         if store:
             dvalues[:] = d_dvalues.copy_to_host()
@@ -125,8 +127,8 @@ def launch_types(arrays: dict, dirs: dict, store: bool = False):
 
     geo_args, int_args = gpu.by_value(arrays["geo"], arrays["ints"])
     tables = [_padded(dirs[k]) for k in ("frames", "dgeo", "dsources", "dbase", "dlattice", "generic", "drecip")]
-    rest = (True, True, np.zeros(1, np.int64), np.zeros(1), store, False, np.zeros(1), np.zeros((1, 1)),
-            np.zeros(1, np.int64), np.zeros(1), np.zeros((1, 1, 1)))
+    rest = (True, True, np.zeros(1, np.int32), np.zeros(1), store, False, np.zeros(1), np.zeros((1, 1)),
+            np.zeros(1, np.int8), np.zeros(1), np.zeros((1, 1, 1)))
     return tuple(typeof(x) for x in (geo_args, int_args, arrays["sources"], arrays["lattice"], arrays["recip"],
                                      arrays["Fhkl"], *tables, *rest))
 
