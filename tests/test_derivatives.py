@@ -112,3 +112,12 @@ def test_single_precision(mix, tmp_path, monkeypatch):
     assert np.array_equal(single.image.astype(np.float32), api.render(sim, precision="single").image)
     for name in names:
         assert worst_error(single.derivatives[name], double.derivatives[name], double.image) <= 1e-4, name
+
+
+def test_scale_alone_is_the_image():
+    """With no water background the image is proportional to the scale: dI/dscale = I, also where
+    the terms need no partial derivatives (scale alone) and the sub-step factors multiply the sum."""
+    sim = api.simulation(MIXES["oversample_switches"][0].split())
+    result = jacobian(sim, ["scale"])
+    assert result.image.max() > 0
+    assert np.abs(result.derivatives["scale"] - result.image).max() <= 1e-12 * result.image.max()

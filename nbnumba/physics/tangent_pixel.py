@@ -80,6 +80,9 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
         rows of dg) land in work[W_VALUE].  The first rendered pixel (ip[I_FIRST_PIXEL]) starts from the unrotated
         lattice, as in `render_strip`."""
         nt = dg.shape[0]
+        # whether any direction moves a term's h, k, l or lattice transform (scale and the sub-step
+        # factors alone do not: then the terms need no partial derivatives)
+        per_term = use_base or use_q or generic.shape[0] > 0 or K_SHAPE != 0 or (not FIXED and ip[L.I_SHAPE] != 0)
         fpixels = ip[L.I_FPIXELS]
         oversample = 1 if K_SIMPLE else ip[L.I_OVERSAMPLE]
         thicksteps = 1 if K_SIMPLE else ip[L.I_THICKSTEPS]
@@ -273,7 +276,7 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
                             if scatter and inside:
                                 accumulate(Fgrad, hi, ki, li, factor * R(2.0) * F_cell * F_latt * F_latt)
                             I_sum = I + term
-                            if nt > 0:
+                            if nt > 0 and per_term:
                                 # d term / d(h, k, l), d(Na, Nb, Nc) and the reciprocal axes' factor
                                 gF = R(2.0) * F_cell * F_cell * F_latt  # d term / d F_latt
                                 if shape == 0:
@@ -344,36 +347,36 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
                                     tl = (dlattice[jg, variant, e, 6] * qx + dlattice[jg, variant, e, 7] * qy
                                           + dlattice[jg, variant, e, 8] * qz)
                                     work[W_I, j] += g_h * th + g_k * tk + g_l * tl
-                                if os_thick or os_polar or os_omega:
-                                    # the reference multiplies the running sum by each factor: so are
-                                    # the tangents and the shares gathered so far
-                                    factor_os = R(1.0)
-                                    for j in range(nt):
-                                        running = I_sum
-                                        tI = work[W_I, j]
-                                        if os_thick:
-                                            tI = tI * capture + running * work[W_CAPTURE, j]
-                                            running *= capture
-                                        if os_polar:
-                                            tI = tI * polar + running * work[W_POLAR, j]
-                                            running *= polar
-                                        if os_omega:
-                                            tI = tI * omega + running * work[W_OMEGA, j]
-                                        work[W_I, j] = tI
+                            if nt > 0 and (os_thick or os_polar or os_omega):
+                                # the reference multiplies the running sum by each factor: so are
+                                # the tangents and the shares gathered so far
+                                factor_os = R(1.0)
+                                for j in range(nt):
+                                    running = I_sum
+                                    tI = work[W_I, j]
                                     if os_thick:
-                                        factor_os *= capture
+                                        tI = tI * capture + running * work[W_CAPTURE, j]
+                                        running *= capture
                                     if os_polar:
-                                        factor_os *= polar
+                                        tI = tI * polar + running * work[W_POLAR, j]
+                                        running *= polar
                                     if os_omega:
-                                        factor_os *= omega
-                                    G0, G1, G2 = G0 * factor_os, G1 * factor_os, G2 * factor_os
-                                    G3, G4, G5 = G3 * factor_os, G4 * factor_os, G5 * factor_os
-                                    G6, G7, G8 = G6 * factor_os, G7 * factor_os, G8 * factor_os
-                                    S0, S1, S2 = S0 * factor_os, S1 * factor_os, S2 * factor_os
-                                    S3, S4, S5 = S3 * factor_os, S4 * factor_os, S5 * factor_os
-                                    S6, S7, S8 = S6 * factor_os, S7 * factor_os, S8 * factor_os
-                                    Q0, Q1, Q2 = Q0 * factor_os, Q1 * factor_os, Q2 * factor_os
-                                    N0, N1, N2 = N0 * factor_os, N1 * factor_os, N2 * factor_os
+                                        tI = tI * omega + running * work[W_OMEGA, j]
+                                    work[W_I, j] = tI
+                                if os_thick:
+                                    factor_os *= capture
+                                if os_polar:
+                                    factor_os *= polar
+                                if os_omega:
+                                    factor_os *= omega
+                                G0, G1, G2 = G0 * factor_os, G1 * factor_os, G2 * factor_os
+                                G3, G4, G5 = G3 * factor_os, G4 * factor_os, G5 * factor_os
+                                G6, G7, G8 = G6 * factor_os, G7 * factor_os, G8 * factor_os
+                                S0, S1, S2 = S0 * factor_os, S1 * factor_os, S2 * factor_os
+                                S3, S4, S5 = S3 * factor_os, S4 * factor_os, S5 * factor_os
+                                S6, S7, S8 = S6 * factor_os, S7 * factor_os, S8 * factor_os
+                                Q0, Q1, Q2 = Q0 * factor_os, Q1 * factor_os, Q2 * factor_os
+                                N0, N1, N2 = N0 * factor_os, N1 * factor_os, N2 * factor_os
                             if os_thick:
                                 I_sum *= capture
                             if os_polar:
