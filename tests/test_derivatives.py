@@ -37,12 +37,16 @@ MIXES = {
                           ["rotx", "distance", "detector_rotx", "lambda"]),
     "polarization_point_pixel": (BASE + " -polar 0.9 -point_pixel", ["roty", "distance", "Xbeam", "detector_roty"]),
     "nopolar_water": (BASE + " -nopolar -water 0.01", ["scale", "distance", "rotz"]),
-    "dmin_phi_start": (BASE + " -phi 0.2 -osc 0.2 -phisteps 2 -dmin 15", ["rotx", "distance", "lambda"]),
+    "dmin_phi_start": (BASE + " -phi 0 -osc 0.2 -phisteps 2 -dmin 15", ["rotx", "distance", "lambda"]),
     # the interpolant's slope jumps where h crosses an integer: steps 100 times smaller make a stencil
     # that straddles one unlikely
     "tricubic": (BASE.replace("-default_F 100 -N 5", "-N 2") + " -hkl inputs/P1_dense.hkl -interpolate",
                  ["rotx", "a", "distance", "lambda"], 0.01),
     "roi": (BASE + " -roi 3 15 2 17", ["rotx", "distance", "lambda"]),
+    # golden hkl_interp_midscan: interpolation is switched off for good at scan index 74
+    "interpolation_switched_off": ("-cell 60 60 60 90 90 90 -hkl inputs/P1_dense.hkl -lambda 1.0 -N 2 -distance 40 "
+                                   "-detpixels 128 -pixel 0.1 -Xbeam 0.5 -Ybeam 0.5 -misset 3 4 5 -roi 60 90 0 10",
+                                   ["rotx", "c", "distance", "lambda"], 0.01),
 }
 
 
