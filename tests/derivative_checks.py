@@ -27,4 +27,6 @@ def worst_error(analytic, numeric, value, pieces=None):
     if pieces is not None:
         chosen &= pieces
     scale = np.abs(numeric[chosen]).max()
-    return float(np.abs(analytic - numeric)[chosen].max() / scale) if scale > 0 else float(np.abs(analytic[chosen]).max())
+    if scale == 0:
+        return float(np.abs(analytic[chosen]).max())
+    return float(np.abs(analytic - numeric)[chosen].max() / scale)

@@ -32,7 +32,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..model.crystal import Crystal, build_crystal, phi_lattices
-from ..model.detector import build_detector
+from ..model.detector import build_detector, rotate_xyz
+from ..model.params import Params
 from ..model.simulation import Simulation, _pack
 
 RTD = 180.0 / math.pi
@@ -163,7 +164,7 @@ def apply(sim: Simulation, values: dict) -> Simulation:
 
 def standard_axes(cell) -> Crystal:
     """The crystal of `cell` (A, deg) in the reference's own frame (no misset)."""
-    p = copy.deepcopy(_BLANK)
+    p = Params()
     p.user_cell = True
     p.cell = [cell[0], cell[1], cell[2], cell[3] / RTD, cell[4] / RTD, cell[5] / RTD]
     return build_crystal(p, 1e-10, 0)
@@ -198,7 +199,6 @@ def with_cell(crystal: Crystal, old, new) -> Crystal:
 
 def rotated(crystal: Crystal, angles) -> Crystal:
     """`crystal` turned about the lab x, y, z axes by `angles` (rad), as api.reorient turns it."""
-    from ..model.detector import rotate_xyz
     turn = [rotate_xyz(v, *angles) for v in (crystal.a, crystal.b, crystal.c, crystal.a_star, crystal.b_star,
                                              crystal.c_star)]
     return Crystal(*turn, crystal.cell, crystal.recip_cell, crystal.volume, crystal.misset_deg)
@@ -230,10 +230,3 @@ def scaled_domains(umats: np.ndarray, factor: float) -> np.ndarray:
     turned[theta == 0] = np.eye(3)
     return turned.reshape(-1, 9)
 
-
-def _blank_params():
-    from ..model.params import Params
-    return Params()
-
-
-_BLANK = _blank_params()

@@ -66,7 +66,8 @@ def _build(real, features, directions):
         weight = 0.0 if store else weights[scan]
         work = cuda.local.array(work_shape, real)
         value, left, ran = tangent_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources,
-                                         dbase, dlattice, generic, drecip, work, use_base, use_q, scatter, weight, Fgrad)
+                                         dbase, dlattice, generic, drecip, work, use_base, use_q, scatter, weight,
+                                         Fgrad)
         values[i] = value
         flags[i] = (1 if left else 0) + (2 if ran else 0)
         for j in range(K):

@@ -25,10 +25,14 @@ def make_structure_factors(jit, R):
     @jit
     def polint_dx(x0, x1, x2, x3, y0, y1, y2, y3, x):
         """d/dx of `polint`."""
-        t0 = ((x - x2) * (x - x3) + (x - x1) * (x - x3) + (x - x1) * (x - x2)) * y0 / ((x0 - x1) * (x0 - x2) * (x0 - x3))
-        t1 = ((x - x2) * (x - x3) + (x - x0) * (x - x3) + (x - x0) * (x - x2)) * y1 / ((x1 - x0) * (x1 - x2) * (x1 - x3))
-        t2 = ((x - x1) * (x - x3) + (x - x0) * (x - x3) + (x - x0) * (x - x1)) * y2 / ((x2 - x0) * (x2 - x1) * (x2 - x3))
-        t3 = ((x - x1) * (x - x2) + (x - x0) * (x - x2) + (x - x0) * (x - x1)) * y3 / ((x3 - x0) * (x3 - x1) * (x3 - x2))
+        d0 = (x0 - x1) * (x0 - x2) * (x0 - x3)
+        d1 = (x1 - x0) * (x1 - x2) * (x1 - x3)
+        d2 = (x2 - x0) * (x2 - x1) * (x2 - x3)
+        d3 = (x3 - x0) * (x3 - x1) * (x3 - x2)
+        t0 = ((x - x2) * (x - x3) + (x - x1) * (x - x3) + (x - x1) * (x - x2)) * y0 / d0
+        t1 = ((x - x2) * (x - x3) + (x - x0) * (x - x3) + (x - x0) * (x - x2)) * y1 / d1
+        t2 = ((x - x1) * (x - x3) + (x - x0) * (x - x3) + (x - x0) * (x - x1)) * y2 / d2
+        t3 = ((x - x1) * (x - x2) + (x - x0) * (x - x2) + (x - x0) * (x - x1)) * y3 / d3
         return t0 + t1 + t2 + t3
 
     @jit
