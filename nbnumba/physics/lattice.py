@@ -74,10 +74,15 @@ def make_lattice(jit, small, R, floor, ceil):
 
     @small
     def cos_halfpi(x):
-        """cos(x) for |x| <= pi/2, as a polynomial (the slopes' companion of `sin_halfpi`)."""
+        """cos(x) for |x| <= pi/2, as a polynomial (the slopes' companion of `sin_halfpi`), by
+        Estrin's scheme as it."""
         z = x * x
-        high = D6 + z * (D7 + z * (D8 + z * (D9 + z * (D10 + z * D11))))
-        return D0 + z * (D1 + z * (D2 + z * (D3 + z * (D4 + z * (D5 + z * high)))))
+        z2 = z * z
+        z4 = z2 * z2
+        low = (D0 + D1 * z) + (D2 + D3 * z) * z2
+        mid = (D4 + D5 * z) + (D6 + D7 * z) * z2
+        high = (D8 + D9 * z) + (D10 + D11 * z) * z2
+        return (low + mid * z4) + high * (z4 * z4)
 
     @small
     def sincg_tangent(h, h0, n, value):
