@@ -28,11 +28,12 @@ def _child(out: Path):
     from nbnumba import api
 
     os.chdir(GOLDEN)
-    weights = np.random.default_rng(3).normal(size=(20, 20))
+    rng = np.random.default_rng(3)
     runs = [(mix, "double") for mix in MIXES] + [(mix, "single") for mix in SINGLE]
     for mix, precision in runs:
         args, names = MIXES[mix][:2]
         sim = api.simulation((args + ROI).split())
+        weights = rng.normal(size=sim.shape)
         saved = {}
         for device in ("cpu", "cuda"):
             result = api.jacobian(sim, names, device=device, precision=precision)
@@ -42,6 +43,7 @@ def _child(out: Path):
             saved[f"gradient_{device}"] = np.array([reduced.gradient[n] for n in names])
         np.savez(out / f"{mix}-{precision}.npz", **saved)
     sim = api.simulation(F_ARGS.split())
+    weights = rng.normal(size=sim.shape)
     saved = {}
     for device in ("cpu", "cuda"):
         reduced = api.gradient(sim, weights, ["rotx", "F"], device=device)

@@ -2,7 +2,7 @@
 tricubic interpolation between its neighbours.
 
 `interpolate_F_gradient` is the derivative rule of `interpolate_F`: its partial derivatives in
-h, k and l, from the same Lagrange cubics (`polint_dx` is `polint`'s slope).  The nearest
+h, k and l, from the same Lagrange cubics (`polint`'s weights and `polint_dx`, its slope).  The nearest
 structure factor is a step function of h, k, l: its derivative there is the pieces' (zero)."""
 
 from __future__ import annotations
@@ -50,46 +50,42 @@ def make_structure_factors(jit, R):
                       interpolate_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
 
     @jit
-    def slope_along_l(Fhkl, hi, kj, lbase, xl0, l):
-        return polint_dx(xl0, xl0 + R(1.0), xl0 + R(2.0), xl0 + R(3.0),
-                         Fhkl[hi, kj, lbase], Fhkl[hi, kj, lbase + 1], Fhkl[hi, kj, lbase + 2],
-                         Fhkl[hi, kj, lbase + 3], l)
-
-    @jit
-    def slopes_along_kl(Fhkl, hi, kbase, lbase, xk0, xl0, k, l):
-        """(d/dk, d/dl) of `interpolate_along_kl`."""
-        along_k = polint_dx(xk0, xk0 + R(1.0), xk0 + R(2.0), xk0 + R(3.0),
-                            interpolate_along_l(Fhkl, hi, kbase, lbase, xl0, l),
-                            interpolate_along_l(Fhkl, hi, kbase + 1, lbase, xl0, l),
-                            interpolate_along_l(Fhkl, hi, kbase + 2, lbase, xl0, l),
-                            interpolate_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
-        along_l = polint(xk0, xk0 + R(1.0), xk0 + R(2.0), xk0 + R(3.0),
-                         slope_along_l(Fhkl, hi, kbase, lbase, xl0, l),
-                         slope_along_l(Fhkl, hi, kbase + 1, lbase, xl0, l),
-                         slope_along_l(Fhkl, hi, kbase + 2, lbase, xl0, l),
-                         slope_along_l(Fhkl, hi, kbase + 3, lbase, xl0, l), k)
-        return along_k, along_l
+    def lagrange_weights(x0, x):
+        """The four weights of `polint` at x for the nodes x0, x0 + 1, x0 + 2, x0 + 3 (the cubic
+        through a one-hot y), and their slopes."""
+        x1, x2, x3 = x0 + R(1.0), x0 + R(2.0), x0 + R(3.0)
+        one, zero = R(1.0), R(0.0)
+        return ((polint(x0, x1, x2, x3, one, zero, zero, zero, x), polint(x0, x1, x2, x3, zero, one, zero, zero, x),
+                 polint(x0, x1, x2, x3, zero, zero, one, zero, x), polint(x0, x1, x2, x3, zero, zero, zero, one, x)),
+                (polint_dx(x0, x1, x2, x3, one, zero, zero, zero, x),
+                 polint_dx(x0, x1, x2, x3, zero, one, zero, zero, x),
+                 polint_dx(x0, x1, x2, x3, zero, zero, one, zero, x),
+                 polint_dx(x0, x1, x2, x3, zero, zero, zero, one, x)))
 
     @jit
     def interpolate_F_gradient(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min):
-        """(dF/dh, dF/dk, dF/dl) of `interpolate_F` at the same arguments."""
-        xh0 = R(hf - 1)
-        xk0 = R(kf - 1)
-        xl0 = R(lf - 1)
+        """(dF/dh, dF/dk, dF/dl) of `interpolate_F` at the same arguments: the tricubic is the sum
+        of the 4x4x4 structure factors weighted by products of `polint`'s weights along h, k, l."""
         hb = hf - 1 - h_min
         kb = kf - 1 - k_min
         lb = lf - 1 - l_min
-        k0, l0 = slopes_along_kl(Fhkl, hb, kb, lb, xk0, xl0, k, l)
-        k1, l1 = slopes_along_kl(Fhkl, hb + 1, kb, lb, xk0, xl0, k, l)
-        k2, l2 = slopes_along_kl(Fhkl, hb + 2, kb, lb, xk0, xl0, k, l)
-        k3, l3 = slopes_along_kl(Fhkl, hb + 3, kb, lb, xk0, xl0, k, l)
-        dh = polint_dx(xh0, xh0 + R(1.0), xh0 + R(2.0), xh0 + R(3.0),
-                       interpolate_along_kl(Fhkl, hb, kb, lb, xk0, xl0, k, l),
-                       interpolate_along_kl(Fhkl, hb + 1, kb, lb, xk0, xl0, k, l),
-                       interpolate_along_kl(Fhkl, hb + 2, kb, lb, xk0, xl0, k, l),
-                       interpolate_along_kl(Fhkl, hb + 3, kb, lb, xk0, xl0, k, l), h)
-        dk = polint(xh0, xh0 + R(1.0), xh0 + R(2.0), xh0 + R(3.0), k0, k1, k2, k3, h)
-        dl = polint(xh0, xh0 + R(1.0), xh0 + R(2.0), xh0 + R(3.0), l0, l1, l2, l3, h)
+        wh, sh = lagrange_weights(R(hf - 1), h)
+        wk, sk = lagrange_weights(R(kf - 1), k)
+        wl, sl = lagrange_weights(R(lf - 1), l)
+        dh = R(0.0)
+        dk = R(0.0)
+        dl = R(0.0)
+        for a in range(4):
+            for b in range(4):
+                line = R(0.0)
+                line_slope = R(0.0)
+                for c in range(4):
+                    f = Fhkl[hb + a, kb + b, lb + c]
+                    line += wl[c] * f
+                    line_slope += sl[c] * f
+                dh += sh[a] * wk[b] * line
+                dk += wh[a] * sk[b] * line
+                dl += wh[a] * wk[b] * line_slope
         return dh, dk, dl
 
     @jit
