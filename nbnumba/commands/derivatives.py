@@ -47,10 +47,15 @@ def _tile(image: np.ndarray) -> np.ndarray:
 
 
 def montage(image: np.ndarray, derivatives: dict) -> np.ndarray:
-    """RGB uint8: the value image, then each derivative, in rows of four tiles."""
+    """RGB uint8: the value image, then each derivative, in rows of four tiles (at most TILE
+    pixels a side, block means of the image)."""
     from ..io.png import colorize
-    tiles = [colorize(_tile(image), "grey", 0.0, float(max(image.max(), 1e-30)))]
-    tiles += [colorize(_tile(d), "diverging") for d in derivatives.values()]
+    tiles = [colorize(_tile(image), "grey")]  # between its 0.5th and 99.5th percentiles
+    for d in derivatives.values():
+        tile = _tile(d)
+        # spots are a few pixels: saturate the brightest half percent so the rest shows
+        limit = float(np.percentile(np.abs(tile), 99.5)) or float(np.abs(tile).max()) or 1.0
+        tiles.append(colorize(tile, "diverging", vmax=limit))
     h, w = tiles[0].shape[:2]
     cols = min(4, len(tiles))
     rows = -(-len(tiles) // cols)
