@@ -42,13 +42,15 @@ def _child(out: Path):
             reduced = api.gradient(sim, weights, names, device=device, precision=precision)
             saved[f"gradient_{device}"] = np.array([reduced.gradient[n] for n in names])
         np.savez(out / f"{mix}-{precision}.npz", **saved)
-    sim = api.simulation(F_ARGS.split())
-    weights = rng.normal(size=sim.shape)
-    saved = {}
-    for device in ("cpu", "cuda"):
-        reduced = api.gradient(sim, weights, ["rotx", "F"], device=device)
-        saved[f"F_{device}"] = reduced.F_gradient
-    np.savez(out / "F.npz", **saved)
+    for name, args in (("F", F_ARGS), ("F_interpolated", F_ARGS.replace("-N 5", "-N 2").replace("-nointerpolate",
+                                                                                                     "-interpolate"))):
+        sim = api.simulation(args.split())
+        weights = rng.normal(size=sim.shape)
+        saved = {}
+        for device in ("cpu", "cuda"):
+            reduced = api.gradient(sim, weights, ["rotx", "F"], device=device)
+            saved[f"F_{device}"] = reduced.F_gradient
+        np.savez(out / f"{name}.npz", **saved)
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +80,9 @@ def test_cuda_matches_cpu(simulated, run):
     assert np.abs(saved["gradient_cuda"] - saved["gradient_cpu"]).max() <= tol * scale
 
 
-def test_cuda_structure_factor_gradient_matches_cpu(simulated):
-    saved = np.load(simulated / "F.npz")
+@pytest.mark.parametrize("name", ["F", "F_interpolated"])
+def test_cuda_structure_factor_gradient_matches_cpu(simulated, name):
+    saved = np.load(simulated / f"{name}.npz")
     assert np.abs(saved["F_cpu"]).max() > 0
     assert np.abs(saved["F_cuda"] - saved["F_cpu"]).max() <= 1e-12 * np.abs(saved["F_cpu"]).max()
 

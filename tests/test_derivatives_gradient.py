@@ -62,7 +62,10 @@ def test_mask_and_pixel_list_restrict_the_pixels(sim):
 
 
 def test_structure_factor_gradient_matches_differences_of_the_table(sim):
-    weights = _weights(sim)
+    _check_table_gradient(sim, _weights(sim))
+
+
+def _check_table_gradient(sim, weights):
     reduced = gradient(sim, weights, ["F"])
     touched = np.argwhere(np.abs(reduced.F_gradient) > 1e-6 * np.abs(reduced.F_gradient).max())
     assert len(touched) >= 5
@@ -77,6 +80,15 @@ def test_structure_factor_gradient_matches_differences_of_the_table(sim):
             losses.append(float(np.sum(weights * jacobian(moved).image)))
         expected = (losses[1] - losses[0]) / (2 * step)  # exact for a quadratic, up to rounding
         assert abs(reduced.F_gradient[index] - expected) <= 1e-8 * np.abs(reduced.F_gradient).max(), index
+
+
+def test_structure_factor_gradient_with_interpolation(monkeypatch):
+    """Tricubic: each term's share goes to the 64 structure factors it interpolates."""
+    monkeypatch.chdir(GOLDEN)
+    sim = api.simulation(("-cell 70 80 90 85 95 100 -N 2 -lambda 1 -distance 60 -detpixels 20 -pixel 0.5 "
+                          "-misset 5 3 2 -hkl inputs/P1_dense.hkl -interpolate").split())
+    assert sim.interpolate
+    _check_table_gradient(sim, _weights(sim))
 
 
 @pytest.mark.parametrize("call, words", [
@@ -102,8 +114,7 @@ def test_features_without_a_derivative_are_refused(tmp_path):
                               (" -xds", "Ybeam", "Ybeam with the XDS convention"),
                               ("", "mosaic", "mosaic without a mosaic spread"),
                               ("", "F", "F without a structure-factor table"),
-                              (f" -hkl {hkl} -oversample_thick", "F", "F with -oversample_thick"),
-                              (f" -hkl {hkl} -interpolate", "F", "F with tricubic interpolation")]:
+                              (f" -hkl {hkl} -oversample_thick", "F", "F with -oversample_thick")]:
         sim = api.simulation((base + args).split())
         with pytest.raises(UserError) as caught:
             gradient(sim, np.ones(sim.shape), [name])

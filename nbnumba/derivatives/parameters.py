@@ -88,8 +88,6 @@ def refusal(sim: Simulation, name: str) -> str | None:
     if name == "F":
         if sim.hkl is None or sim.hkl.count == 0:
             return "F without a structure-factor table (-hkl or Fdump.bin)"
-        if sim.interpolate:
-            return "F with tricubic interpolation (-interpolate): its table gradient is not implemented"
         if p.oversample_thick or p.oversample_polar or p.oversample_omega:
             return ("F with -oversample_thick/-oversample_polar/-oversample_omega: the reference multiplies the "
                     "running sum by each factor, so a term's weight is known only at the pixel's end")

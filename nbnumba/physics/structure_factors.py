@@ -122,5 +122,5 @@ def make_structure_factors(jit, R):
         return default_F
 
     return SimpleNamespace(polint=polint, polint_dx=polint_dx, interpolate_F=interpolate_F,
-                           interpolate_F_gradient=interpolate_F_gradient,
+                           interpolate_F_gradient=interpolate_F_gradient, lagrange_weights=lagrange_weights,
                            interpolation_leaves_table=interpolation_leaves_table, nearest_F=nearest_F)

@@ -24,7 +24,8 @@ CUDA device function can only have a local array of a size fixed when it is comp
 kernels allocate it (K is a constant of each derivative kernel).
 
 With `scatter`, each term also adds weight * (dI/dF) into `Fgrad` (float64, the HKL table's
-shape) at its nearest reflection: the reduced gradient of the structure factors.  The pixel's
+shape) at its nearest reflection, or at the 64 it interpolates: the reduced gradient of the
+structure factors.  The pixel's
 final factors (solid angle, polarization, capture fraction) must then be known when the term is
 added, which holds without the -oversample_* switches and with one sensor layer; the host refuses
 the other cases.
@@ -70,7 +71,7 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
     shape_transform = lattice_transform.shape_transform
     shape_transform_partials = lattice_transform.shape_transform_partials
     interpolate_F, interpolate_F_gradient = structure_factors.interpolate_F, structure_factors.interpolate_F_gradient
-    nearest_F = structure_factors.nearest_F
+    nearest_F, lagrange_weights = structure_factors.nearest_F, structure_factors.lagrange_weights
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
 
     @jit
@@ -263,6 +264,7 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
                             hi = int(h0) - h_min
                             ki = int(k0) - k_min
                             li = int(l0) - l_min
+                            hf = kf = lf = 0
                             if interpolate:
                                 hf = int(math.floor(np.float64(h)))
                                 kf = int(math.floor(np.float64(k)))
@@ -275,6 +277,18 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
                             term = F_cell * F_cell * F_latt * F_latt
                             if scatter and inside:
                                 accumulate(Fgrad, hi, ki, li, factor * R(2.0) * F_cell * F_latt * F_latt)
+                            elif scatter and interpolate:
+                                # the tricubic is the 4x4x4 structure factors weighted by products
+                                # of polint's weights: each gets its share of the term
+                                wh, _ = lagrange_weights(R(hf - 1), h)
+                                wk, _ = lagrange_weights(R(kf - 1), k)
+                                wl, _ = lagrange_weights(R(lf - 1), l)
+                                share = factor * R(2.0) * F_cell * F_latt * F_latt
+                                for a in range(4):
+                                    for b in range(4):
+                                        for c in range(4):
+                                            accumulate(Fgrad, hf - 1 - h_min + a, kf - 1 - k_min + b,
+                                                       lf - 1 - l_min + c, share * wh[a] * wk[b] * wl[c])
                             I_sum = I + term
                             if nt > 0 and per_term:
                                 # d term / d(h, k, l), d(Na, Nb, Nc) and the reciprocal axes' factor
