@@ -221,7 +221,7 @@ def jacobian(sim: Simulation, wrt=(), mask=None, device: str = "cpu", precision:
     cast to float32, in double precision) and .derivatives ({name: float64 (slow, fast)}, dI/dp per
     unit of p in its flag units: deg, A, mm, cells; `nbnumba.derivatives.parameters` and
     docs/derivatives.md give the units and sign conventions).  A parameter this simulation cannot
-    vary (N with the square shape, a detector parameter of a curved detector...) raises UserError."""
+    vary (N with the square shape, lambda with -sourcefile...) raises UserError."""
     from .derivatives import jacobian as _jacobian
     return _jacobian(sim, wrt, mask, device, precision)
 

@@ -32,7 +32,7 @@ MIXES = {
                               "-pivot sample", DET + ["rotx"]),
     "xds_convention": (BASE + " -xds -detector_rotz 2", ["distance", "detector_rotx", "detector_roty",
                                                                     "roty"]),
-    "curved": (BASE + " -curved_det", ["rotx", "a", "lambda", "scale"]),
+    "curved": (BASE + " -curved_det", ["rotx", "a", "lambda", "scale"] + DET),
     "absorption_layers": (BASE + " -detector_thick 300 -detector_abs 250 -detector_thicksteps 3",
                           ["rotx", "distance", "detector_rotx", "lambda"]),
     "polarization_point_pixel": (BASE + " -polar 0.9 -point_pixel", ["roty", "distance", "Xbeam", "detector_roty"]),

@@ -109,8 +109,7 @@ def test_features_without_a_derivative_are_refused(tmp_path):
     base = "-cell 70 80 90 85 95 100 -default_F 100 -N 5 -lambda 1 -distance 60 -detpixels 8"
     hkl = tmp_path / "two.hkl"
     hkl.write_text("0 0 1 100\n1 0 0 50\n")
-    for args, name, words in [(" -curved_det", "distance", "distance with -curved_det"),
-                              (" -pix0_vector_mm 1 2 60 -fix_pix0", "Xbeam", "Xbeam with -pix0_vector"),
+    for args, name, words in [(" -pix0_vector_mm 1 2 60 -fix_pix0", "Xbeam", "Xbeam with -pix0_vector"),
                               (" -xds", "Ybeam", "Ybeam with the XDS convention"),
                               ("", "mosaic", "mosaic without a mosaic spread"),
                               ("", "F", "F without a structure-factor table"),

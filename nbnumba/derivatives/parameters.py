@@ -74,8 +74,6 @@ def refusal(sim: Simulation, name: str) -> str | None:
     if name in CELLS and p.xtal_shape == "SQUARE":
         return (f"{name} with the square crystal shape: sin(N pi h)/sin(pi h) is singular at Bragg positions for "
                 "a non-integer N, so it has no N derivative; use -round_xtal or -gauss_xtal (or -tophat_spots)")
-    if name in DETECTOR and p.curved_detector:
-        return f"{name} with -curved_det: the curved detector's geometry has no derivatives here"
     if name in DETECTOR[:3] and p.fix_pix0 and p.pix0_user is not None:
         return f"{name} with -pix0_vector: the detector origin is fixed, {name} does not move it"
     if name in ("Xbeam", "Ybeam") and sim.detector.convention in ("XDS", "DIALS"):

@@ -62,7 +62,7 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
     K_OS_POLAR = bool(features.oversample_polar) if FIXED else False
     K_OS_OMEGA = bool(features.oversample_omega) if FIXED else False
     dot3, unitize3, unitize3_tangent = vectors.dot3, vectors.unitize3, vectors.unitize3_tangent
-    rotate_axis3 = vectors.rotate_axis3
+    rotate_axis3, rotate_axis3_tangent = vectors.rotate_axis3, vectors.rotate_axis3_tangent
     polarization_factor = detector.polarization_factor
     polarization_factor_gradient = detector.polarization_factor_gradient
     solid_angle, solid_angle_tangent = detector.solid_angle, detector.solid_angle_tangent
@@ -157,25 +157,35 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
                     x = fdet * fx + sdet * sx + odet * ox + px
                     y = fdet * fy + sdet * sy + odet * oy + py
                     z = fdet * fz + sdet * sz + odet * oz + pz
+                    flat_y = y
+                    flat_z = z
+                    bx = by = bz = nx = ny = nz = R(0.0)
                     if curved:
-                        # no parameter moves a curved detector (the host refuses them): no tangent
                         bx = distance * g[L.G_BEAM]
                         by = distance * g[L.G_BEAM + 1]
                         bz = distance * g[L.G_BEAM + 2]
                         nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, y / distance)
                         x, y, z = rotate_axis3(nx, ny, nz, fx, fy, fz, z / distance)
                     for j in range(nt):
+                        tx = fdet * dg[j, L.G_FDET] + sdet * dg[j, L.G_SDET] + odet * dg[j, L.G_ODET] + dg[j, L.G_PIX0]
+                        ty = (fdet * dg[j, L.G_FDET + 1] + sdet * dg[j, L.G_SDET + 1] + odet * dg[j, L.G_ODET + 1]
+                              + dg[j, L.G_PIX0 + 1])
+                        tz = (fdet * dg[j, L.G_FDET + 2] + sdet * dg[j, L.G_SDET + 2] + odet * dg[j, L.G_ODET + 2]
+                              + dg[j, L.G_PIX0 + 2])
                         if curved:
-                            work[W_X, j] = R(0.0)
-                            work[W_Y, j] = R(0.0)
-                            work[W_Z, j] = R(0.0)
-                        else:
-                            work[W_X, j] = (fdet * dg[j, L.G_FDET] + sdet * dg[j, L.G_SDET] + odet * dg[j, L.G_ODET]
-                                            + dg[j, L.G_PIX0])
-                            work[W_Y, j] = (fdet * dg[j, L.G_FDET + 1] + sdet * dg[j, L.G_SDET + 1]
-                                            + odet * dg[j, L.G_ODET + 1] + dg[j, L.G_PIX0 + 1])
-                            work[W_Z, j] = (fdet * dg[j, L.G_FDET + 2] + sdet * dg[j, L.G_SDET + 2]
-                                            + odet * dg[j, L.G_ODET + 2] + dg[j, L.G_PIX0 + 2])
+                            # the flat position's y and z turn the beam point about s and f
+                            td = dg[j, L.G_DISTANCE]
+                            tnx, tny, tnz = rotate_axis3_tangent(
+                                bx, by, bz, sx, sy, sz, flat_y / distance, td * g[L.G_BEAM], td * g[L.G_BEAM + 1],
+                                td * g[L.G_BEAM + 2], dg[j, L.G_SDET], dg[j, L.G_SDET + 1], dg[j, L.G_SDET + 2],
+                                (ty * distance - flat_y * td) / (distance * distance))
+                            tx, ty, tz = rotate_axis3_tangent(
+                                nx, ny, nz, fx, fy, fz, flat_z / distance, tnx, tny, tnz, dg[j, L.G_FDET],
+                                dg[j, L.G_FDET + 1], dg[j, L.G_FDET + 2],
+                                (tz * distance - flat_z * td) / (distance * distance))
+                        work[W_X, j] = tx
+                        work[W_Y, j] = ty
+                        work[W_Z, j] = tz
                     airpath, dx, dy, dz = unitize3(x, y, z)
                     for j in range(nt):
                         work[W_R, j], work[W_DX, j], work[W_DY, j], work[W_DZ, j] = unitize3_tangent(

@@ -47,6 +47,25 @@ def make_vectors(jit, R):
                 az * d + vz * cosphi + (-ay * vx + ax * vy) * sinphi)
 
     @jit
+    def rotate_axis3_tangent(vx, vy, vz, ax, ay, az, phi, tvx, tvy, tvz, tax, tay, taz, tphi):
+        """Tangent of `rotate_axis3` for tangents of v, of the axis a and of the angle phi."""
+        sinphi = math.sin(phi)
+        cosphi = math.cos(phi)
+        along = ax * vx + ay * vy + az * vz
+        talong = tax * vx + tay * vy + taz * vz + ax * tvx + ay * tvy + az * tvz
+        turn = (R(1.0) - cosphi)
+        cx, cy, cz = -az * vy + ay * vz, az * vx - ax * vz, -ay * vx + ax * vy
+        tcx = -taz * vy - az * tvy + tay * vz + ay * tvz
+        tcy = taz * vx + az * tvx - tax * vz - ax * tvz
+        tcz = -tay * vx - ay * tvx + tax * vy + ax * tvy
+        return ((tax * along + ax * talong) * turn + ax * along * sinphi * tphi + tvx * cosphi - vx * sinphi * tphi
+                + tcx * sinphi + cx * cosphi * tphi,
+                (tay * along + ay * talong) * turn + ay * along * sinphi * tphi + tvy * cosphi - vy * sinphi * tphi
+                + tcy * sinphi + cy * cosphi * tphi,
+                (taz * along + az * talong) * turn + az * along * sinphi * tphi + tvz * cosphi - vz * sinphi * tphi
+                + tcz * sinphi + cz * cosphi * tphi)
+
+    @jit
     def rotate_xyz3(vx, vy, vz, phix, phiy, phiz):
         """Rotate about x, then y, then z; a zero angle is skipped, as in the reference."""
         if phix != 0:
@@ -59,5 +78,5 @@ def make_vectors(jit, R):
         return vx, vy, vz
 
     return SimpleNamespace(dot3=dot3, cross3=cross3, unitize3=unitize3, unitize3_tangent=unitize3_tangent,
-                           rotate_axis3=rotate_axis3,
+                           rotate_axis3=rotate_axis3, rotate_axis3_tangent=rotate_axis3_tangent,
                            rotate_xyz3=rotate_xyz3)
