@@ -48,7 +48,7 @@ def run_refine(args: list[str]) -> None:
 
     ours, flags = split_options(args)
     if "list" in ours:
-        from ..refine.shots import run_list
+        from .refine_shots import run_list
         code = run_list(ours, flags, echo=click.echo, note=note)
         if code:
             raise SystemExit(code)

@@ -6,7 +6,8 @@ solves each window's plane in closed form; `likelihood` is the Poisson-with-read
 squares); `parameters` names, groups, bounds and rescales what is refined; `model` gives the model
 image and dI/dp on the chosen pixels from the derivative passes; `engine` runs SciPy's L-BFGS-B
 over macro-cycles and computes the errors from JᵀWJ; `result` and `outputs` report and write it;
-`shots` refines many images as tasks of the Dask cluster `batch` uses.
+`shot` fits one row of a list (commands/refine_shots.py runs a list as tasks of the Dask cluster
+`batch` uses).
 
-May import: batch, derivatives, amorphous, response, kernels, model, physics, runtime, io.
+May import: derivatives, amorphous, outputs, response, kernels, model, physics, runtime, io.
 """

@@ -39,7 +39,7 @@ class Shot:
 def read_shots(path: str, options: dict, flags: list[str], outdir: str) -> list[Shot]:
     from ..batch.frames import absolute_paths, cell_tokens, digest, read_jobfile
     from ..model.options import parse_args
-    from .outputs import paths
+    from ..refine.outputs import paths
 
     base, columns, rows = read_jobfile(path, OWN)
     if not any(c.own and c.name == "data" for c in columns):
@@ -98,7 +98,7 @@ def refine_task(shot: Shot, threads: int = 0) -> dict:
     import numba
 
     from ..runtime.threads import set_threads
-    from .shot import refine_shot
+    from ..refine.shot import refine_shot
 
     t0 = time.perf_counter()
     if threads:
