@@ -1,11 +1,10 @@
 """The CUDA derivative kernel against the CPU's, in Numba's CUDA simulator (no GPU needed).
 
 The simulator must be on before numba is imported: this file run as a script (`python
-tests/test_derivatives_cuda.py OUTDIR MIX,...`) computes the derivative images and reduced gradients of
+tests/test_derivatives_cuda.py OUTDIR`) computes the derivative images and reduced gradients of
 4x4-pixel ROIs of the feature mixes of test_derivatives on both devices and saves them; the tests
-compare them here.  The simulator runs the physics as Python, about 12 s a mix: by default a mix
-for each kind of path (a smooth shape, a curved detector, tricubic interpolation), every mix with
-`-m slow` (as CI's CUDA step runs it)."""
+compare them here.  The simulator runs the physics as Python and takes three minutes: these tests
+run with `-m slow`, as CI's CUDA step runs them."""
 
 from __future__ import annotations
 
@@ -22,17 +21,16 @@ from test_derivatives import MIXES
 
 ROI = " -roi 8 11 8 11"
 SINGLE = ["phi_mosaic", "gauss"]
-DEFAULT = ["gauss", "curved", "tricubic"]
 F_ARGS = ("-cell 70 80 90 85 95 100 -N 5 -lambda 1 -distance 60 -detpixels 20 -pixel 0.5 -misset 5 3 2 "
           "-mosaic 0.2 -mosaic_dom 2 -hkl inputs/P1_dense.hkl -nointerpolate" + ROI)
 
 
-def _child(out: Path, mixes: list[str]):
+def _child(out: Path):
     from nbnumba import api
 
     os.chdir(GOLDEN)
     rng = np.random.default_rng(3)
-    runs = [(mix, "double") for mix in mixes] + [(mix, "single") for mix in SINGLE if mix in mixes]
+    runs = [(mix, "double") for mix in MIXES] + [(mix, "single") for mix in SINGLE]
     for mix, precision in runs:
         args, names = MIXES[mix][:2]
         sim = api.simulation((args + ROI).split())
@@ -56,19 +54,15 @@ def _child(out: Path, mixes: list[str]):
         np.savez(out / f"{name}.npz", **saved)
 
 
-def _everything(config) -> bool:
-    return "slow" in (config.getoption("markexpr") or "")
-
-
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory, request):
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("three minutes in the CUDA simulator: run with -m slow")
     out = tmp_path_factory.mktemp("derivatives_cuda")
-    mixes = sorted(MIXES) if _everything(request.config) else DEFAULT
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     root = Path(__file__).resolve().parents[1]
     env["PYTHONPATH"] = os.pathsep.join([str(root), str(root / "tests"), env.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, __file__, str(out), ",".join(mixes)], env=env, capture_output=True,
-                          text=True, timeout=1200)
+    done = subprocess.run([sys.executable, __file__, str(out)], env=env, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -76,11 +70,10 @@ def simulated(tmp_path_factory, request):
 TOLERANCE = {"double": 1e-12, "single": 1e-4}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("run", [(m, "double") for m in sorted(MIXES)] + [(m, "single") for m in SINGLE])
 def test_cuda_matches_cpu(simulated, run):
     mix, precision = run
-    if not (simulated / f"{mix}-{precision}.npz").exists():
-        pytest.skip("simulated with -m slow (about 12 s a mix)")
     saved = np.load(simulated / f"{mix}-{precision}.npz")
     tol = TOLERANCE[precision]
     assert saved["image_cpu"].max() > 0
@@ -91,6 +84,7 @@ def test_cuda_matches_cpu(simulated, run):
     assert np.abs(saved["gradient_cuda"] - saved["gradient_cpu"]).max() <= tol * scale
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["F", "F_interpolated"])
 def test_cuda_structure_factor_gradient_matches_cpu(simulated, name):
     saved = np.load(simulated / f"{name}.npz")
@@ -99,7 +93,7 @@ def test_cuda_structure_factor_gradient_matches_cpu(simulated, name):
 
 
 if __name__ == "__main__":
-    _child(Path(sys.argv[1]), sys.argv[2].split(","))
+    _child(Path(sys.argv[1]))
 
 
 def test_derivative_kernel_compiles_for_sm90_without_spills():
