@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numba
+from numba.core.caching import FunctionCache
+from numba.core.runtime import rtsys
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 _SOURCES = ["physics/*.py", "kernels/*.py", "response/rng.py"]
@@ -44,6 +46,22 @@ def _configure_cache() -> None:
 
 
 _configure_cache()
+
+
+def _load_overload(self, sig, target_context):
+    """Numba's FunctionCache.load_overload for nbnumba's own functions, without loading every
+    implementation Numba has into its compiler first (0.15 s, a third of a small image's run):
+    rebuilding compiled code needs only the runtime's symbols.  A cache miss compiles as
+    before, and compiling loads them all."""
+    if not getattr(self._py_func, "__module__", "").startswith(_PACKAGE.name + "."):
+        return _numba_load_overload(self, sig, target_context)
+    rtsys.initialize(target_context)
+    with self._guard_against_spurious_io_errors():
+        return self._load_overload(sig, target_context)
+
+
+_numba_load_overload = FunctionCache.load_overload
+FunctionCache.load_overload = _load_overload
 
 
 @contextmanager
