@@ -32,13 +32,10 @@ def _render_strip_stub(spixel, fpixel0, width, g, ip, sources, lattice, recip, F
 @numba.extending.overload(_render_strip_stub, jit_options={"cache": True})
 def _render_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally,
                                scratch, trace, tracing):
-    """One generic `render_strip`, resolved at compile time from the array dtype."""
-    chosen = (cpu32 if g.dtype == numba.types.float32 else cpu64).render_strip
-
-    def impl(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing):
-        chosen(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing)
-
-    return impl
+    """One generic `render_strip`, resolved at compile time from the array dtype.  The chosen
+    precision's own Python function is the implementation: a wrapper calling its dispatcher
+    would be one more compiled layer, and LLVM would optimise the whole render once more in it."""
+    return (cpu32 if g.dtype == numba.types.float32 else cpu64).render_strip.py_func
 
 
 render_strip = _render_strip_stub
