@@ -9,6 +9,7 @@ from numba import prange
 
 from ..physics import layout as L
 from ..physics.compiled import cpu64, render_strip
+from ..runtime.jitcache import call
 
 pixel_active = cpu64.pixel_active
 # rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time.  Numba keeps this
@@ -46,9 +47,9 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     imports when it loads, 60 ms of every run."""
     fpixels = ints[L.I_FPIXELS]
     rows = (ints[L.I_RENDER_TO] - 1) // fpixels - ints[L.I_RENDER_FROM] // fpixels + 1
-    rows_kernel(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace,
-                np.empty((rows, L.N_STATE, L.STRIP), dtype=geo.dtype), np.empty((rows, L.N_TALLY, L.STRIP)),
-                np.empty((rows, L.N_SCRATCH, L.STRIP), dtype=geo.dtype))
+    call(rows_kernel, geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace,
+         np.empty((rows, L.N_STATE, L.STRIP), dtype=geo.dtype), np.empty((rows, L.N_TALLY, L.STRIP)),
+         np.empty((rows, L.N_SCRATCH, L.STRIP), dtype=geo.dtype))
 
 
 # nogil: the call may last minutes; the main thread must stay free to take a signal (nbnumba.interrupt)

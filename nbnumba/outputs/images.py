@@ -14,7 +14,7 @@ from ..io.images import pgm_bytes, write_float_image, write_pgm
 from ..io.smv import write_smv
 from ..model.simulation import Simulation
 from ..response import rng
-from ..runtime import jitcache  # noqa: F401  (the cache folder, set before the functions below)
+from ..runtime import jitcache  # before the functions below: it sets their cache folder
 
 RTD = 180.0 * (1.0 / math.pi)
 
@@ -80,7 +80,7 @@ def _counts(image, roi, scale, adc):
     Allocated here: an allocation in compiled code makes its cached copy import Numba's NumPy
     implementations when it loads (60 ms)."""
     out = np.zeros(image.shape, dtype=np.uint16)
-    _fill_counts(image, roi, scale, adc, out)
+    jitcache.call(_fill_counts, image, roi, float(scale), float(adc), out)
     return out
 
 
@@ -98,7 +98,7 @@ def _fill_counts(image, roi, scale, adc, out):
 def statistics(sim: Simulation, image: np.ndarray) -> Stats:
     roi = np.array(sim.detector.roi, dtype=np.int64)
     mask = sim.mask if sim.mask is not None else np.zeros((1, 1), dtype=np.uint16)
-    total, squares, n, best, best_index = _moments(image, roi, mask, sim.mask is not None)
+    total, squares, n, best, best_index = jitcache.call(_moments, image, roi, mask, sim.mask is not None, False)
     max_x = max_y = 0.0
     if best_index >= 0:
         s, f = divmod(best_index, sim.detector.fpixels)
@@ -108,7 +108,7 @@ def statistics(sim: Simulation, image: np.ndarray) -> Stats:
         max_y = sub * (s * sim.oversample + last) + sub / 2.0
     mean = total / max(n, 1)
     rms = math.sqrt(squares / (max(n, 2) - 1))
-    deviation, m = _deviation(image, roi, mean)
+    deviation, m = jitcache.call(_deviation, image, roi, float(mean))
     rmsd = math.sqrt(deviation / (max(m, 2) - 1))
     return Stats(best, max_x, max_y, mean, rms, rmsd, n)
 
