@@ -274,6 +274,10 @@ class Bench:
     def env(self, threads: int, cache: Path | None) -> dict:
         env = dict(os.environ)
         env.pop("NBNUMBA_DEBUG", None)
+        # an installed package's modules are compiled to bytecode once; a PYTHONDONTWRITEBYTECODE
+        # inherited from a sandbox would make every run compile nbnumba's sources again (~0.1 s)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(self.scratch / "pycache")
         env["NUMBA_NUM_THREADS"] = str(threads)
         env["OMP_NUM_THREADS"] = str(threads)
         if cache is not None:

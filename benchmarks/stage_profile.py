@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -78,8 +79,8 @@ sim = api.simulation(json.loads(sys.argv[1]))
 out = {}
 for precision in ("double", "single"):
     api.render(api.simulation(json.loads(sys.argv[1]) + ["-roi", "0", "0", "0", "0"]), precision=precision)
-for sig in cpu.render_rows.signatures:
-    out[str(sig[0].dtype)] = cpu.render_rows.inspect_asm(sig)
+for sig in cpu.rows_kernel.signatures:
+    out[str(sig[0].dtype)] = cpu.rows_kernel.inspect_asm(sig)
 print(json.dumps(out))
 """
 
@@ -91,9 +92,22 @@ def child(code: str, payload, env: dict, cwd: Path) -> dict | list:
 
 
 def wall(cmd: list[str], env: dict, cwd: Path) -> float:
+    return timed(cmd, env, cwd)[0]
+
+
+def timed(cmd: list[str], env: dict, cwd: Path) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of one run: on a shared machine the CPU time
+    moves much less with the other users' load than the wall-clock time does."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, check=True)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def medians(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
 
 def instruction_mix(asm: str) -> dict:
@@ -116,6 +130,10 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="nbnumba-profile-"))
     (work / "inputs").symlink_to(golden_dir() / "inputs")
     env = dict(os.environ, NUMBA_NUM_THREADS=str(opts.threads), PYTHONPATH=str(ROOT))
+    # an installed package's modules are compiled to bytecode once; a PYTHONDONTWRITEBYTECODE
+    # inherited from a sandbox would make every run compile nbnumba's sources again (~0.1 s)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     args = supervisor_args() + OUTPUTS
     print("warming the compile cache ...", flush=True)
     subprocess.run(nbnumba_cmd() + args, cwd=work, env=env, capture_output=True, check=True)
@@ -125,11 +143,12 @@ def main(argv=None) -> int:
                                                  for _ in range(opts.repeat))
     stages = [child(STAGES_CHILD, args, env, work) for _ in range(opts.repeat)]
     results["stages_s"] = {key: statistics.median(s[key] for s in stages) for key in stages[0]}
-    results["end_to_end_s"] = statistics.median(wall(nbnumba_cmd() + args, env, work) for _ in range(opts.repeat))
-    results["tiny64_s"] = statistics.median(wall(nbnumba_cmd() + TINY + OUTPUTS, env, work)
-                                            for _ in range(opts.repeat))
+    results["end_to_end_s"], results["end_to_end_cpu_s"] = medians(
+        [timed(nbnumba_cmd() + args, env, work) for _ in range(opts.repeat)])
+    results["tiny64_s"], results["tiny64_cpu_s"] = medians(
+        [timed(nbnumba_cmd() + TINY + OUTPUTS, env, work) for _ in range(opts.repeat)])
     fresh = dict(env, NBNUMBA_CACHE_DIR=tempfile.mkdtemp(prefix="nbnumba-fresh-"))
-    results["first_run_s"] = wall(nbnumba_cmd() + args, fresh, work)
+    results["first_run_s"], results["first_run_cpu_s"] = timed(nbnumba_cmd() + args, fresh, work)
     scaling = {}
     for threads in (1, 2):
         for precision in ("double", "single"):
@@ -164,14 +183,16 @@ def markdown(r: dict) -> str:
         lines.append(f"| {label} | {s[key]:.3f} | {s[key] / total:.0%} |")
     lines += [f"| sum | {total:.3f} | |", "",
               f"End to end (`nbnumba run`, one process): **{r['end_to_end_s']:.2f} s**; a 64x64 image end to end: "
-              f"**{r['tiny64_s']:.2f} s**; the first run on an empty compile cache: **{r['first_run_s']:.1f} s**.", "",
+              f"**{r['tiny64_s']:.2f} s**; the first run on an empty compile cache: **{r['first_run_s']:.1f} s**. "
+              f"CPU seconds (user + system; the load of a shared machine moves them less): "
+              f"{r['end_to_end_cpu_s']:.2f}, {r['tiny64_cpu_s']:.2f} and {r['first_run_cpu_s']:.1f}.", "",
               "## The render alone (in process, warm)", "", "| precision | 1 thread | 2 threads | scaling |",
               "| --- | ---: | ---: | ---: |"]
     for precision in ("double", "single"):
         one, two = r["render_s"][f"{precision}_1"], r["render_s"][f"{precision}_2"]
         lines.append(f"| {precision} | {one:.3f} s | {two:.3f} s | {one / two:.2f}x |")
     lines += ["", "## What the render kernel compiles to", "",
-              "Arithmetic instructions in `kernels.cpu.render_rows` (the whole kernel, every path), packed "
+              "Arithmetic instructions in `kernels.cpu.rows_kernel` (the whole kernel, every path), packed "
               "(vectorised across the strip's pixels) against scalar:", "",
               "| kernel | packed f64 | scalar f64 | packed f32 | scalar f32 | ymm | zmm |",
               "| --- | ---: | ---: | ---: | ---: | --- | --- |"]

@@ -5,6 +5,7 @@ that caches beside its source instead would survive a change to the physics, and
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,43 @@ def test_every_physics_and_kernel_module_names_the_cache_folder():
     empty = package / "kernels" / "__init__.py"
     assert len(modules) > 10
     assert [str(m.relative_to(package)) for m in modules if m not in hashed and m != empty] == []
+
+
+# a render in a fresh interpreter: its image, and whether Numba loaded its compiler's
+# implementations (numba.np.arraymath is one of them)
+LOAD = """
+import json, sys
+import numpy as np
+from nbnumba import api
+image = api.render(api.simulation("-cell 80 90 100 80 90 100 -default_F 10 -lambda 1 -N 4 -distance 50 "
+                                  "-detpixels 24 -pixel 0.5 -phisteps 2 -osc 1".split())).image
+print(json.dumps({"image": image.tolist(), "compiler_loaded": "numba.np.arraymath" in sys.modules,
+                  "typed_in_python": "numpy.ma" in sys.modules}))
+"""
+
+
+def test_cached_kernels_load_without_the_compiler_and_render_the_same(tmp_path):
+    """The first run compiles (and so loads Numba's implementations); a run on the warm cache only
+    rebuilds the compiled code, and renders the same image bit for bit."""
+    env = dict(os.environ, NBNUMBA_CACHE_DIR=str(tmp_path))
+    runs = [json.loads(subprocess.run([sys.executable, "-c", LOAD], capture_output=True, text=True, check=True,
+                                      env=env).stdout) for _ in range(2)]
+    assert runs[0]["compiler_loaded"] and not runs[1]["compiler_loaded"]
+    assert not runs[1]["typed_in_python"]  # Numba's typeof of an array imports numpy.ma
+    assert runs[0]["image"] == runs[1]["image"]
+    assert max(map(max, runs[1]["image"])) > 0
+
+
+def test_call_names_the_types_numba_dispatch_would():
+    import numba
+    import numpy as np
+
+    from nbnumba.runtime.jitcache import _signature
+
+    grid = np.arange(24.0).reshape(2, 3, 4)
+    frozen = np.zeros(3, dtype=np.uint16)
+    frozen.flags.writeable = False
+    values = [grid, grid.T, grid[:, ::2], np.zeros(5, dtype=np.float32), frozen, np.zeros((2, 2), dtype=np.int64),
+              True, 7, -3, 2.5]
+    assert _signature(values) == tuple(numba.typeof(v) for v in values)
+    assert _signature([np.float32(1.0)]) is None and _signature(["text"]) is None

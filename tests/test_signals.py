@@ -220,7 +220,7 @@ def test_long_kernels_release_the_gil():
         for value in vars(importlib.import_module(info.name)).values():
             if isinstance(value, CPUDispatcher) and value.targetoptions.get("parallel"):
                 parallel.add(value)
-    assert cpu.render_rows in parallel
+    assert cpu.rows_kernel in parallel
     for kernel in parallel | {trace.trace_pixel}:
         assert kernel.targetoptions.get("nogil") is True, f"{kernel.py_func.__module__}.{kernel.__name__}"
 

@@ -38,7 +38,7 @@ import numpy as np
 from nbnumba import api
 from nbnumba.kernels import cpu
 api.render(api.simulation({args!r}))
-cpu.render_rows.parallel_diagnostics(level=4)
+cpu.rows_kernel.parallel_diagnostics(level=4)
 """
 
 

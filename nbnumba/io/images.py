@@ -6,7 +6,6 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
 from ..errors import UserError
 from .atomic import atomic_write_bytes
@@ -27,6 +26,8 @@ def float_image_bytes(path, image: np.ndarray):
     pixels = np.ascontiguousarray(image, dtype="<f4")
     if not _is_tiff(path):
         return pixels
+    import tifffile  # here, not at the top: it takes 50 ms to import and most runs write no TIFF
+
     # tifffile cannot write to a file object opened from a descriptor, so encode in memory.
     buffer = io.BytesIO()
     tifffile.imwrite(buffer, pixels)
@@ -41,6 +42,8 @@ def read_float_image(path, shape: tuple[int, int]) -> np.ndarray:
     """A float32 image of ``shape`` (slow, fast) from a raw ``.bin`` (optionally ``.gz``) or TIFF file."""
     try:
         if _is_tiff(path):
+            import tifffile
+
             image = tifffile.imread(path)
             if image.ndim != 2:
                 raise UserError(f"{path}: no 2-D image in it")

@@ -4,10 +4,12 @@ pixels rendered together by the shared physics."""
 from __future__ import annotations
 
 import numba
+import numpy as np
 from numba import prange
 
 from ..physics import layout as L
-from ..physics.compiled import cpu64, render_strip, strip_buffers
+from ..physics.compiled import cpu64, render_strip
+from ..runtime.jitcache import call
 
 pixel_active = cpu64.pixel_active
 # rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time.  Numba keeps this
@@ -37,10 +39,25 @@ def strip_width(s, f, start, stop, ints, mask):
     return width
 
 
+def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace):
+    """Render scan indices [ints[I_RENDER_FROM], ints[I_RENDER_TO]) into `image` (`rows_kernel`).
+
+    Each row's strip buffers are allocated here, not in the compiled loop: an allocation there
+    is NumPy's implementation in Numba, whose module (with Numba's strings) a cached kernel then
+    imports when it loads, 60 ms of every run."""
+    fpixels = ints[L.I_FPIXELS]
+    rows = (ints[L.I_RENDER_TO] - 1) // fpixels - ints[L.I_RENDER_FROM] // fpixels + 1
+    call(rows_kernel, geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace,
+         np.empty((rows, L.N_STATE, L.STRIP), dtype=geo.dtype), np.empty((rows, L.N_TALLY, L.STRIP)),
+         np.empty((rows, L.N_SCRATCH, L.STRIP), dtype=geo.dtype))
+
+
 # nogil: the call may last minutes; the main thread must stay free to take a signal (nbnumba.interrupt)
 @numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
-def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace):
-    """Render scan indices [ints[I_RENDER_FROM], ints[I_RENDER_TO]) into `image`.
+def rows_kernel(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace, states,
+                tallies, scratches):
+    """`render_rows`' parallel loop, row r of the block working in states[r], tallies[r] and
+    scratches[r].
 
     Per row it records the solid-angle sum and the first column whose interpolation left the
     table (flag_rows[s, 0]) and the first column that ran a phi pass (flag_rows[s, 1]), -1 if none.
@@ -52,7 +69,9 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     rows = (stop - 1) // fpixels - first_row + 1
     for r in prange(rows):
         s = first_row + r
-        state, tally, scratch = strip_buffers(geo, L.STRIP)
+        state = states[r]
+        tally = tallies[r]
+        scratch = scratches[r]
         omega = 0.0
         left_table = -1
         ran_phi = -1

@@ -5,17 +5,11 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 
-from ..physics.compiled import cpu64
-
-# Set-up runs these few vector operations a handful of times: the Python originals of the
-# compiled physics functions do it without loading compiled code (same source, same results).
-P = SimpleNamespace(**{name: getattr(cpu64, name).py_func
-                       for name in ("unitize3", "dot3", "cross3", "rotate_xyz3", "rotate_axis3")})
 from ..errors import UserError
+from ..physics.host import host64 as P
 from .params import Params
 
 DBL_MIN = sys.float_info.min

@@ -17,7 +17,7 @@ from ..io.matrix import check_orientation, read_mosflm_matrix
 from ..io.smv import read_smv, smv_value
 from ..io.textcolumns import read_columns
 from ..physics import layout as L
-from ..physics.compiled import cpu64
+from ..physics.host import host64
 from ..response import rng
 from .beam import Sources, build_sources
 from .crystal import Crystal, build_crystal, length, phi_lattices
@@ -405,7 +405,7 @@ def _pack(sim: Simulation) -> None:
 
 def source_table(sources: Sources, polar_vector) -> np.ndarray:
     """Per source: direction toward it, wavelength, and its polarization basis B and E."""
-    basis = cpu64.polarization_basis.py_func
+    basis = host64.polarization_basis
     table = np.empty((len(sources.wavelengths), 10))
     table[:, :3] = sources.directions
     table[:, 3] = sources.wavelengths

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 
@@ -12,7 +14,19 @@ from . import make_physics
 jit = numba.njit(cache=True, error_model="numpy")
 inline_jit = numba.njit(cache=True, error_model="numpy", inline="always")
 cpu64 = make_physics(jit, np.float64, inline_jit)
-cpu32 = make_physics(jit, np.float32, inline_jit)
+
+
+@functools.cache
+def _single():
+    return make_physics(jit, np.float32, inline_jit)
+
+
+def __getattr__(name):
+    """`cpu32`, built when first asked for: defining its hundred dispatchers takes ~15 ms, which
+    a float64 run (or any run on a warm cache) never needs."""
+    if name == "cpu32":
+        return _single()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @numba.njit(cache=True)
@@ -32,13 +46,10 @@ def _render_strip_stub(spixel, fpixel0, width, g, ip, sources, lattice, recip, F
 @numba.extending.overload(_render_strip_stub, jit_options={"cache": True})
 def _render_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally,
                                scratch, trace, tracing):
-    """One generic `render_strip`, resolved at compile time from the array dtype."""
-    chosen = (cpu32 if g.dtype == numba.types.float32 else cpu64).render_strip
-
-    def impl(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing):
-        chosen(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing)
-
-    return impl
+    """One generic `render_strip`, resolved at compile time from the array dtype.  The chosen
+    precision's own Python function is the implementation: a wrapper calling its dispatcher
+    would be one more compiled layer, and LLVM would optimise the whole render once more in it."""
+    return (_single() if g.dtype == numba.types.float32 else cpu64).render_strip.py_func
 
 
 render_strip = _render_strip_stub

@@ -188,7 +188,7 @@ def make_lattice(jit, small, R, floor, ceil):
         scratch[L.S_K0, p] = k0
         scratch[L.S_L0, p] = l0
 
-    @small
+    @jit
     def lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip, scratch):
         """Miller indices and lattice transform of (phi step, mosaic domain) pair `e` for each pixel
         of a strip, into `scratch`.  No pixel depends on another and the parallelepiped's loop has
