@@ -33,3 +33,19 @@ def test_a_refused_run_exits_2_with_one_line(tmp_path):
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "pixel" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_command_run_in_process_leaves_scipy_importable(tmp_path):
+    """A one-shot command blocks SciPy's BLAS while it runs (Numba would load it for nothing); a
+    process that goes on afterwards, such as a notebook or the tests, must still be able to fit."""
+    code = ("from nbnumba.cli import main\n"
+            "try:\n"
+            f"    main(['run', *{TINY!r}, '-floatfile', 'image.bin'])\n"
+            "except SystemExit as done:\n"
+            "    assert not done.code, done.code\n"
+            "import scipy.optimize\n"
+            "print(scipy.optimize.minimize_scalar(lambda x: (x - 2) ** 2).x)\n")
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert abs(float(done.stdout.splitlines()[-1]) - 2) < 1e-6

@@ -13,7 +13,7 @@ import click
 import numpy as np
 
 from ..errors import UserError
-from ..runtime.guard import PASSTHROUGH, guarded, skip_scipy_blas
+from ..runtime.guard import PASSTHROUGH, guarded, without_scipy_blas
 
 TILE = 256  # the montage's tiles are at most this many pixels a side
 
@@ -122,5 +122,5 @@ def derivatives(args) -> None:
     scale distance Xbeam Ybeam detector_rotx detector_roty detector_rotz lambda mosaic), -out PREFIX
     (writes PREFIX.value.bin, PREFIX.d_NAME.bin, float32, and PREFIX.montage.png) and -weights FILE
     (an image of dL/dI: prints the reduced gradient; then -wrt may name F). Units: see the README."""
-    skip_scipy_blas()
-    guarded(run_derivatives, list(args))
+    with without_scipy_blas():
+        guarded(run_derivatives, list(args))

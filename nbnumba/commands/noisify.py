@@ -23,7 +23,7 @@ from ..model.noisify_options import NoisifyOptions, parse_noisify_args
 from ..response.files import float_image, noisify_header, read_float_bytes, read_header, retyped_header, write_counts
 from ..response.lines import noise_lines, noiseless_lines
 from ..response.model import R_E_SQR, ResponseParams, ResponseResult, apply_detector_response, check_input
-from ..runtime.guard import PASSTHROUGH, guarded, skip_scipy_blas
+from ..runtime.guard import PASSTHROUGH, guarded, without_scipy_blas
 from .flags import echo_flag_table
 
 BANNER = f"nbnumba {__version__}: noisify-compatible detector response"
@@ -195,5 +195,5 @@ def noisify(list_flags, args) -> None:
 
         echo_flag_table(flag_table())
         return
-    skip_scipy_blas()
-    guarded(run_noisify, list(args), click.echo, lambda line: click.echo(line, err=True))
+    with without_scipy_blas():
+        guarded(run_noisify, list(args), click.echo, lambda line: click.echo(line, err=True))

@@ -18,7 +18,7 @@ from ..io.atomic import check_writable
 from ..kernels.backends import flag_backend
 from ..model.nonbragg import build, stolout_path, work
 from ..model.params import output_paths
-from ..runtime.guard import PASSTHROUGH, guarded, skip_scipy_blas
+from ..runtime.guard import PASSTHROUGH, guarded, without_scipy_blas
 from ..runtime.threads import set_threads
 from .flags import echo_flag_table
 
@@ -66,5 +66,5 @@ def nonbragg(list_flags, args) -> None:
 
         echo_flag_table(flag_table())
         return
-    skip_scipy_blas()
-    guarded(run_nonbragg, list(args))
+    with without_scipy_blas():
+        guarded(run_nonbragg, list(args))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import numpy as np
 
-from ..runtime.guard import PASSTHROUGH, guarded, note, skip_scipy_blas
+from ..runtime.guard import PASSTHROUGH, guarded, note, without_scipy_blas
 
 
 def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> None:
@@ -86,5 +86,5 @@ def run(args) -> None:
     `nbnumba flags` lists them all, `nbnumba flags WORD` those that mention WORD. nbnumba adds
     -out FILE (= -floatfile), -precision double|single, -device cpu|cuda|auto, -nthreads N and the
     -fix_* switches that correct the reference's defects (see the README)."""
-    skip_scipy_blas()
-    guarded(run_simulation, list(args))
+    with without_scipy_blas():
+        guarded(run_simulation, list(args))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..runtime.guard import PASSTHROUGH, guarded, note, skip_scipy_blas
+from ..runtime.guard import PASSTHROUGH, guarded, note, without_scipy_blas
 
 
 def trace_only(argv: list[str], pixel: tuple[int, int]) -> None:
@@ -27,5 +27,5 @@ def trace(pixel, args) -> None:
     """Print the TRACE_PY lines of one pixel without rendering the image.
 
     ARGS are `run`'s nanoBragg flags (`nbnumba flags` lists them)."""
-    skip_scipy_blas()
-    guarded(trace_only, list(args), tuple(pixel))
+    with without_scipy_blas():
+        guarded(trace_only, list(args), tuple(pixel))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from contextlib import contextmanager
 
 import click
 import numpy as np
@@ -16,10 +17,20 @@ from ..errors import UserError
 PASSTHROUGH = dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=["--help"])
 
 
-def skip_scipy_blas() -> None:
+@contextmanager
+def without_scipy_blas():
     """Numba's first compiled call imports SciPy's BLAS only to offer np.dot, which nbnumba never
-    uses; a one-shot command saves that 0.1-0.2 s (the library API leaves SciPy alone)."""
-    sys.modules.setdefault("scipy.linalg.cython_blas", None)
+    uses; a one-shot command saves that 0.1-0.2 s by blocking the import while it runs.  The block
+    is lifted afterwards, so that a process that goes on (tests, a notebook driving the CLI) can
+    still import SciPy; the library API leaves SciPy alone."""
+    blocked = "scipy.linalg.cython_blas" not in sys.modules
+    if blocked:
+        sys.modules["scipy.linalg.cython_blas"] = None
+    try:
+        yield
+    finally:
+        if blocked and "scipy.linalg.cython_blas" in sys.modules and sys.modules["scipy.linalg.cython_blas"] is None:
+            del sys.modules["scipy.linalg.cython_blas"]
 
 
 def note(line: str) -> None:
