@@ -8,11 +8,12 @@ import numpy as np
 from ..runtime import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
 from . import layout as L
 from . import make_physics
+from .tangent_pixel import TANGENT_STRIP
 
 jit = numba.njit(cache=True, error_model="numpy")
 inline_jit = numba.njit(cache=True, error_model="numpy", inline="always")
-cpu64 = make_physics(jit, np.float64, inline_jit)
-cpu32 = make_physics(jit, np.float32, inline_jit)
+cpu64 = make_physics(jit, np.float64, inline_jit, strip=TANGENT_STRIP)
+cpu32 = make_physics(jit, np.float32, inline_jit, strip=TANGENT_STRIP)
 
 
 @numba.njit(cache=True)
