@@ -69,7 +69,7 @@ R_TMP = 36  # 3: a factor's gradient
 N_PART = 39
 
 # pixels per strip of the CPU derivative kernel: its tangent rows (K x N_W x strip) stay in the cache
-TANGENT_STRIP = 32
+TANGENT_STRIP = 64
 
 
 def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors, detector, lattice_transform,
@@ -113,6 +113,31 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
     def tw(j, row, p):
         """Index of pixel p's entry in row `row` of direction j's tangents in `work`."""
         return (j * N_W + row) * S + p
+
+    @small
+    def moves_pixels(dg, j):
+        """Whether direction j moves the detector's pixels (origin, axes, distances): the others
+        leave every per-pixel factor and the diffracted ray as they are."""
+        moved = dg[j, L.G_DISTANCE] != R(0.0) or dg[j, L.G_CLOSE] != R(0.0)
+        for slot in range(L.G_PIX0, L.G_BEAM + 3):
+            moved = moved or dg[j, slot] != R(0.0)
+        return moved
+
+    @small
+    def moves_q(dg, dsources, j, source):
+        """Whether direction j moves the scattering vector of `source` (its pixels or the source)."""
+        moved = moves_pixels(dg, j)
+        for c in range(4):
+            moved = moved or dsources[j, source, c] != R(0.0)
+        return moved
+
+    @small
+    def moves_any(table, j):
+        """Whether row j of `table` is not all zero."""
+        moved = False
+        for c in range(table.shape[1]):
+            moved = moved or table[j, c] != R(0.0)
+        return moved
 
     @small
     def add_structure_factors(state, tally, scratch, part, width, Fhkl, ip, h_min, k_min, l_min, h_span, k_span,
@@ -188,11 +213,44 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
             state[L.P_I, p] = I
 
     @small
-    def add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb, nc, fudge, recip,
-                   use_base, use_q):
+    def add_axes_shares(part, state, p, g_h, g_k, g_l, frame, axes):
+        """A term's shares of the base axes and of the scattering vector: h = a0 . (M^T q) with
+        a_e = M a0 (the base axes' share, summed over the pixel and turned into tangents once at
+        its end) and h = a_e . q (the scattering vector's, for this sub-pixel and source).  Both
+        are gathered whichever the directions need (a share no direction reads is never turned
+        into tangents): the loop over pixels then holds no branch.  In a loop of its own: with the
+        partial derivatives' loop it reads and writes too many rows for the compiler to prove
+        they do not overlap, and runs one pixel at a time."""
+        qx = state[L.P_QX, p]
+        qy = state[L.P_QY, p]
+        qz = state[L.P_QZ, p]
+        p0 = frame[0] * qx + frame[3] * qy + frame[6] * qz
+        p1 = frame[1] * qx + frame[4] * qy + frame[7] * qz
+        p2 = frame[2] * qx + frame[5] * qy + frame[8] * qz
+        part[at(R_G, p)] += g_h * p0
+        part[at(R_G + 1, p)] += g_h * p1
+        part[at(R_G + 2, p)] += g_h * p2
+        part[at(R_G + 3, p)] += g_k * p0
+        part[at(R_G + 4, p)] += g_k * p1
+        part[at(R_G + 5, p)] += g_k * p2
+        part[at(R_G + 6, p)] += g_l * p0
+        part[at(R_G + 7, p)] += g_l * p1
+        part[at(R_G + 8, p)] += g_l * p2
+        part[at(R_Q, p)] += g_h * axes[0] + g_k * axes[3] + g_l * axes[6]
+        part[at(R_Q + 1, p)] += g_h * axes[1] + g_k * axes[4] + g_l * axes[7]
+        part[at(R_Q + 2, p)] += g_h * axes[2] + g_k * axes[5] + g_l * axes[8]
+
+    @small
+    def add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb, nc, fudge, recip):
         """Each live term's partial derivatives into its pixel's shares, d term / d(h, k, l) kept in
-        rows R_DH.  The loops run across the strip's pixels with no branch that stops the CPU
-        running them side by side: a term not added contributes a selected zero."""
+        rows R_DH.  The parallelepiped's loop runs across the strip's pixels with no branch that
+        stops the CPU running them side by side: a term not added contributes a selected zero."""
+        frame = (frames[variant, e, 0], frames[variant, e, 1], frames[variant, e, 2], frames[variant, e, 3],
+                 frames[variant, e, 4], frames[variant, e, 5], frames[variant, e, 6], frames[variant, e, 7],
+                 frames[variant, e, 8])
+        axes = (lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2], lattice[variant, e, 3],
+                lattice[variant, e, 4], lattice[variant, e, 5], lattice[variant, e, 6], lattice[variant, e, 7],
+                lattice[variant, e, 8])
         if shape == 0:
             for p in range(width):
                 F_cell = part[at(R_FCELL, p)]
@@ -211,9 +269,12 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                 lk = lk if nb > R(1.0) else R(0.0)
                 ll = ll if nc > R(1.0) else R(0.0)
                 live = part[at(R_LIVE, p)] != R(0.0)
-                part[at(R_DH, p)] = gF * lh + gC * part[at(R_DF, p)] if live else R(0.0)
-                part[at(R_DH + 1, p)] = gF * lk + gC * part[at(R_DF + 1, p)] if live else R(0.0)
-                part[at(R_DH + 2, p)] = gF * ll + gC * part[at(R_DF + 2, p)] if live else R(0.0)
+                g_h = gF * lh + gC * part[at(R_DF, p)] if live else R(0.0)
+                g_k = gF * lk + gC * part[at(R_DF + 1, p)] if live else R(0.0)
+                g_l = gF * ll + gC * part[at(R_DF + 2, p)] if live else R(0.0)
+                part[at(R_DH, p)] = g_h
+                part[at(R_DH + 1, p)] = g_k
+                part[at(R_DH + 2, p)] = g_l
         else:
             for p in range(width):
                 if part[at(R_LIVE, p)] == R(0.0):
@@ -233,9 +294,12 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                 gC = R(2.0) * F_cell * F_latt * F_latt
                 lh, lk, ll, lna, lnb, lnc, lrad, rx, ry, rz = shape_transform_partials(
                     shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip, F_latt)
-                part[at(R_DH, p)] = gF * lh + gC * part[at(R_DF, p)]
-                part[at(R_DH + 1, p)] = gF * lk + gC * part[at(R_DF + 1, p)]
-                part[at(R_DH + 2, p)] = gF * ll + gC * part[at(R_DF + 2, p)]
+                g_h = gF * lh + gC * part[at(R_DF, p)]
+                g_k = gF * lk + gC * part[at(R_DF + 1, p)]
+                g_l = gF * ll + gC * part[at(R_DF + 2, p)]
+                part[at(R_DH, p)] = g_h
+                part[at(R_DH + 1, p)] = g_k
+                part[at(R_DH + 2, p)] = g_l
                 part[at(R_N, p)] += gF * lna
                 part[at(R_N + 1, p)] += gF * lnb
                 part[at(R_N + 2, p)] += gF * lnc
@@ -252,43 +316,9 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                     part[at(R_S + 6, p)] += sl * rx
                     part[at(R_S + 7, p)] += sl * ry
                     part[at(R_S + 8, p)] += sl * rz
-        if use_base:
-            # h = a0 . (M^T q) with a_e = M a0: the base axes' share, summed over the pixel and
-            # turned into tangents once at its end
-            m0, m1, m2 = frames[variant, e, 0], frames[variant, e, 1], frames[variant, e, 2]
-            m3, m4, m5 = frames[variant, e, 3], frames[variant, e, 4], frames[variant, e, 5]
-            m6, m7, m8 = frames[variant, e, 6], frames[variant, e, 7], frames[variant, e, 8]
-            for p in range(width):
-                qx = state[L.P_QX, p]
-                qy = state[L.P_QY, p]
-                qz = state[L.P_QZ, p]
-                p0 = m0 * qx + m3 * qy + m6 * qz
-                p1 = m1 * qx + m4 * qy + m7 * qz
-                p2 = m2 * qx + m5 * qy + m8 * qz
-                g_h = part[at(R_DH, p)]
-                g_k = part[at(R_DH + 1, p)]
-                g_l = part[at(R_DH + 2, p)]
-                part[at(R_G, p)] += g_h * p0
-                part[at(R_G + 1, p)] += g_h * p1
-                part[at(R_G + 2, p)] += g_h * p2
-                part[at(R_G + 3, p)] += g_k * p0
-                part[at(R_G + 4, p)] += g_k * p1
-                part[at(R_G + 5, p)] += g_k * p2
-                part[at(R_G + 6, p)] += g_l * p0
-                part[at(R_G + 7, p)] += g_l * p1
-                part[at(R_G + 8, p)] += g_l * p2
-        if use_q:
-            # h = a_e . q: the scattering vector's share, for this sub-pixel and source
-            a0, a1, a2 = lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2]
-            b0, b1, b2 = lattice[variant, e, 3], lattice[variant, e, 4], lattice[variant, e, 5]
-            c0, c1, c2 = lattice[variant, e, 6], lattice[variant, e, 7], lattice[variant, e, 8]
-            for p in range(width):
-                g_h = part[at(R_DH, p)]
-                g_k = part[at(R_DH + 1, p)]
-                g_l = part[at(R_DH + 2, p)]
-                part[at(R_Q, p)] += g_h * a0 + g_k * b0 + g_l * c0
-                part[at(R_Q + 1, p)] += g_h * a1 + g_k * b1 + g_l * c1
-                part[at(R_Q + 2, p)] += g_h * a2 + g_k * b2 + g_l * c2
+        for p in range(width):
+            add_axes_shares(part, state, p, part[at(R_DH, p)], part[at(R_DH + 1, p)], part[at(R_DH + 2, p)], frame,
+                            axes)
 
     @small
     def add_generic(state, part, work, width, dlattice, jg, j, variant, e):
@@ -400,11 +430,15 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
             tally[L.T_RAN_PHI, p] = 0.0
             for r in range(N_SHARES):
                 part[at(r, p)] = R(0.0)
+        # a direction that moves no pixel keeps these at zero throughout (see moves_pixels)
         for j in range(nt):
             for p in range(width):
                 work[tw(j, W_I, p)] = dg[j, L.G_I_BG]
                 work[tw(j, W_POLAR, p)] = R(0.0)
                 work[tw(j, W_OMEGA, p)] = R(0.0)
+                work[tw(j, W_DX, p)] = R(0.0)
+                work[tw(j, W_DY, p)] = R(0.0)
+                work[tw(j, W_DZ, p)] = R(0.0)
 
         for thick_tic in range(thicksteps):
             odet = R(thick_tic) * thickstep
@@ -422,6 +456,8 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                         state[L.P_Y, p] = fdet * fy + sdet * sy + odet * oy + py
                         state[L.P_Z, p] = fdet * fz + sdet * sz + odet * oz + pz
                     for j in range(nt):
+                        if not moves_pixels(dg, j):
+                            continue
                         tfx, tfy, tfz = dg[j, L.G_FDET], dg[j, L.G_FDET + 1], dg[j, L.G_FDET + 2]
                         tsx, tsy, tsz = dg[j, L.G_SDET], dg[j, L.G_SDET + 1], dg[j, L.G_SDET + 2]
                         tox, toy, toz = dg[j, L.G_ODET], dg[j, L.G_ODET + 1], dg[j, L.G_ODET + 2]
@@ -442,6 +478,8 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                             state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p] = rotate_axis3(
                                 nx, ny, nz, fx, fy, fz, flat_z / distance)
                             for j in range(nt):
+                                if not moves_pixels(dg, j):
+                                    continue
                                 # the flat position's y and z turn the beam point about s and f
                                 td = dg[j, L.G_DISTANCE]
                                 tnx, tny, tnz = rotate_axis3_tangent(
@@ -467,11 +505,13 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                         new = solid_angle(pixel_size, close_distance, airpath, point_pixel)
                         state[L.P_OMEGA, p] = new if fresh else omega
                     for j in range(nt):
+                        if not moves_pixels(dg, j):
+                            continue
                         tclose = dg[j, L.G_CLOSE]
                         for p in range(width):
-                            tr, tdx, tdy, tdz = unitize3_tangent(state[L.P_R, p], state[L.P_DX, p],
-                                                                 state[L.P_DY, p], state[L.P_DZ, p], work[tw(j, W_X, p)],
-                                                                 work[tw(j, W_Y, p)], work[tw(j, W_Z, p)])
+                            tr, tdx, tdy, tdz = unitize3_tangent(
+                                state[L.P_R, p], state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p],
+                                work[tw(j, W_X, p)], work[tw(j, W_Y, p)], work[tw(j, W_Z, p)])
                             work[tw(j, W_R, p)] = tr
                             work[tw(j, W_DX, p)] = tdx
                             work[tw(j, W_DY, p)] = tdy
@@ -480,7 +520,8 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                             for p in range(width):
                                 fresh = solid_angle_tangent(state[L.P_OMEGA, p], close_distance, state[L.P_R, p],
                                                             point_pixel, tclose, work[tw(j, W_R, p)])
-                                work[tw(j, W_OMEGA, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else work[tw(j, W_OMEGA, p)]
+                                previous = work[tw(j, W_OMEGA, p)]
+                                work[tw(j, W_OMEGA, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else previous
                     fresh_captures = 0
                     for p in range(width):
                         if state[L.P_CAPTURE, p] == R(0.0) or os_thick:
@@ -492,10 +533,13 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                             part[at(R_FRESH, p)] = R(0.0)
                     if fresh_captures > 0:
                         for j in range(nt):
+                            if not moves_pixels(dg, j):
+                                continue
                             for p in range(width):
                                 if part[at(R_FRESH, p)] != R(0.0):
                                     parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
-                                    tparallax = (dot3(work[tw(j, W_DX, p)], work[tw(j, W_DY, p)], work[tw(j, W_DZ, p)], ox, oy, oz)
+                                    tparallax = (dot3(work[tw(j, W_DX, p)], work[tw(j, W_DY, p)], work[tw(j, W_DZ, p)],
+                                                      ox, oy, oz)
                                                  + dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p],
                                                         dg[j, L.G_ODET], dg[j, L.G_ODET + 1], dg[j, L.G_ODET + 2]))
                                     work[tw(j, W_CAPTURE, p)] = capture_fraction_tangent(thick_tic, thickstep, mu,
@@ -534,16 +578,25 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                             continue
                         if nt > 0 and fresh_polars > 0:
                             for p in range(width):
-                                part[at(R_TMP, p)], part[at(R_TMP + 1, p)], part[at(R_TMP + 2, p)] = polarization_factor_gradient(
-                                    kahn, ix, iy, iz, state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], bx, by,
-                                    bz, ex, ey, ez)
+                                gx, gy, gz = polarization_factor_gradient(kahn, ix, iy, iz, state[L.P_DX, p],
+                                                                          state[L.P_DY, p], state[L.P_DZ, p], bx, by,
+                                                                          bz, ex, ey, ez)
+                                part[at(R_TMP, p)] = gx
+                                part[at(R_TMP + 1, p)] = gy
+                                part[at(R_TMP + 2, p)] = gz
                             for j in range(nt):
+                                if not moves_pixels(dg, j):
+                                    continue
                                 for p in range(width):
-                                    fresh = (part[at(R_TMP, p)] * work[tw(j, W_DX, p)] + part[at(R_TMP + 1, p)] * work[tw(j, W_DY, p)]
+                                    fresh = (part[at(R_TMP, p)] * work[tw(j, W_DX, p)]
+                                             + part[at(R_TMP + 1, p)] * work[tw(j, W_DY, p)]
                                              + part[at(R_TMP + 2, p)] * work[tw(j, W_DZ, p)])
-                                    work[tw(j, W_POLAR, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else work[tw(j, W_POLAR, p)]
+                                    previous = work[tw(j, W_POLAR, p)]
+                                    work[tw(j, W_POLAR, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else previous
                         if use_q:
                             for j in range(nt):
+                                if not moves_q(dg, dsources, j, source):
+                                    continue
                                 tix, tiy, tiz = dsources[j, source, 0], dsources[j, source, 1], dsources[j, source, 2]
                                 tlam = dsources[j, source, 3]
                                 for p in range(width):
@@ -569,13 +622,15 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                                                   os_omega, scatter, Fgrad)
                             if per_term:
                                 add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb,
-                                           nc, fudge, recip, use_base, use_q)
+                                           nc, fudge, recip)
                                 for jg in range(generic.shape[0]):
                                     add_generic(state, part, work, width, dlattice, jg, generic[jg], variant, e)
                             if nt > 0 and (os_thick or os_polar or os_omega):
                                 scale_by_sub_step_factors(state, part, work, width, nt, os_thick, os_polar, os_omega)
                         if use_q:
                             for j in range(nt):
+                                if not moves_q(dg, dsources, j, source):
+                                    continue
                                 for p in range(width):
                                     work[tw(j, W_I, p)] += (part[at(R_Q, p)] * work[tw(j, W_QX, p)]
                                                         + part[at(R_Q + 1, p)] * work[tw(j, W_QY, p)]
@@ -590,7 +645,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                         variant = 1
 
         for j in range(nt):
-            if use_base:
+            if use_base and moves_any(dbase, j):
                 for p in range(width):
                     work[tw(j, W_I, p)] += (part[at(R_G, p)] * dbase[j, 0] + part[at(R_G + 1, p)] * dbase[j, 1]
                                         + part[at(R_G + 2, p)] * dbase[j, 2] + part[at(R_G + 3, p)] * dbase[j, 3]
