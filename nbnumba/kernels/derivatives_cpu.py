@@ -56,6 +56,24 @@ def strip_width(pixels, i, stop, ints):
     return width
 
 
+@numba.njit(cache=True)
+def weighted_sum(weights, scan, tangents, row, width):
+    """sum_p weights[scan + p] * tangents[row + p] over a strip, in four running sums: one sum is a
+    chain of dependent additions, which would cost more than the products."""
+    s0 = s1 = s2 = s3 = 0.0
+    p = 0
+    while p + 4 <= width:
+        s0 += weights[scan + p] * tangents[row + p]
+        s1 += weights[scan + p + 1] * tangents[row + p + 1]
+        s2 += weights[scan + p + 2] * tangents[row + p + 2]
+        s3 += weights[scan + p + 3] * tangents[row + p + 3]
+        p += 4
+    while p < width:
+        s0 += weights[scan + p] * tangents[row + p]
+        p += 1
+    return (s0 + s1) + (s2 + s3)
+
+
 @numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
 def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice,
                    generic, drecip, use_base, use_q, weights, store, scatter, image, dvalues, flags, gradient_parts,
@@ -89,12 +107,13 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
                 image[scan + p] = state[L.P_VALUE, p]
                 flags[i + p] = (1 if tally[L.T_LEFT_TABLE, p] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, p] != 0.0
                                                                                  else 0)
-                for j in range(directions):
-                    tangent = work[(j * N_W + W_VALUE) * TANGENT_STRIP + p]
-                    if store:
-                        dvalues[i + p, j] = tangent
-                    else:
-                        gradient_parts[c, j] += weights[scan + p] * tangent
+            for j in range(directions):
+                row = (j * N_W + W_VALUE) * TANGENT_STRIP
+                if store:
+                    for p in range(width):
+                        dvalues[i + p, j] = work[row + p]
+                else:
+                    gradient_parts[c, j] += weighted_sum(weights, scan, work, row, width)
             i += width
 
 
