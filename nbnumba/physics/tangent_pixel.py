@@ -69,7 +69,7 @@ R_TMP = 36  # 3: a factor's gradient
 N_PART = 39
 
 # pixels per strip of the CPU derivative kernel: its tangent rows (K x N_W x strip) stay in the cache
-TANGENT_STRIP = 64
+TANGENT_STRIP = 128
 
 
 def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors, detector, lattice_transform,
@@ -599,10 +599,14 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                                     continue
                                 tix, tiy, tiz = dsources[j, source, 0], dsources[j, source, 1], dsources[j, source, 2]
                                 tlam = dsources[j, source, 3]
+                                per_lam = R(1.0) / lam  # a product per pixel, not a division
                                 for p in range(width):
-                                    work[tw(j, W_QX, p)] = (work[tw(j, W_DX, p)] + tix - state[L.P_QX, p] * tlam) / lam
-                                    work[tw(j, W_QY, p)] = (work[tw(j, W_DY, p)] + tiy - state[L.P_QY, p] * tlam) / lam
-                                    work[tw(j, W_QZ, p)] = (work[tw(j, W_DZ, p)] + tiz - state[L.P_QZ, p] * tlam) / lam
+                                    work[tw(j, W_QX, p)] = ((work[tw(j, W_DX, p)] + tix - state[L.P_QX, p] * tlam)
+                                                             * per_lam)
+                                    work[tw(j, W_QY, p)] = ((work[tw(j, W_DY, p)] + tiy - state[L.P_QY, p] * tlam)
+                                                             * per_lam)
+                                    work[tw(j, W_QZ, p)] = ((work[tw(j, W_DZ, p)] + tiz - state[L.P_QZ, p] * tlam)
+                                                             * per_lam)
                         if scatter:
                             for p in range(width):
                                 factor = post * part[at(R_WEIGHT, p)]

@@ -33,9 +33,10 @@ def make_vectors(jit, R):
         """Tangents of `unitize3`'s magnitude and unit vector for a tangent t of (x, y, z).  No
         branch (a zero vector's are selected zeros), so a loop over pixels runs them side by side."""
         tmag = ux * tx + uy * ty + uz * tz
-        tux = (tx - ux * tmag) / mag
-        tuy = (ty - uy * tmag) / mag
-        tuz = (tz - uz * tmag) / mag
+        per_mag = R(1.0) / mag  # one division, not three
+        tux = (tx - ux * tmag) * per_mag
+        tuy = (ty - uy * tmag) * per_mag
+        tuz = (tz - uz * tmag) * per_mag
         zero = mag == R(0.0)
         return (R(0.0) if zero else tmag, R(0.0) if zero else tux, R(0.0) if zero else tuy,
                 R(0.0) if zero else tuz)
