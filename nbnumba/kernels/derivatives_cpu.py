@@ -108,7 +108,7 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
                 flags[i + p] = (1 if tally[L.T_LEFT_TABLE, p] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, p] != 0.0
                                                                                  else 0)
             for j in range(directions):
-                row = (j * N_W + W_VALUE) * TANGENT_STRIP
+                row = j * (N_W * TANGENT_STRIP) + W_VALUE * TANGENT_STRIP
                 if store:
                     for p in range(width):
                         dvalues[i + p, j] = work[row + p]
