@@ -89,13 +89,15 @@ def measure(workload: str, kind: str, precision: str, repeat: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(results: dict) -> list[str]:
+def report(results: dict, load: tuple) -> list[str]:
     lines = ["# Derivatives: value + reduced gradient of 16 parameters against the forward render", "",
              f"`python benchmarks/derivatives_bench.py`, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} CPUs on the machine, 2 Numba threads, warm (compiled code loaded; best of the "
-             "timed calls), each measurement a process of its own (peak = its resident maximum).  CPU: the "
-             "process's CPU seconds of its least costly call, both threads together; on a shared machine their "
-             "ratio is steadier than the wall clock's.  16 parameters: " + ", ".join(SIXTEEN) + ".", "",
+             f"{os.cpu_count()} CPUs on the machine (load average {load[0]:.1f} before the run, {load[1]:.1f} after: "
+             "over the 2 of the benchmark's own threads, the machine was shared and its wall clock suffers), "
+             "2 Numba threads, warm (compiled code loaded; best of the timed calls), each measurement a process of "
+             "its own (peak = its resident maximum).  CPU: the process's CPU seconds of its least costly call, both "
+             "threads together; on a shared machine their ratio is steadier than the wall clock's.  16 parameters: "
+             + ", ".join(SIXTEEN) + ".", "",
              "| workload | precision | forward (s) | value + gradient (s) | ratio | target | CPU: forward (s) | "
              "CPU: value + gradient (s) | CPU ratio | forward peak (MiB) | gradient peak (MiB) | extra (MiB) | "
              "target |",
@@ -138,6 +140,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed calls per measurement (best is kept)")
     opts = parser.parse_args(argv)
     results = {}
+    load_before = os.getloadavg()[0]
     for workload in WORKLOADS:
         for precision in ("double", "single"):
             results[(workload, precision)] = {kind: measure(workload, kind, precision, opts.repeat)
@@ -146,7 +149,7 @@ def main(argv=None) -> int:
             print(f"{workload} {precision}: forward {r['forward']['seconds']:.3f} s, value + gradient "
                   f"{r['gradient']['seconds']:.3f} s (CPU {r['forward']['cpu_seconds']:.3f} s, "
                   f"{r['gradient']['cpu_seconds']:.3f} s)", flush=True)
-    lines = report(results)
+    lines = report(results, (load_before, os.getloadavg()[0]))
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n")
     REPORT.with_suffix(".json").write_text(json.dumps({f"{w} {p}": r for (w, p), r in results.items()}, indent=1))
