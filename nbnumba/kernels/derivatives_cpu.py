@@ -1,5 +1,5 @@
-"""The CPU derivative kernel: a parallel loop over a list of pixels, each walked once by the
-shared `tangent_pixel` (values and K tangents together).
+"""The CPU derivative kernel: a parallel loop over a list of pixels, cut into strips of
+neighbouring pixels that the shared `tangent_strip` walks together (values and K tangents).
 
 The pixel list is cut into as many parts as the loop has threads; each part sums its own share of
 the reduced gradient and, when asked, of the structure-factor gradient (a table per part), so
@@ -13,30 +13,65 @@ import numpy as np
 from numba import prange
 
 from ..physics import layout as L
-from ..physics.compiled import cpu32, cpu64
-from ..physics.tangent_pixel import N_W, W_VALUE
+from ..physics.compiled import cpu32, cpu64, strip_buffers
+from ..physics.tangent_pixel import N_PART, N_W, R_WEIGHT, TANGENT_STRIP, W_VALUE
 
 
 @numba.njit(cache=True)
-def tangent_work(like, directions):
-    """A pixel's tangent rows.  Allocated through a call in the parallel loop: Numba
+def tangent_buffers(like, directions, width):
+    """A strip's shares and tangent rows.  Allocated through a call in the parallel loop: Numba
     hoists a plain np.empty out of a prange loop, and every thread would then share one."""
-    return np.empty((N_W, directions), dtype=like.dtype)
+    return np.empty(N_PART * width, dtype=like.dtype), np.empty(directions * N_W * width, dtype=like.dtype)
 
 
-def _tangent_pixel_stub(*args):
+def _tangent_strip_stub(*args):
     raise NotImplementedError
 
 
-@numba.extending.overload(_tangent_pixel_stub, jit_options={"cache": True})
-def _tangent_pixel_by_precision(*args):
-    """One generic `tangent_pixel`, resolved at compile time from the array dtype of `g`."""
-    chosen = (cpu32 if args[2].dtype == numba.types.float32 else cpu64).tangent_pixel
+@numba.extending.overload(_tangent_strip_stub, jit_options={"cache": True})
+def _tangent_strip_by_precision(*args):
+    """One generic `tangent_strip`, resolved at compile time from the array dtype of `g`."""
+    chosen = (cpu32 if args[3].dtype == numba.types.float32 else cpu64).tangent_strip
 
     def impl(*args):
-        return chosen(*args)
+        chosen(*args)
 
     return impl
+
+
+@numba.njit(cache=True)
+def strip_width(pixels, i, stop, ints):
+    """Pixels of the list from its i-th that neighbour each other in one row, at most
+    TANGENT_STRIP; the first pixel of the render (whose lattice starts unrotated) stays alone."""
+    fpixels = ints[L.I_FPIXELS]
+    first = ints[L.I_FIRST_PIXEL]
+    scan = pixels[i]
+    if scan == first:
+        return 1
+    f = scan % fpixels
+    width = 1
+    while (width < TANGENT_STRIP and i + width < stop and pixels[i + width] == scan + width
+           and f + width < fpixels and scan + width != first):
+        width += 1
+    return width
+
+
+@numba.njit(cache=True)
+def weighted_sum(weights, scan, tangents, row, width):
+    """sum_p weights[scan + p] * tangents[row + p] over a strip, in four running sums: one sum is a
+    chain of dependent additions, which would cost more than the products."""
+    s0 = s1 = s2 = s3 = 0.0
+    p = 0
+    while p + 4 <= width:
+        s0 += weights[scan + p] * tangents[row + p]
+        s1 += weights[scan + p + 1] * tangents[row + p + 1]
+        s2 += weights[scan + p + 2] * tangents[row + p + 2]
+        s3 += weights[scan + p + 3] * tangents[row + p + 3]
+        p += 4
+    while p < width:
+        s0 += weights[scan + p] * tangents[row + p]
+        p += 1
+    return (s0 + s1) + (s2 + s3)
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
@@ -45,31 +80,41 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
                    Fgrad_parts):
     """The values (into `image`, flat, at their scan indices), flags (1: interpolation left the
     table, 2: a phi pass ran) and, with `store`, the K tangents (`dvalues`, pixels x K) of the scan
-    indices `pixels`.  Without `store`, part c of the list adds sum_i weights[scan_i] * tangent_i
-    (`weights` flat, the detector's) into gradient_parts[c] and, with `scatter`, the structure
-    factors' share into Fgrad_parts[c]."""
+    indices `pixels` (ascending).  Without `store`, part c of the list adds
+    sum_i weights[scan_i] * tangent_i (`weights` flat, the detector's) into gradient_parts[c] and,
+    with `scatter`, the structure factors' share into Fgrad_parts[c]."""
     n = pixels.shape[0]
     fpixels = ints[L.I_FPIXELS]
     directions = dgeo.shape[0]
     parts = gradient_parts.shape[0]
     for c in prange(parts):
-        work = tangent_work(geo, directions)
+        state, tally, scratch = strip_buffers(geo, TANGENT_STRIP)
+        part, work = tangent_buffers(geo, directions, TANGENT_STRIP)
         Fgrad = Fgrad_parts[c]
-        for i in range(c * n // parts, (c + 1) * n // parts):
+        i = c * n // parts
+        stop = (c + 1) * n // parts
+        while i < stop:
+            width = strip_width(pixels, i, stop, ints)
             scan = pixels[i]
             s = scan // fpixels
             f = scan - s * fpixels
-            weight = 0.0 if store else weights[scan]
-            value, left, ran = _tangent_pixel_stub(s, f, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo,
-                                                   dsources, dbase, dlattice, generic, drecip, work, use_base,
-                                                   use_q, scatter, weight, Fgrad)
-            image[scan] = value
-            flags[i] = (1 if left else 0) + (2 if ran else 0)
+            for p in range(width):
+                part[R_WEIGHT * TANGENT_STRIP + p] = 0.0 if store else weights[scan + p]
+            _tangent_strip_stub(s, f, width, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources,
+                                dbase, dlattice, generic, drecip, state, tally, scratch, part, work, use_base, use_q,
+                                scatter, Fgrad)
+            for p in range(width):
+                image[scan + p] = state[L.P_VALUE, p]
+                flags[i + p] = (1 if tally[L.T_LEFT_TABLE, p] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, p] != 0.0
+                                                                                 else 0)
             for j in range(directions):
+                row = j * (N_W * TANGENT_STRIP) + W_VALUE * TANGENT_STRIP
                 if store:
-                    dvalues[i, j] = work[W_VALUE, j]
+                    for p in range(width):
+                        dvalues[i + p, j] = work[row + p]
                 else:
-                    gradient_parts[c, j] += weight * work[W_VALUE, j]
+                    gradient_parts[c, j] += weighted_sum(weights, scan, work, row, width)
+            i += width
 
 
 def parts(pixels: int) -> int:

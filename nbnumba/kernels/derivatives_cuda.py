@@ -1,13 +1,14 @@
 """The CUDA derivative kernel: one GPU thread per pixel of the list, calling the shared
-`tangent_pixel` (values and K tangents together), with the CPU derivative kernel's signature.
+`tangent_strip` on a strip of one pixel (values and K tangents together), with the CPU derivative
+kernel's signature.
 
 One kernel per precision, feature key (`physics.Features`) and number of directions K: the
-thread's tangent rows are a local array, whose size must be known when the kernel is compiled.
+thread's strip arrays are local arrays, whose sizes must be known when the kernel is compiled.
 The real and integer parameters go by value (tuples), as in the render kernel.  Each thread
 writes its pixel's value and flags, and either its K tangents (derivative images) or their
 weighted share of the reduced gradient, added atomically (so the last bits of a reduced gradient
 depend on the order in which threads ran); the structure factors' gradient is added atomically
-by `tangent_pixel` itself.  Nothing touches CUDA at import time.
+by `tangent_strip` itself.  Nothing touches CUDA at import time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from ..physics import features_of
 from ..physics import layout as L
-from ..physics.tangent_pixel import N_W, W_VALUE
+from ..physics.tangent_pixel import N_PART, N_W, R_WEIGHT, W_VALUE
 from . import cuda as gpu
 
 THREADS = 128
@@ -48,8 +49,13 @@ def _build(real, features, directions):
 
     phys = make_physics(gpu.physics_jit(), real, floor=math.floor, ceil=math.ceil, features=features,
                         accumulate=accumulate)
-    tangent_pixel = phys.tangent_pixel
-    work_shape = (N_W, max(directions, 1))  # a compile-time constant: a tuple closed over
+    tangent_strip = phys.tangent_strip
+    # local array shapes must be compile-time constants: tuples closed over, not module lookups
+    state_shape = (L.N_STATE, 1)
+    tally_shape = (L.N_TALLY, 1)
+    scratch_shape = (L.N_SCRATCH, 1)
+    part_shape = N_PART  # the flat arrays of a strip of one pixel
+    work_shape = N_W * max(directions, 1)
     K = directions
 
     def tangent_window(geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice, generic,
@@ -64,17 +70,21 @@ def _build(real, features, directions):
         s = np.int32(scan // ints[L.I_FPIXELS])
         f = np.int32(scan - s * ints[L.I_FPIXELS])
         weight = 0.0 if store else weights[scan]
+        state = cuda.local.array(state_shape, real)
+        tally = cuda.local.array(tally_shape, np.float64)
+        scratch = cuda.local.array(scratch_shape, real)
+        part = cuda.local.array(part_shape, real)
         work = cuda.local.array(work_shape, real)
-        value, left, ran = tangent_pixel(s, f, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources,
-                                         dbase, dlattice, generic, drecip, work, use_base, use_q, scatter, weight,
-                                         Fgrad)
-        values[i] = value
-        flags[i] = (1 if left else 0) + (2 if ran else 0)
+        part[R_WEIGHT] = weight
+        tangent_strip(s, f, 1, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice,
+                      generic, drecip, state, tally, scratch, part, work, use_base, use_q, scatter, Fgrad)
+        values[i] = state[L.P_VALUE, 0]
+        flags[i] = (1 if tally[L.T_LEFT_TABLE, 0] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, 0] != 0.0 else 0)
         for j in range(K):
             if store:
-                dvalues[i, j] = work[W_VALUE, j]
+                dvalues[i, j] = work[j * N_W + W_VALUE]
             else:
-                cuda.atomic.add(gradient, j, weight * work[W_VALUE, j])
+                cuda.atomic.add(gradient, j, weight * work[j * N_W + W_VALUE])
 
     return gpu._jit_kernel(tangent_window, f"tangent{K}_" + gpu.key_tag(real, features))
 

@@ -11,7 +11,7 @@ its functions from one place.  `amorphous` is built on the namespace it returns.
 
 Derivatives ride along with the same functions (forward mode): beside each scalar function its
 module holds the derivative rule (`*_tangent`, `polint_dx`, `interpolate_F_gradient`), and
-`tangent_pixel` walks one pixel calling both, so a derivative pass computes the render's values
+`tangent_strip` walks a strip of pixels calling both, so a derivative pass computes the render's values
 with the render's own functions and carries the tangents of K model directions through them.
 
 The arithmetic follows the reference's order of operations, except for the lattice transform
@@ -32,14 +32,15 @@ from .features import Features, features_of
 from .lattice import make_lattice
 from .pixel import make_pixel
 from .structure_factors import make_structure_factors
-from .tangent_pixel import make_tangent_pixel
+from .tangent_pixel import make_tangent_strip
 from .tracing import make_tracing
 from .vectors import make_vectors
 
 __all__ = ["Features", "features_of", "make_physics"]
 
 
-def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, features=None, accumulate=None):
+def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, features=None, accumulate=None,
+                 strip=1):
     """`inline_jit` compiles the small hot functions (default: `jit`); on the CPU it should inline
     them into their callers, which lets LLVM keep the lattice sums in registers and vectorise.
 
@@ -49,8 +50,8 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     `features` (a `Features`) makes `render_strip` compile for those features only: the values it
     fixes become constants and the paths they rule out are not compiled.  None: all at run time.
 
-    `accumulate` adds into the structure-factor gradient (`tangent_pixel`): None, a plain addition;
-    the GPU gives an atomic one."""
+    `accumulate` adds into the structure-factor gradient (`tangent_strip`): None, a plain addition;
+    the GPU gives an atomic one.  `strip`: the most pixels `tangent_strip` takes at once."""
     small = inline_jit if inline_jit is not None else jit
     vectors = make_vectors(jit, real)
     detector = make_detector(jit, small, real, vectors)
@@ -58,8 +59,8 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     structure_factors = make_structure_factors(jit, real)
     tracing = make_tracing(jit)
     render_strip = make_pixel(jit, small, real, features, vectors, detector, lattice, structure_factors, tracing)
-    tangent_pixel = make_tangent_pixel(jit, real, features, ceil, accumulate, vectors, detector, lattice,
-                                       structure_factors)
+    tangent_strip = make_tangent_strip(jit, small, real, features, ceil, accumulate, strip, vectors, detector,
+                                       lattice, structure_factors)
     return SimpleNamespace(
         dot3=vectors.dot3, cross3=vectors.cross3, unitize3=vectors.unitize3, rotate_axis3=vectors.rotate_axis3,
         rotate_xyz3=vectors.rotate_xyz3,
@@ -69,5 +70,5 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
         shape_transform=lattice.shape_transform, lattice_strip=lattice.lattice_strip,
         polint=structure_factors.polint, interpolate_F=structure_factors.interpolate_F,
         nearest_F=structure_factors.nearest_F,
-        render_strip=render_strip, tangent_pixel=tangent_pixel, real=real,
+        render_strip=render_strip, tangent_strip=tangent_strip, real=real,
     )

@@ -10,15 +10,16 @@ import numpy as np
 from ..runtime import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
 from . import layout as L
 from . import make_physics
+from .tangent_pixel import TANGENT_STRIP
 
 jit = numba.njit(cache=True, error_model="numpy")
 inline_jit = numba.njit(cache=True, error_model="numpy", inline="always")
-cpu64 = make_physics(jit, np.float64, inline_jit)
+cpu64 = make_physics(jit, np.float64, inline_jit, strip=TANGENT_STRIP)
 
 
 @functools.cache
 def _single():
-    return make_physics(jit, np.float32, inline_jit)
+    return make_physics(jit, np.float32, inline_jit, strip=TANGENT_STRIP)
 
 
 def __getattr__(name):

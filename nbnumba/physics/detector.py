@@ -90,10 +90,11 @@ def make_detector(jit, small, R, vectors):
 
     @jit
     def solid_angle_tangent(omega, close_distance, airpath, point_pixel, tclose_distance, tairpath):
-        """Tangent of `solid_angle` (value `omega`) for tangents of the close distance and the path."""
-        if point_pixel:
-            return R(-2.0) * omega * tairpath / airpath
-        return omega * (tclose_distance / close_distance - R(3.0) * tairpath / airpath)
+        """Tangent of `solid_angle` (value `omega`) for tangents of the close distance and the path.
+        Both kinds of pixel are computed and one selected: a loop over pixels then holds no branch."""
+        point = R(-2.0) * omega * tairpath / airpath
+        flat = omega * (tclose_distance / close_distance - R(3.0) * tairpath / airpath)
+        return point if point_pixel else flat
 
     @jit
     def pixel_active(spixel, fpixel, ip, mask):

@@ -87,16 +87,16 @@ def make_lattice(jit, small, R, floor, ceil):
     @small
     def sincg_tangent(h, h0, n, value):
         """d/dh of `sincg_peeled(h, h0, n)` (= `value`), for n > 1.  The sines and cosines are
-        taken of the reduced arguments (|x| <= pi/2), as the value's are."""
+        taken of the reduced arguments (|x| <= pi/2), as the value's are.  No branch: the slope at
+        an integer h (0: even about it) is a select, so a loop over pixels runs them side by side."""
         frac = h - h0
-        if frac == R(0.0):
-            return R(0.0)  # even about every integer h
         x = PI * frac
         t = x * n
         q = floor(t * INV_PI + R(0.5))
         r = (t - q * PI_A) - q * PI_B
         sign = R(-1.0) if odd((n - R(1.0)) * h0 + q) != R(0.0) else R(1.0)
-        return PI * (sign * n * cos_halfpi(r) - value * cos_halfpi(x)) / sin_halfpi(x)
+        slope = PI * (sign * n * cos_halfpi(r) - value * cos_halfpi(x)) / sin_halfpi(x)
+        return slope if frac != R(0.0) else R(0.0)
 
     @jit
     def sinc3(x):

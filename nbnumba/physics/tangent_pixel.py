@@ -1,11 +1,15 @@
-"""One pixel's value and its tangents along K directions of the model, in one pass (forward mode).
+"""A strip of pixels' values and their tangents along K directions of the model, in one pass
+(forward mode).
 
-`tangent_pixel` walks the reference's per-pixel loop (layer, sub-pixel, source, phi step, mosaic
-domain) exactly as `pixel.render_strip` does, calling the same scalar functions for every value
-(`unitize3`, `solid_angle`, `capture_fraction`, `polarization_factor`, `sincg_peeled`,
-`shape_transform`, `interpolate_F`, `nearest_F`), in the same order, so its value is the render's
-bit for bit.  Beside each call it applies that function's derivative rule (the `*_tangent`,
-`*_gradient` or `*_partials` function in the same module) to carry K tangents along.
+`tangent_strip` walks the reference's per-pixel loop (layer, sub-pixel, source, phi step, mosaic
+domain) for a strip of neighbouring pixels of one row, as `pixel.render_strip` does: each loop
+level runs across the strip's pixels, so the CPU runs several pixels per instruction, and each
+pixel still adds up its terms in the reference's order.  It calls the render's scalar functions
+for every value (`unitize3`, `solid_angle`, `capture_fraction`, `polarization_factor`,
+`lattice_strip`, `interpolate_F`, `nearest_F`), in the same order, so its values are the
+render's bit for bit.  Beside each call it applies that function's derivative rule (the
+`*_tangent`, `*_gradient` or `*_partials` function in the same module) to carry K tangents along.
+The CUDA kernel hands it one pixel, as the render kernel hands `render_strip` one.
 
 A direction of the model is given as tangents of the kernel's inputs: `dg` (the real parameters:
 detector origin and axes, distances, Na Nb Nc, fluence), `dsources` (wavelengths), `dbase` (the
@@ -19,16 +23,20 @@ reciprocal axes, Na Nb Nc, and the current scattering vector), which are turned 
 tangents once per source (the scattering vector's) or once per pixel.  So K directions cost a few
 multiply-adds per term, not K times as many.
 
-Per-pixel tangent rows live in `work` (N_W rows x K columns), which the caller provides: a
-CUDA device function can only have a local array of a size fixed when it is compiled, so the
-kernels allocate it (K is a constant of each derivative kernel).
+The caller provides the strip's arrays: `state`, `tally` and `scratch` as `render_strip`'s, and
+two flat ones whose rows are `strip` long (a constant of the compiled code), `part` (N_PART rows:
+the shares and each term's by-products, row r of pixel p at r * strip + p) and `work` (K
+directions x N_W rows: the per-pixel tangents, at (j * N_W + row) * strip + p).  Rows a constant
+apart let the CPU run a loop over pixels that reads one row and writes another side by side; with
+a run-time row stride the compiler cannot rule out their overlap and keeps it scalar.  A CUDA
+device function can only have local arrays of a size fixed when it is compiled, so the kernels
+allocate them (K is a constant of each derivative kernel).
 
-With `scatter`, each term also adds weight * (dI/dF) into `Fgrad` (float64, the HKL table's
-shape) at its nearest reflection, or at the 64 it interpolates: the reduced gradient of the
-structure factors.  The pixel's
-final factors (solid angle, polarization, capture fraction) must then be known when the term is
-added, which holds without the -oversample_* switches and with one sensor layer; the host refuses
-the other cases.
+With `scatter`, each term also adds its pixel's weight (row R_WEIGHT) * (dI/dF) into `Fgrad` (float64, the HKL
+table's shape) at its nearest reflection, or at the 64 it interpolates: the reduced gradient of
+the structure factors.  The pixel's final factors (solid angle, polarization, capture fraction)
+must then be known when the term is added, which holds without the -oversample_* switches and
+with one sensor layer; the host refuses the other cases.
 """
 
 from __future__ import annotations
@@ -39,15 +47,38 @@ import numpy as np
 
 from . import layout as L
 
-# rows of the per-pixel tangent work array
+# rows of the per-pixel tangents of each direction (work)
 W_X, W_Y, W_Z, W_R, W_DX, W_DY, W_DZ, W_OMEGA, W_CAPTURE, W_POLAR, W_QX, W_QY, W_QZ, W_I, W_VALUE = range(15)
 N_W = 15
 
+# rows of a strip's shares and per-term by-products (part)
+R_G = 0  # 9: d I / d base axes a0, b0, c0
+R_S = 9  # 9: d I / d unrotated reciprocal axes
+R_Q = 18  # 3: d I / d scattering vector of the current sub-pixel and source
+R_N = 21  # 3: d I / d Na, Nb, Nc
+N_SHARES = 24
+R_FCELL = 24  # the current term's structure factor
+R_DF = 25  # 3: its d / d(h, k, l) (interpolated; 0 for the nearest)
+R_DH = 28  # 3: d term / d(h, k, l)
+R_LIVE = 31  # 1 when the current term is added (kept source, non-zero lattice transform or water)
+R_SUM = 32  # the sum with the current term, before any per-sub-step factor
+R_WEIGHT = 33  # the pixel's weight (the structure factors' gradient)
+R_FACTOR = 34  # the pixel's final factor times its weight (the structure factors' gradient)
+R_FRESH = 35  # 1 when the current sub-pixel or source computed a fresh factor
+R_TMP = 36  # 3: a factor's gradient
+N_PART = 39
 
-def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, lattice_transform, structure_factors):
-    """`tangent_pixel` compiled with `jit`; `features` and `ceil` as `make_physics`'s.
-    `accumulate(table, h, k, l, value)` adds into the structure-factor gradient: None for a plain
-    addition (each CPU thread has its own table), an atomic one on the GPU."""
+# pixels per strip of the CPU derivative kernel: its tangent rows (K x N_W x strip) stay in the cache
+TANGENT_STRIP = 128
+
+
+def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors, detector, lattice_transform,
+                       structure_factors):
+    """`tangent_strip` compiled with `jit` for strips of at most `strip` pixels; `features` and
+    `ceil` as `make_physics`'s.  `accumulate(table, h, k, l, value)` adds into the structure-factor
+    gradient: None for a plain addition (each CPU thread has its own table), an atomic one on the
+    GPU."""
+    S = strip
     if accumulate is None:
         @jit
         def accumulate(table, hi, ki, li, value):
@@ -67,23 +98,285 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
     polarization_factor_gradient = detector.polarization_factor_gradient
     solid_angle, solid_angle_tangent = detector.solid_angle, detector.solid_angle_tangent
     capture_fraction, capture_fraction_tangent = detector.capture_fraction, detector.capture_fraction_tangent
-    sincg_peeled, sincg_tangent = lattice_transform.sincg_peeled, lattice_transform.sincg_tangent
-    shape_transform = lattice_transform.shape_transform
+    lattice_strip, sincg_tangent = lattice_transform.lattice_strip, lattice_transform.sincg_tangent
     shape_transform_partials = lattice_transform.shape_transform_partials
     interpolate_F, interpolate_F_gradient = structure_factors.interpolate_F, structure_factors.interpolate_F_gradient
     nearest_F, lagrange_weights = structure_factors.nearest_F, structure_factors.lagrange_weights
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
 
+    @small
+    def at(row, p):
+        """Index of pixel p's entry in row `row` of `part`."""
+        return row * S + p
+
+    @small
+    def tw(j, row, p):
+        """Index of pixel p's entry in row `row` of direction j's tangents in `work`.  Written as a
+        sum with the direction's start: the compiler then sees that rows lie a constant apart
+        ((j * N_W + row) * S hides it, and the loops stay scalar)."""
+        return j * (N_W * S) + row * S + p
+
+    @small
+    def moves_pixels(dg, j):
+        """Whether direction j moves the detector's pixels (origin, axes, distances): the others
+        leave every per-pixel factor and the diffracted ray as they are."""
+        moved = dg[j, L.G_DISTANCE] != R(0.0) or dg[j, L.G_CLOSE] != R(0.0)
+        for slot in range(L.G_PIX0, L.G_BEAM + 3):
+            moved = moved or dg[j, slot] != R(0.0)
+        return moved
+
+    @small
+    def moves_q(dg, dsources, j, source):
+        """Whether direction j moves the scattering vector of `source` (its pixels or the source)."""
+        moved = moves_pixels(dg, j)
+        for c in range(4):
+            moved = moved or dsources[j, source, c] != R(0.0)
+        return moved
+
+    @small
+    def moves_any(table, j):
+        """Whether row j of `table` is not all zero."""
+        moved = False
+        for c in range(table.shape[1]):
+            moved = moved or table[j, c] != R(0.0)
+        return moved
+
+    @small
+    def add_structure_factors(state, tally, scratch, part, width, Fhkl, ip, h_min, k_min, l_min, h_span, k_span,
+                              l_span, default_F, water, os_thick, os_polar, os_omega, scatter, Fgrad):
+        """Each pixel's structure factor for the current term and the term added to its sum (as
+        `render_strip` adds it), with row R_LIVE saying which pixels added one."""
+        last_h0 = R(math.nan)  # never equal: the first lookup is always made
+        last_k0 = R(0.0)
+        last_l0 = R(0.0)
+        last_F = default_F
+        for p in range(width):
+            F_latt = scratch[L.S_FLATT, p]
+            live = state[L.P_KEEP, p] != R(0.0) and not (F_latt == R(0.0) and water == R(0.0))
+            part[at(R_LIVE, p)] = R(1.0) if live else R(0.0)
+            if not live:
+                continue
+            h = scratch[L.S_H, p]
+            k = scratch[L.S_K, p]
+            l = scratch[L.S_L, p]
+            interpolate = K_INTERPOLATE and state[L.P_INTERPOLATE, p] != R(0.0)
+            if interpolate and interpolation_leaves_table(h, k, l, ip):
+                interpolate = False
+                state[L.P_INTERPOLATE, p] = R(0.0)
+                tally[L.T_LEFT_TABLE, p] = 1.0
+            hi = int(scratch[L.S_H0, p]) - h_min
+            ki = int(scratch[L.S_K0, p]) - k_min
+            li = int(scratch[L.S_L0, p]) - l_min
+            gh = R(0.0)
+            gk = R(0.0)
+            gl = R(0.0)
+            hf = kf = lf = 0
+            if interpolate:
+                hf = int(math.floor(np.float64(h)))
+                kf = int(math.floor(np.float64(k)))
+                lf = int(math.floor(np.float64(l)))
+                F_cell = interpolate_F(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min)
+                gh, gk, gl = interpolate_F_gradient(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min)
+            elif scratch[L.S_H0, p] == last_h0 and scratch[L.S_K0, p] == last_k0 and scratch[L.S_L0, p] == last_l0:
+                F_cell = last_F  # neighbouring pixels mostly share their nearest reflection
+            else:
+                last_h0 = scratch[L.S_H0, p]
+                last_k0 = scratch[L.S_K0, p]
+                last_l0 = scratch[L.S_L0, p]
+                F_cell = nearest_F(Fhkl, hi, ki, li, h_span, k_span, l_span, default_F)
+                last_F = F_cell
+            part[at(R_FCELL, p)] = F_cell
+            part[at(R_DF, p)] = gh
+            part[at(R_DF + 1, p)] = gk
+            part[at(R_DF + 2, p)] = gl
+            if scatter:
+                share = part[at(R_FACTOR, p)] * R(2.0) * F_cell * F_latt * F_latt
+                if interpolate:
+                    # the tricubic is the 4x4x4 structure factors weighted by products of
+                    # polint's weights: each gets its share of the term
+                    wh, _ = lagrange_weights(R(hf - 1), h)
+                    wk, _ = lagrange_weights(R(kf - 1), k)
+                    wl, _ = lagrange_weights(R(lf - 1), l)
+                    for a in range(4):
+                        for b in range(4):
+                            for c in range(4):
+                                accumulate(Fgrad, hf - 1 - h_min + a, kf - 1 - k_min + b, lf - 1 - l_min + c,
+                                           share * wh[a] * wk[b] * wl[c])
+                elif 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span:
+                    accumulate(Fgrad, hi, ki, li, share)
+            I = state[L.P_I, p] + F_cell * F_cell * F_latt * F_latt
+            part[at(R_SUM, p)] = I
+            if os_thick:
+                I *= state[L.P_CAPTURE, p]
+            if os_polar:
+                I *= state[L.P_POLAR, p]
+            if os_omega:
+                I *= state[L.P_OMEGA, p]
+            state[L.P_I, p] = I
+
+    @small
+    def add_axes_shares(part, state, p, g_h, g_k, g_l, frame, axes):
+        """A term's shares of the base axes and of the scattering vector: h = a0 . (M^T q) with
+        a_e = M a0 (the base axes' share, summed over the pixel and turned into tangents once at
+        its end) and h = a_e . q (the scattering vector's, for this sub-pixel and source).  Both
+        are gathered whichever the directions need (a share no direction reads is never turned
+        into tangents): the loop over pixels then holds no branch.  In a loop of its own: with the
+        partial derivatives' loop it reads and writes too many rows for the compiler to prove
+        they do not overlap, and runs one pixel at a time."""
+        qx = state[L.P_QX, p]
+        qy = state[L.P_QY, p]
+        qz = state[L.P_QZ, p]
+        p0 = frame[0] * qx + frame[3] * qy + frame[6] * qz
+        p1 = frame[1] * qx + frame[4] * qy + frame[7] * qz
+        p2 = frame[2] * qx + frame[5] * qy + frame[8] * qz
+        part[at(R_G, p)] += g_h * p0
+        part[at(R_G + 1, p)] += g_h * p1
+        part[at(R_G + 2, p)] += g_h * p2
+        part[at(R_G + 3, p)] += g_k * p0
+        part[at(R_G + 4, p)] += g_k * p1
+        part[at(R_G + 5, p)] += g_k * p2
+        part[at(R_G + 6, p)] += g_l * p0
+        part[at(R_G + 7, p)] += g_l * p1
+        part[at(R_G + 8, p)] += g_l * p2
+        part[at(R_Q, p)] += g_h * axes[0] + g_k * axes[3] + g_l * axes[6]
+        part[at(R_Q + 1, p)] += g_h * axes[1] + g_k * axes[4] + g_l * axes[7]
+        part[at(R_Q + 2, p)] += g_h * axes[2] + g_k * axes[5] + g_l * axes[8]
+
+    @small
+    def add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb, nc, fudge, recip):
+        """Each live term's partial derivatives into its pixel's shares, d term / d(h, k, l) kept in
+        rows R_DH.  The parallelepiped's loop runs across the strip's pixels with no branch that
+        stops the CPU running them side by side: a term not added contributes a selected zero."""
+        frame = (frames[variant, e, 0], frames[variant, e, 1], frames[variant, e, 2], frames[variant, e, 3],
+                 frames[variant, e, 4], frames[variant, e, 5], frames[variant, e, 6], frames[variant, e, 7],
+                 frames[variant, e, 8])
+        axes = (lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2], lattice[variant, e, 3],
+                lattice[variant, e, 4], lattice[variant, e, 5], lattice[variant, e, 6], lattice[variant, e, 7],
+                lattice[variant, e, 8])
+        if shape == 0:
+            for p in range(width):
+                F_cell = part[at(R_FCELL, p)]
+                F_latt = scratch[L.S_FLATT, p]
+                f_a = scratch[L.S_FA, p]
+                f_b = scratch[L.S_FB, p]
+                f_c = scratch[L.S_FC, p]
+                gF = R(2.0) * F_cell * F_cell * F_latt  # d term / d F_latt
+                gC = R(2.0) * F_cell * F_latt * F_latt  # d term / d F_cell
+                # each slope is taken whatever N and selected: a branch would stop the loop
+                # running pixels side by side
+                lh = sincg_tangent(scratch[L.S_H, p], scratch[L.S_H0, p], na, f_a) * f_b * f_c
+                lk = f_a * sincg_tangent(scratch[L.S_K, p], scratch[L.S_K0, p], nb, f_b) * f_c
+                ll = f_a * f_b * sincg_tangent(scratch[L.S_L, p], scratch[L.S_L0, p], nc, f_c)
+                lh = lh if na > R(1.0) else R(0.0)
+                lk = lk if nb > R(1.0) else R(0.0)
+                ll = ll if nc > R(1.0) else R(0.0)
+                live = part[at(R_LIVE, p)] != R(0.0)
+                g_h = gF * lh + gC * part[at(R_DF, p)] if live else R(0.0)
+                g_k = gF * lk + gC * part[at(R_DF + 1, p)] if live else R(0.0)
+                g_l = gF * ll + gC * part[at(R_DF + 2, p)] if live else R(0.0)
+                part[at(R_DH, p)] = g_h
+                part[at(R_DH + 1, p)] = g_k
+                part[at(R_DH + 2, p)] = g_l
+        else:
+            for p in range(width):
+                if part[at(R_LIVE, p)] == R(0.0):
+                    part[at(R_DH, p)] = R(0.0)
+                    part[at(R_DH + 1, p)] = R(0.0)
+                    part[at(R_DH + 2, p)] = R(0.0)
+                    continue
+                F_cell = part[at(R_FCELL, p)]
+                F_latt = scratch[L.S_FLATT, p]
+                h = scratch[L.S_H, p]
+                k = scratch[L.S_K, p]
+                l = scratch[L.S_L, p]
+                h0 = scratch[L.S_H0, p]
+                k0 = scratch[L.S_K0, p]
+                l0 = scratch[L.S_L0, p]
+                gF = R(2.0) * F_cell * F_cell * F_latt
+                gC = R(2.0) * F_cell * F_latt * F_latt
+                lh, lk, ll, lna, lnb, lnc, lrad, rx, ry, rz = shape_transform_partials(
+                    shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip, F_latt)
+                g_h = gF * lh + gC * part[at(R_DF, p)]
+                g_k = gF * lk + gC * part[at(R_DF + 1, p)]
+                g_l = gF * ll + gC * part[at(R_DF + 2, p)]
+                part[at(R_DH, p)] = g_h
+                part[at(R_DH + 1, p)] = g_k
+                part[at(R_DH + 2, p)] = g_l
+                part[at(R_N, p)] += gF * lna
+                part[at(R_N + 1, p)] += gF * lnb
+                part[at(R_N + 2, p)] += gF * lnc
+                if shape == 2:
+                    sh = gF * lrad * (h - h0)
+                    sk = gF * lrad * (k - k0)
+                    sl = gF * lrad * (l - l0)
+                    part[at(R_S, p)] += sh * rx
+                    part[at(R_S + 1, p)] += sh * ry
+                    part[at(R_S + 2, p)] += sh * rz
+                    part[at(R_S + 3, p)] += sk * rx
+                    part[at(R_S + 4, p)] += sk * ry
+                    part[at(R_S + 5, p)] += sk * rz
+                    part[at(R_S + 6, p)] += sl * rx
+                    part[at(R_S + 7, p)] += sl * ry
+                    part[at(R_S + 8, p)] += sl * rz
+        for p in range(width):
+            add_axes_shares(part, state, p, part[at(R_DH, p)], part[at(R_DH + 1, p)], part[at(R_DH + 2, p)], frame,
+                            axes)
+
+    @small
+    def add_generic(state, part, work, width, dlattice, jg, j, variant, e):
+        """Direction j, which turns each lattice its own way (mosaic): its tangent of the terms' h,
+        k, l times their partial derivatives, straight into the pixels' tangents."""
+        d0, d1, d2 = dlattice[jg, variant, e, 0], dlattice[jg, variant, e, 1], dlattice[jg, variant, e, 2]
+        d3, d4, d5 = dlattice[jg, variant, e, 3], dlattice[jg, variant, e, 4], dlattice[jg, variant, e, 5]
+        d6, d7, d8 = dlattice[jg, variant, e, 6], dlattice[jg, variant, e, 7], dlattice[jg, variant, e, 8]
+        for p in range(width):
+            qx = state[L.P_QX, p]
+            qy = state[L.P_QY, p]
+            qz = state[L.P_QZ, p]
+            work[tw(j, W_I, p)] += (part[at(R_DH, p)] * (d0 * qx + d1 * qy + d2 * qz)
+                                + part[at(R_DH + 1, p)] * (d3 * qx + d4 * qy + d5 * qz)
+                                + part[at(R_DH + 2, p)] * (d6 * qx + d7 * qy + d8 * qz))
+
+    @small
+    def scale_by_sub_step_factors(state, part, work, width, nt, os_thick, os_polar, os_omega):
+        """The reference multiplies the running sum by each per-sub-step factor after each term: so
+        are the tangents and the shares gathered so far."""
+        for p in range(width):
+            if part[at(R_LIVE, p)] == R(0.0):
+                continue
+            capture = state[L.P_CAPTURE, p]
+            polar = state[L.P_POLAR, p]
+            omega = state[L.P_OMEGA, p]
+            for j in range(nt):
+                running = part[at(R_SUM, p)]
+                tI = work[tw(j, W_I, p)]
+                if os_thick:
+                    tI = tI * capture + running * work[tw(j, W_CAPTURE, p)]
+                    running *= capture
+                if os_polar:
+                    tI = tI * polar + running * work[tw(j, W_POLAR, p)]
+                    running *= polar
+                if os_omega:
+                    tI = tI * omega + running * work[tw(j, W_OMEGA, p)]
+                work[tw(j, W_I, p)] = tI
+            factor = R(1.0)
+            if os_thick:
+                factor *= capture
+            if os_polar:
+                factor *= polar
+            if os_omega:
+                factor *= omega
+            for r in range(N_SHARES):
+                part[at(r, p)] *= factor
+
     @jit
-    def tangent_pixel(spixel, fpixel, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase, dlattice,
-                      generic, drecip, work, use_base, use_q, scatter, weight, Fgrad):
-        """(value, left the table, ran a phi pass) of pixel (spixel, fpixel); its K tangents (K, the
-        rows of dg) land in work[W_VALUE].  The first rendered pixel (ip[I_FIRST_PIXEL]) starts from the unrotated
-        lattice, as in `render_strip`."""
+    def tangent_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase,
+                      dlattice, generic, drecip, state, tally, scratch, part, work, use_base, use_q, scatter, Fgrad):
+        """The `width` pixels of row `spixel` from column `fpixel0`: values into state[P_VALUE], K
+        tangents (K, the rows of dg) into rows W_VALUE of `work`, tallies T_LEFT_TABLE and T_RAN_PHI into
+        `tally`; row R_WEIGHT of `part` holds each pixel's weight (with `scatter`).  A strip holding the first
+        rendered pixel (ip[I_FIRST_PIXEL]) must hold it alone, as `render_strip`'s."""
         nt = dg.shape[0]
-        # whether any direction moves a term's h, k, l or lattice transform (scale and the sub-step
-        # factors alone do not: then the terms need no partial derivatives)
-        per_term = use_base or use_q or generic.shape[0] > 0 or K_SHAPE != 0 or (not FIXED and ip[L.I_SHAPE] != 0)
         fpixels = ip[L.I_FPIXELS]
         oversample = 1 if K_SIMPLE else ip[L.I_OVERSAMPLE]
         thicksteps = 1 if K_SIMPLE else ip[L.I_THICKSTEPS]
@@ -95,8 +388,11 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
         os_omega = K_OS_OMEGA if FIXED else ip[L.I_OVERSAMPLE_OMEGA] != 0
         curved = K_CURVED if FIXED else ip[L.I_CURVED] != 0
         point_pixel = ip[L.I_POINT_PIXEL] != 0
-        scan = spixel * fpixels + fpixel
-        variant = 0 if scan == ip[L.I_FIRST_PIXEL] else 1
+        scan0 = spixel * fpixels + fpixel0
+        variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
+        # whether any direction moves a term's h, k, l or lattice transform (scale and the sub-step
+        # factors alone do not: then the terms need no partial derivatives)
+        per_term = nt > 0 and (use_base or use_q or generic.shape[0] > 0 or shape != 0)
 
         pixel_size = g[L.G_PIXEL]
         subpixel = g[L.G_SUBPIXEL]
@@ -123,87 +419,133 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
         h_span = ip[L.I_H_MAX] - h_min if table else -1
         k_span = ip[L.I_K_MAX] - k_min if table else -1
         l_span = ip[L.I_L_MAX] - l_min if table else -1
-        post = g[L.G_RE2_FLUENCE] / g[L.G_STEPS] * weight  # the scattered term's factor (see module)
+        post = g[L.G_RE2_FLUENCE] / g[L.G_STEPS]  # the scattered term's factor (see module)
 
-        I = g[L.G_I_BG]
-        polar = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
-        omega = R(0.0)
-        capture = R(0.0)
+        for p in range(width):
+            state[L.P_I, p] = g[L.G_I_BG]
+            state[L.P_POLAR, p] = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
+            state[L.P_OMEGA, p] = R(0.0)
+            state[L.P_CAPTURE, p] = R(0.0)
+            interpolate = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0 and scan0 + p <= ip[L.I_INTERP_UNTIL]
+            state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
+            tally[L.T_LEFT_TABLE, p] = 0.0
+            tally[L.T_RAN_PHI, p] = 0.0
+            for r in range(N_SHARES):
+                part[at(r, p)] = R(0.0)
+        # a direction that moves no pixel keeps these at zero throughout (see moves_pixels)
         for j in range(nt):
-            work[W_I, j] = dg[j, L.G_I_BG]
-            work[W_POLAR, j] = R(0.0)
-            work[W_OMEGA, j] = R(0.0)
-            work[W_CAPTURE, j] = R(0.0)
-        # the pixel's shares of the derivative, turned into tangents by the directions: d I / d of
-        # the base axes a0, b0, c0 (G*), of the unrotated reciprocal axes (S*), of the current
-        # sub-pixel and source's scattering vector (Q*) and of Na, Nb, Nc (N*)
-        G0 = G1 = G2 = G3 = G4 = G5 = G6 = G7 = G8 = R(0.0)
-        S0 = S1 = S2 = S3 = S4 = S5 = S6 = S7 = S8 = R(0.0)
-        Q0 = Q1 = Q2 = R(0.0)
-        N0 = N1 = N2 = R(0.0)
-        interpolate = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0 and scan <= ip[L.I_INTERP_UNTIL]
-        left_table = False
-        ran_phi = False
+            for p in range(width):
+                work[tw(j, W_I, p)] = dg[j, L.G_I_BG]
+                work[tw(j, W_POLAR, p)] = R(0.0)
+                work[tw(j, W_OMEGA, p)] = R(0.0)
+                work[tw(j, W_DX, p)] = R(0.0)
+                work[tw(j, W_DY, p)] = R(0.0)
+                work[tw(j, W_DZ, p)] = R(0.0)
 
         for thick_tic in range(thicksteps):
             odet = R(thick_tic) * thickstep
-            capture = R(1.0) if g[L.G_THICK] == R(0.0) else R(0.0)
+            for p in range(width):
+                state[L.P_CAPTURE, p] = R(1.0) if g[L.G_THICK] == R(0.0) else R(0.0)
             for j in range(nt):
-                work[W_CAPTURE, j] = R(0.0)
+                for p in range(width):
+                    work[tw(j, W_CAPTURE, p)] = R(0.0)
             for sub_s in range(oversample):
                 for sub_f in range(oversample):
                     sdet = subpixel * R(spixel * oversample + sub_s) + subpixel / R(2.0)
-                    fdet = subpixel * R(fpixel * oversample + sub_f) + subpixel / R(2.0)
-                    x = fdet * fx + sdet * sx + odet * ox + px
-                    y = fdet * fy + sdet * sy + odet * oy + py
-                    z = fdet * fz + sdet * sz + odet * oz + pz
-                    flat_y = y
-                    flat_z = z
-                    bx = by = bz = nx = ny = nz = R(0.0)
+                    for p in range(width):
+                        fdet = subpixel * R((fpixel0 + p) * oversample + sub_f) + subpixel / R(2.0)
+                        state[L.P_X, p] = fdet * fx + sdet * sx + odet * ox + px
+                        state[L.P_Y, p] = fdet * fy + sdet * sy + odet * oy + py
+                        state[L.P_Z, p] = fdet * fz + sdet * sz + odet * oz + pz
+                    for j in range(nt):
+                        if not moves_pixels(dg, j):
+                            continue
+                        tfx, tfy, tfz = dg[j, L.G_FDET], dg[j, L.G_FDET + 1], dg[j, L.G_FDET + 2]
+                        tsx, tsy, tsz = dg[j, L.G_SDET], dg[j, L.G_SDET + 1], dg[j, L.G_SDET + 2]
+                        tox, toy, toz = dg[j, L.G_ODET], dg[j, L.G_ODET + 1], dg[j, L.G_ODET + 2]
+                        tpx, tpy, tpz = dg[j, L.G_PIX0], dg[j, L.G_PIX0 + 1], dg[j, L.G_PIX0 + 2]
+                        for p in range(width):
+                            fdet = subpixel * R((fpixel0 + p) * oversample + sub_f) + subpixel / R(2.0)
+                            work[tw(j, W_X, p)] = fdet * tfx + sdet * tsx + odet * tox + tpx
+                            work[tw(j, W_Y, p)] = fdet * tfy + sdet * tsy + odet * toy + tpy
+                            work[tw(j, W_Z, p)] = fdet * tfz + sdet * tsz + odet * toz + tpz
                     if curved:
                         bx = distance * g[L.G_BEAM]
                         by = distance * g[L.G_BEAM + 1]
                         bz = distance * g[L.G_BEAM + 2]
-                        nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, y / distance)
-                        x, y, z = rotate_axis3(nx, ny, nz, fx, fy, fz, z / distance)
+                        for p in range(width):
+                            flat_y = state[L.P_Y, p]
+                            flat_z = state[L.P_Z, p]
+                            nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, flat_y / distance)
+                            state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p] = rotate_axis3(
+                                nx, ny, nz, fx, fy, fz, flat_z / distance)
+                            for j in range(nt):
+                                if not moves_pixels(dg, j):
+                                    continue
+                                # the flat position's y and z turn the beam point about s and f
+                                td = dg[j, L.G_DISTANCE]
+                                tnx, tny, tnz = rotate_axis3_tangent(
+                                    bx, by, bz, sx, sy, sz, flat_y / distance, td * g[L.G_BEAM],
+                                    td * g[L.G_BEAM + 1], td * g[L.G_BEAM + 2], dg[j, L.G_SDET],
+                                    dg[j, L.G_SDET + 1], dg[j, L.G_SDET + 2],
+                                    (work[tw(j, W_Y, p)] * distance - flat_y * td) / (distance * distance))
+                                work[tw(j, W_X, p)], work[tw(j, W_Y, p)], work[tw(j, W_Z, p)] = rotate_axis3_tangent(
+                                    nx, ny, nz, fx, fy, fz, flat_z / distance, tnx, tny, tnz, dg[j, L.G_FDET],
+                                    dg[j, L.G_FDET + 1], dg[j, L.G_FDET + 2],
+                                    (work[tw(j, W_Z, p)] * distance - flat_z * td) / (distance * distance))
+                    fresh_omegas = 0
+                    for p in range(width):
+                        airpath, dx, dy, dz = unitize3(state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p])
+                        state[L.P_R, p] = airpath
+                        state[L.P_DX, p] = dx
+                        state[L.P_DY, p] = dy
+                        state[L.P_DZ, p] = dz
+                        omega = state[L.P_OMEGA, p]
+                        fresh = omega == R(0.0) or os_omega
+                        fresh_omegas += 1 if fresh else 0
+                        part[at(R_FRESH, p)] = R(1.0) if fresh else R(0.0)
+                        new = solid_angle(pixel_size, close_distance, airpath, point_pixel)
+                        state[L.P_OMEGA, p] = new if fresh else omega
                     for j in range(nt):
-                        tx = fdet * dg[j, L.G_FDET] + sdet * dg[j, L.G_SDET] + odet * dg[j, L.G_ODET] + dg[j, L.G_PIX0]
-                        ty = (fdet * dg[j, L.G_FDET + 1] + sdet * dg[j, L.G_SDET + 1] + odet * dg[j, L.G_ODET + 1]
-                              + dg[j, L.G_PIX0 + 1])
-                        tz = (fdet * dg[j, L.G_FDET + 2] + sdet * dg[j, L.G_SDET + 2] + odet * dg[j, L.G_ODET + 2]
-                              + dg[j, L.G_PIX0 + 2])
-                        if curved:
-                            # the flat position's y and z turn the beam point about s and f
-                            td = dg[j, L.G_DISTANCE]
-                            tnx, tny, tnz = rotate_axis3_tangent(
-                                bx, by, bz, sx, sy, sz, flat_y / distance, td * g[L.G_BEAM], td * g[L.G_BEAM + 1],
-                                td * g[L.G_BEAM + 2], dg[j, L.G_SDET], dg[j, L.G_SDET + 1], dg[j, L.G_SDET + 2],
-                                (ty * distance - flat_y * td) / (distance * distance))
-                            tx, ty, tz = rotate_axis3_tangent(
-                                nx, ny, nz, fx, fy, fz, flat_z / distance, tnx, tny, tnz, dg[j, L.G_FDET],
-                                dg[j, L.G_FDET + 1], dg[j, L.G_FDET + 2],
-                                (tz * distance - flat_z * td) / (distance * distance))
-                        work[W_X, j] = tx
-                        work[W_Y, j] = ty
-                        work[W_Z, j] = tz
-                    airpath, dx, dy, dz = unitize3(x, y, z)
-                    for j in range(nt):
-                        work[W_R, j], work[W_DX, j], work[W_DY, j], work[W_DZ, j] = unitize3_tangent(
-                            airpath, dx, dy, dz, work[W_X, j], work[W_Y, j], work[W_Z, j])
-                    if omega == R(0.0) or os_omega:
-                        omega = solid_angle(pixel_size, close_distance, airpath, point_pixel)
+                        if not moves_pixels(dg, j):
+                            continue
+                        tclose = dg[j, L.G_CLOSE]
+                        for p in range(width):
+                            tr, tdx, tdy, tdz = unitize3_tangent(
+                                state[L.P_R, p], state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p],
+                                work[tw(j, W_X, p)], work[tw(j, W_Y, p)], work[tw(j, W_Z, p)])
+                            work[tw(j, W_R, p)] = tr
+                            work[tw(j, W_DX, p)] = tdx
+                            work[tw(j, W_DY, p)] = tdy
+                            work[tw(j, W_DZ, p)] = tdz
+                        if fresh_omegas > 0:
+                            for p in range(width):
+                                fresh = solid_angle_tangent(state[L.P_OMEGA, p], close_distance, state[L.P_R, p],
+                                                            point_pixel, tclose, work[tw(j, W_R, p)])
+                                previous = work[tw(j, W_OMEGA, p)]
+                                work[tw(j, W_OMEGA, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else previous
+                    fresh_captures = 0
+                    for p in range(width):
+                        if state[L.P_CAPTURE, p] == R(0.0) or os_thick:
+                            fresh_captures += 1
+                            part[at(R_FRESH, p)] = R(1.0)
+                            parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
+                            state[L.P_CAPTURE, p] = capture_fraction(thick_tic, thickstep, mu, parallax)
+                        else:
+                            part[at(R_FRESH, p)] = R(0.0)
+                    if fresh_captures > 0:
                         for j in range(nt):
-                            work[W_OMEGA, j] = solid_angle_tangent(omega, close_distance, airpath, point_pixel,
-                                                                   dg[j, L.G_CLOSE], work[W_R, j])
-                    if capture == R(0.0) or os_thick:
-                        parallax = dot3(dx, dy, dz, ox, oy, oz)
-                        capture = capture_fraction(thick_tic, thickstep, mu, parallax)
-                        for j in range(nt):
-                            tparallax = (dot3(work[W_DX, j], work[W_DY, j], work[W_DZ, j], ox, oy, oz)
-                                         + dot3(dx, dy, dz, dg[j, L.G_ODET], dg[j, L.G_ODET + 1],
-                                                dg[j, L.G_ODET + 2]))
-                            work[W_CAPTURE, j] = capture_fraction_tangent(thick_tic, thickstep, mu, parallax,
-                                                                          tparallax)
+                            if not moves_pixels(dg, j):
+                                continue
+                            for p in range(width):
+                                if part[at(R_FRESH, p)] != R(0.0):
+                                    parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
+                                    tparallax = (dot3(work[tw(j, W_DX, p)], work[tw(j, W_DY, p)], work[tw(j, W_DZ, p)],
+                                                      ox, oy, oz)
+                                                 + dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p],
+                                                        dg[j, L.G_ODET], dg[j, L.G_ODET + 1], dg[j, L.G_ODET + 2]))
+                                    work[tw(j, W_CAPTURE, p)] = capture_fraction_tangent(thick_tic, thickstep, mu,
+                                                                                     parallax, tparallax)
 
                     for source in range(nsources):
                         ix = -sources[source, 0]
@@ -212,231 +554,141 @@ def make_tangent_pixel(jit, R, features, ceil, accumulate, vectors, detector, la
                         lam = sources[source, 3]
                         bx, by, bz = sources[source, 4], sources[source, 5], sources[source, 6]
                         ex, ey, ez = sources[source, 7], sources[source, 8], sources[source, 9]
-                        qx = (dx - ix) / lam
-                        qy = (dy - iy) / lam
-                        qz = (dz - iz) / lam
-                        for j in range(nt):
-                            tlam = dsources[j, source, 3]
-                            work[W_QX, j] = (work[W_DX, j] + dsources[j, source, 0] - qx * tlam) / lam
-                            work[W_QY, j] = (work[W_DY, j] + dsources[j, source, 1] - qy * tlam) / lam
-                            work[W_QZ, j] = (work[W_DZ, j] + dsources[j, source, 2] - qz * tlam) / lam
-                        stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
-                        keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
-                        if not keep:
+                        kept = 0
+                        fresh_polars = 0
+                        for p in range(width):
+                            dx = state[L.P_DX, p]
+                            dy = state[L.P_DY, p]
+                            dz = state[L.P_DZ, p]
+                            qx = (dx - ix) / lam
+                            qy = (dy - iy) / lam
+                            qz = (dz - iz) / lam
+                            state[L.P_QX, p] = qx
+                            state[L.P_QY, p] = qy
+                            state[L.P_QZ, p] = qz
+                            stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
+                            keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
+                            state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
+                            kept += 1 if keep else 0
+                            polar = state[L.P_POLAR, p]
+                            fresh = keep and (polar == R(0.0) or os_polar)
+                            fresh_polars += 1 if fresh else 0
+                            part[at(R_FRESH, p)] = R(1.0) if fresh else R(0.0)
+                            new = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
+                            state[L.P_POLAR, p] = new if fresh else polar
+                        if kept == 0:
                             continue
-                        if polar == R(0.0) or os_polar:
-                            polar = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
-                            if nt > 0:
-                                gpx, gpy, gpz = polarization_factor_gradient(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz,
-                                                                             ex, ey, ez)
-                                for j in range(nt):
-                                    work[W_POLAR, j] = gpx * work[W_DX, j] + gpy * work[W_DY, j] + gpz * work[W_DZ, j]
-                        factor = post
-                        if not os_thick:
-                            factor *= capture
-                        if not os_polar:
-                            factor *= polar
-                        if not os_omega:
-                            factor *= omega
-
-                        for e in range(evaluations):
-                            a0, a1, a2 = lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2]
-                            b0, b1, b2 = lattice[variant, e, 3], lattice[variant, e, 4], lattice[variant, e, 5]
-                            c0, c1, c2 = lattice[variant, e, 6], lattice[variant, e, 7], lattice[variant, e, 8]
-                            h = a0 * qx + a1 * qy + a2 * qz
-                            k = b0 * qx + b1 * qy + b2 * qz
-                            l = c0 * qx + c1 * qy + c2 * qz
-                            h0 = ceil(h - R(0.5))
-                            k0 = ceil(k - R(0.5))
-                            l0 = ceil(l - R(0.5))
-                            f_a = R(1.0)
-                            f_b = R(1.0)
-                            f_c = R(1.0)
-                            if shape == 0:
-                                if na > R(1.0):
-                                    f_a = sincg_peeled(h, h0, na)
-                                if nb > R(1.0):
-                                    f_b = sincg_peeled(k, k0, nb)
-                                if nc > R(1.0):
-                                    f_c = sincg_peeled(l, l0, nc)
-                                F_latt = f_a * f_b * f_c
-                            else:
-                                F_latt = shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip)
-                            if F_latt == R(0.0) and water == R(0.0):
-                                continue
-                            if interpolate and interpolation_leaves_table(h, k, l, ip):
-                                interpolate = False
-                                left_table = True
-                            gh = R(0.0)
-                            gk = R(0.0)
-                            gl = R(0.0)
-                            inside = False
-                            hi = int(h0) - h_min
-                            ki = int(k0) - k_min
-                            li = int(l0) - l_min
-                            hf = kf = lf = 0
-                            if interpolate:
-                                hf = int(math.floor(np.float64(h)))
-                                kf = int(math.floor(np.float64(k)))
-                                lf = int(math.floor(np.float64(l)))
-                                F_cell = interpolate_F(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min)
-                                gh, gk, gl = interpolate_F_gradient(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min)
-                            else:
-                                F_cell = nearest_F(Fhkl, hi, ki, li, h_span, k_span, l_span, default_F)
-                                inside = 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span
-                            term = F_cell * F_cell * F_latt * F_latt
-                            if scatter and inside:
-                                accumulate(Fgrad, hi, ki, li, factor * R(2.0) * F_cell * F_latt * F_latt)
-                            elif scatter and interpolate:
-                                # the tricubic is the 4x4x4 structure factors weighted by products
-                                # of polint's weights: each gets its share of the term
-                                wh, _ = lagrange_weights(R(hf - 1), h)
-                                wk, _ = lagrange_weights(R(kf - 1), k)
-                                wl, _ = lagrange_weights(R(lf - 1), l)
-                                share = factor * R(2.0) * F_cell * F_latt * F_latt
-                                for a in range(4):
-                                    for b in range(4):
-                                        for c in range(4):
-                                            accumulate(Fgrad, hf - 1 - h_min + a, kf - 1 - k_min + b,
-                                                       lf - 1 - l_min + c, share * wh[a] * wk[b] * wl[c])
-                            I_sum = I + term
-                            if nt > 0 and per_term:
-                                # d term / d(h, k, l), d(Na, Nb, Nc) and the reciprocal axes' factor
-                                gF = R(2.0) * F_cell * F_cell * F_latt  # d term / d F_latt
-                                if shape == 0:
-                                    lh = sincg_tangent(h, h0, na, f_a) * f_b * f_c if na > R(1.0) else R(0.0)
-                                    lk = f_a * sincg_tangent(k, k0, nb, f_b) * f_c if nb > R(1.0) else R(0.0)
-                                    ll = f_a * f_b * sincg_tangent(l, l0, nc, f_c) if nc > R(1.0) else R(0.0)
-                                    lna = R(0.0)
-                                    lnb = R(0.0)
-                                    lnc = R(0.0)
-                                    lrad = R(0.0)
-                                    rx = R(0.0)
-                                    ry = R(0.0)
-                                    rz = R(0.0)
-                                else:
-                                    lh, lk, ll, lna, lnb, lnc, lrad, rx, ry, rz = shape_transform_partials(
-                                        shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip, F_latt)
-                                gC = R(2.0) * F_cell * F_latt * F_latt  # d term / d F_cell
-                                g_h = gF * lh + gC * gh
-                                g_k = gF * lk + gC * gk
-                                g_l = gF * ll + gC * gl
-                                if use_base:
-                                    # h = a0 . (M^T q) with a_e = M a0: the base axes' share, summed
-                                    # over the pixel and turned into tangents once at its end
-                                    m0, m1, m2 = frames[variant, e, 0], frames[variant, e, 1], frames[variant, e, 2]
-                                    m3, m4, m5 = frames[variant, e, 3], frames[variant, e, 4], frames[variant, e, 5]
-                                    m6, m7, m8 = frames[variant, e, 6], frames[variant, e, 7], frames[variant, e, 8]
-                                    p0 = m0 * qx + m3 * qy + m6 * qz
-                                    p1 = m1 * qx + m4 * qy + m7 * qz
-                                    p2 = m2 * qx + m5 * qy + m8 * qz
-                                    G0 += g_h * p0
-                                    G1 += g_h * p1
-                                    G2 += g_h * p2
-                                    G3 += g_k * p0
-                                    G4 += g_k * p1
-                                    G5 += g_k * p2
-                                    G6 += g_l * p0
-                                    G7 += g_l * p1
-                                    G8 += g_l * p2
-                                if use_q:
-                                    # h = a_e . q: the scattering vector's share, for this sub-pixel and source
-                                    Q0 += g_h * a0 + g_k * b0 + g_l * c0
-                                    Q1 += g_h * a1 + g_k * b1 + g_l * c1
-                                    Q2 += g_h * a2 + g_k * b2 + g_l * c2
-                                if shape != 0:
-                                    N0 += gF * lna
-                                    N1 += gF * lnb
-                                    N2 += gF * lnc
-                                    if shape == 2:
-                                        sh = gF * lrad * (h - h0)
-                                        sk = gF * lrad * (k - k0)
-                                        sl = gF * lrad * (l - l0)
-                                        S0 += sh * rx
-                                        S1 += sh * ry
-                                        S2 += sh * rz
-                                        S3 += sk * rx
-                                        S4 += sk * ry
-                                        S5 += sk * rz
-                                        S6 += sl * rx
-                                        S7 += sl * ry
-                                        S8 += sl * rz
-                                for jg in range(generic.shape[0]):
-                                    # a direction that turns each lattice its own way (mosaic)
-                                    j = generic[jg]
-                                    th = (dlattice[jg, variant, e, 0] * qx + dlattice[jg, variant, e, 1] * qy
-                                          + dlattice[jg, variant, e, 2] * qz)
-                                    tk = (dlattice[jg, variant, e, 3] * qx + dlattice[jg, variant, e, 4] * qy
-                                          + dlattice[jg, variant, e, 5] * qz)
-                                    tl = (dlattice[jg, variant, e, 6] * qx + dlattice[jg, variant, e, 7] * qy
-                                          + dlattice[jg, variant, e, 8] * qz)
-                                    work[W_I, j] += g_h * th + g_k * tk + g_l * tl
-                            if nt > 0 and (os_thick or os_polar or os_omega):
-                                # the reference multiplies the running sum by each factor: so are
-                                # the tangents and the shares gathered so far
-                                factor_os = R(1.0)
-                                for j in range(nt):
-                                    running = I_sum
-                                    tI = work[W_I, j]
-                                    if os_thick:
-                                        tI = tI * capture + running * work[W_CAPTURE, j]
-                                        running *= capture
-                                    if os_polar:
-                                        tI = tI * polar + running * work[W_POLAR, j]
-                                        running *= polar
-                                    if os_omega:
-                                        tI = tI * omega + running * work[W_OMEGA, j]
-                                    work[W_I, j] = tI
-                                if os_thick:
-                                    factor_os *= capture
-                                if os_polar:
-                                    factor_os *= polar
-                                if os_omega:
-                                    factor_os *= omega
-                                G0, G1, G2 = G0 * factor_os, G1 * factor_os, G2 * factor_os
-                                G3, G4, G5 = G3 * factor_os, G4 * factor_os, G5 * factor_os
-                                G6, G7, G8 = G6 * factor_os, G7 * factor_os, G8 * factor_os
-                                S0, S1, S2 = S0 * factor_os, S1 * factor_os, S2 * factor_os
-                                S3, S4, S5 = S3 * factor_os, S4 * factor_os, S5 * factor_os
-                                S6, S7, S8 = S6 * factor_os, S7 * factor_os, S8 * factor_os
-                                Q0, Q1, Q2 = Q0 * factor_os, Q1 * factor_os, Q2 * factor_os
-                                N0, N1, N2 = N0 * factor_os, N1 * factor_os, N2 * factor_os
-                            if os_thick:
-                                I_sum *= capture
-                            if os_polar:
-                                I_sum *= polar
-                            if os_omega:
-                                I_sum *= omega
-                            I = I_sum
+                        if nt > 0 and fresh_polars > 0:
+                            for p in range(width):
+                                gx, gy, gz = polarization_factor_gradient(kahn, ix, iy, iz, state[L.P_DX, p],
+                                                                          state[L.P_DY, p], state[L.P_DZ, p], bx, by,
+                                                                          bz, ex, ey, ez)
+                                part[at(R_TMP, p)] = gx
+                                part[at(R_TMP + 1, p)] = gy
+                                part[at(R_TMP + 2, p)] = gz
+                            for j in range(nt):
+                                if not moves_pixels(dg, j):
+                                    continue
+                                for p in range(width):
+                                    fresh = (part[at(R_TMP, p)] * work[tw(j, W_DX, p)]
+                                             + part[at(R_TMP + 1, p)] * work[tw(j, W_DY, p)]
+                                             + part[at(R_TMP + 2, p)] * work[tw(j, W_DZ, p)])
+                                    previous = work[tw(j, W_POLAR, p)]
+                                    work[tw(j, W_POLAR, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else previous
                         if use_q:
                             for j in range(nt):
-                                work[W_I, j] += Q0 * work[W_QX, j] + Q1 * work[W_QY, j] + Q2 * work[W_QZ, j]
-                            Q0 = Q1 = Q2 = R(0.0)
-                        ran_phi = True
+                                if not moves_q(dg, dsources, j, source):
+                                    continue
+                                tix, tiy, tiz = dsources[j, source, 0], dsources[j, source, 1], dsources[j, source, 2]
+                                tlam = dsources[j, source, 3]
+                                per_lam = R(1.0) / lam  # a product per pixel, not a division
+                                for p in range(width):
+                                    work[tw(j, W_QX, p)] = ((work[tw(j, W_DX, p)] + tix - state[L.P_QX, p] * tlam)
+                                                             * per_lam)
+                                    work[tw(j, W_QY, p)] = ((work[tw(j, W_DY, p)] + tiy - state[L.P_QY, p] * tlam)
+                                                             * per_lam)
+                                    work[tw(j, W_QZ, p)] = ((work[tw(j, W_DZ, p)] + tiz - state[L.P_QZ, p] * tlam)
+                                                             * per_lam)
+                        if scatter:
+                            for p in range(width):
+                                factor = post * part[at(R_WEIGHT, p)]
+                                if not os_thick:
+                                    factor *= state[L.P_CAPTURE, p]
+                                if not os_polar:
+                                    factor *= state[L.P_POLAR, p]
+                                if not os_omega:
+                                    factor *= state[L.P_OMEGA, p]
+                                part[at(R_FACTOR, p)] = factor
+
+                        for e in range(evaluations):
+                            lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
+                                          scratch)
+                            add_structure_factors(state, tally, scratch, part, width, Fhkl, ip, h_min, k_min, l_min,
+                                                  h_span, k_span, l_span, default_F, water, os_thick, os_polar,
+                                                  os_omega, scatter, Fgrad)
+                            if per_term:
+                                add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb,
+                                           nc, fudge, recip)
+                                for jg in range(generic.shape[0]):
+                                    add_generic(state, part, work, width, dlattice, jg, generic[jg], variant, e)
+                            if nt > 0 and (os_thick or os_polar or os_omega):
+                                scale_by_sub_step_factors(state, part, work, width, nt, os_thick, os_polar, os_omega)
+                        if use_q:
+                            for j in range(nt):
+                                if not moves_q(dg, dsources, j, source):
+                                    continue
+                                for p in range(width):
+                                    work[tw(j, W_I, p)] += (part[at(R_Q, p)] * work[tw(j, W_QX, p)]
+                                                        + part[at(R_Q + 1, p)] * work[tw(j, W_QY, p)]
+                                                        + part[at(R_Q + 2, p)] * work[tw(j, W_QZ, p)])
+                            for p in range(width):
+                                part[at(R_Q, p)] = R(0.0)
+                                part[at(R_Q + 1, p)] = R(0.0)
+                                part[at(R_Q + 2, p)] = R(0.0)
+                        for p in range(width):
+                            if state[L.P_KEEP, p] != R(0.0):
+                                tally[L.T_RAN_PHI, p] = 1.0
                         variant = 1
 
         for j in range(nt):
-            work[W_I, j] += (N0 * dg[j, L.G_NA] + N1 * dg[j, L.G_NB] + N2 * dg[j, L.G_NC]
-                             + G0 * dbase[j, 0] + G1 * dbase[j, 1] + G2 * dbase[j, 2] + G3 * dbase[j, 3]
-                             + G4 * dbase[j, 4] + G5 * dbase[j, 5] + G6 * dbase[j, 6] + G7 * dbase[j, 7]
-                             + G8 * dbase[j, 8] + S0 * drecip[j, 0] + S1 * drecip[j, 1] + S2 * drecip[j, 2]
-                             + S3 * drecip[j, 3] + S4 * drecip[j, 4] + S5 * drecip[j, 5] + S6 * drecip[j, 6]
-                             + S7 * drecip[j, 7] + S8 * drecip[j, 8])
-        value = g[L.G_RE2_FLUENCE] * I / g[L.G_STEPS]
-        for j in range(nt):
-            work[W_VALUE, j] = (dg[j, L.G_RE2_FLUENCE] * I + g[L.G_RE2_FLUENCE] * work[W_I, j]) / g[L.G_STEPS]
-        if not os_thick:
-            for j in range(nt):
-                work[W_VALUE, j] = work[W_VALUE, j] * capture + value * work[W_CAPTURE, j]
-            value *= capture
-        if not os_polar:
-            for j in range(nt):
-                work[W_VALUE, j] = work[W_VALUE, j] * polar + value * work[W_POLAR, j]
-            value *= polar
-        if not os_omega:
-            for j in range(nt):
-                work[W_VALUE, j] = work[W_VALUE, j] * omega + value * work[W_OMEGA, j]
-            value *= omega
-        return value, left_table, ran_phi
+            if use_base and moves_any(dbase, j):
+                for p in range(width):
+                    work[tw(j, W_I, p)] += (part[at(R_G, p)] * dbase[j, 0] + part[at(R_G + 1, p)] * dbase[j, 1]
+                                        + part[at(R_G + 2, p)] * dbase[j, 2] + part[at(R_G + 3, p)] * dbase[j, 3]
+                                        + part[at(R_G + 4, p)] * dbase[j, 4] + part[at(R_G + 5, p)] * dbase[j, 5]
+                                        + part[at(R_G + 6, p)] * dbase[j, 6] + part[at(R_G + 7, p)] * dbase[j, 7]
+                                        + part[at(R_G + 8, p)] * dbase[j, 8])
+            if shape != 0:
+                for p in range(width):
+                    work[tw(j, W_I, p)] += (part[at(R_N, p)] * dg[j, L.G_NA] + part[at(R_N + 1, p)] * dg[j, L.G_NB]
+                                        + part[at(R_N + 2, p)] * dg[j, L.G_NC]
+                                        + part[at(R_S, p)] * drecip[j, 0] + part[at(R_S + 1, p)] * drecip[j, 1]
+                                        + part[at(R_S + 2, p)] * drecip[j, 2] + part[at(R_S + 3, p)] * drecip[j, 3]
+                                        + part[at(R_S + 4, p)] * drecip[j, 4] + part[at(R_S + 5, p)] * drecip[j, 5]
+                                        + part[at(R_S + 6, p)] * drecip[j, 6] + part[at(R_S + 7, p)] * drecip[j, 7]
+                                        + part[at(R_S + 8, p)] * drecip[j, 8])
+            tfluence = dg[j, L.G_RE2_FLUENCE]
+            for p in range(width):
+                I = state[L.P_I, p]
+                value = g[L.G_RE2_FLUENCE] * I / g[L.G_STEPS]
+                tvalue = (tfluence * I + g[L.G_RE2_FLUENCE] * work[tw(j, W_I, p)]) / g[L.G_STEPS]
+                if not os_thick:
+                    tvalue = tvalue * state[L.P_CAPTURE, p] + value * work[tw(j, W_CAPTURE, p)]
+                    value *= state[L.P_CAPTURE, p]
+                if not os_polar:
+                    tvalue = tvalue * state[L.P_POLAR, p] + value * work[tw(j, W_POLAR, p)]
+                    value *= state[L.P_POLAR, p]
+                if not os_omega:
+                    tvalue = tvalue * state[L.P_OMEGA, p] + value * work[tw(j, W_OMEGA, p)]
+                work[tw(j, W_VALUE, p)] = tvalue
+        for p in range(width):
+            value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
+            if not os_thick:
+                value *= state[L.P_CAPTURE, p]
+            if not os_polar:
+                value *= state[L.P_POLAR, p]
+            if not os_omega:
+                value *= state[L.P_OMEGA, p]
+            state[L.P_VALUE, p] = value
 
-    return tangent_pixel
+    return tangent_strip

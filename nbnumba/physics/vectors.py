@@ -30,11 +30,16 @@ def make_vectors(jit, R):
 
     @jit
     def unitize3_tangent(mag, ux, uy, uz, tx, ty, tz):
-        """Tangents of `unitize3`'s magnitude and unit vector for a tangent t of (x, y, z)."""
-        if mag == R(0.0):
-            return R(0.0), R(0.0), R(0.0), R(0.0)
+        """Tangents of `unitize3`'s magnitude and unit vector for a tangent t of (x, y, z).  No
+        branch (a zero vector's are selected zeros), so a loop over pixels runs them side by side."""
         tmag = ux * tx + uy * ty + uz * tz
-        return tmag, (tx - ux * tmag) / mag, (ty - uy * tmag) / mag, (tz - uz * tmag) / mag
+        per_mag = R(1.0) / mag  # one division, not three
+        tux = (tx - ux * tmag) * per_mag
+        tuy = (ty - uy * tmag) * per_mag
+        tuz = (tz - uz * tmag) * per_mag
+        zero = mag == R(0.0)
+        return (R(0.0) if zero else tmag, R(0.0) if zero else tux, R(0.0) if zero else tuy,
+                R(0.0) if zero else tuz)
 
     @jit
     def rotate_axis3(vx, vy, vz, ax, ay, az, phi):
