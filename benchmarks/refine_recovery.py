@@ -120,6 +120,8 @@ def main() -> None:
             ("largest beam-centre error (limit 0.05 px)", f"{worst(['Xbeam', 'Ybeam']) / 0.1:.2e} px"),
             ("largest scale error (limit 2 %)", f"{max(abs(r['scale'][0]) * 3 * 100 for r in records):.2f} %"),
             ("parameters within 3 standard errors (target >= 90 %)", f"{100 * np.mean(within):.1f} %"),
+            ("mean error / standard error of N (bias)", f"{np.mean([r['N'][1] for r in records]):+.2f} "
+             f"(spread {np.std([r['N'][1] for r in records]):.2f})"),
             ("converged", f"{sum(r['converged'] for r in records)} of {len(records)}"),
             ("time per fit", f"median {np.median([r['seconds'] for r in records]):.1f} s, "
                              f"max {max(r['seconds'] for r in records):.1f} s on {opts.threads} threads")]

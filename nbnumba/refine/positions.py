@@ -7,10 +7,11 @@ moving them.  A centroid has no such trap: its residual shrinks steadily as the 
 
 Data spots: pixels whose 3x3 mean stands SIGNIFICANCE standard errors above the mean of a box of
 BOX pixels around them, grown by one pixel and labelled; each spot's centroid is that of its counts
-less the median of the pixels around its box.  Model spots: the pixels of the model (rendered
-without background) above the fit's threshold of its brightest pixel, grown and labelled alike.
+less the median of the pixels around its box.  Model spots: the local maxima of
+the model (rendered without background) above the fit's threshold of its brightest pixel, each
+with the centroid of the box of 2 HALF + 1 pixels about it (see BROADEN for its N).
 Each model spot is paired with the nearest data spot within `reach` pixels where each is the
-other's nearest.  A pair's window is the box around both spots grown by MARGIN pixels, so that the
+other's nearest.  A pair's window is the box around both grown by MARGIN pixels, so that the
 model's spot stays inside while it moves to the data's.  The model's centroid there is
 c = sum x s / sum s, its derivative dc/dp = (sum x ds/dp - c sum ds/dp) / sum s, s and ds/dp the
 model and its derivatives at the window pixels from the same Jacobian pass the pixel fit uses.
@@ -33,15 +34,19 @@ MOVERS = ("rotx", "roty", "rotz", "a", "b", "c", "alpha", "beta", "gamma", "dist
 SIGNIFICANCE = 5.0
 BOX = 15
 MARGIN = 2
+HALF = 2  # the model's spot: the box of 2 HALF + 1 pixels about its peak
 CYCLES = 5
 EVALUATIONS = 30  # per cycle: the stage need only bring the spots within a fraction of a pixel
 SETTLED = 0.9  # a cycle that pairs no more spots and cuts the rms offset less than this ends the stage
-LEAST_PAIRS = 6  # and more than twice the parameters: fewer pairs leave the stage out
-# the stage's crystal has N times BROADEN (where N is refined): a start's sharp spots light other
-# reflections than the data's (a turn of 0.1 deg moves a reflection by about the width 1/N of its
-# spot in reciprocal space at 2 A), so that few of them pair; broad ones light every reflection
-# near the Ewald sphere, and the data's spots pair with theirs
-BROADEN = 0.5
+LEAST_PAIRS = 6  # and as many as the parameters (twice the residuals): fewer leave the stage out
+# A start's sharp spots may light other reflections than the data's (a turn of 0.1 deg moves a
+# reflection by about the width 1/N of its spot in reciprocal space at 2 A), so that few of them
+# pair.  Where fewer than ENOUGH of the data's spots pair, the stage's crystal takes N times each
+# factor of BROADEN in turn (where N is refined), keeping the first that pairs ENOUGH, else the one
+# that pairs most: broader spots light every reflection near the Ewald sphere.  Not broader than
+# needed: a spot wider than its window no longer moves its centroid there.
+BROADEN = (0.7, 0.5, 0.35)
+ENOUGH = 0.5
 
 
 @dataclass
@@ -89,14 +94,23 @@ def data_spots(data: np.ndarray, usable: np.ndarray, readout: float) -> np.ndarr
     return centre[total > 0]
 
 
-def model_spots(image: np.ndarray, usable: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, int]:
-    """(labels, centroids (k, 2), k) of the model's spots above `threshold` of its brightest pixel."""
+def model_spots(image: np.ndarray, usable: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """(peaks (k, 2) int, centroids (k, 2)) of the model's spots: its local maxima above
+    `threshold` of its brightest pixel, each centroid over the box of HALF pixels about its peak
+    (broad spots touch: their pixels above a threshold would run together)."""
     top = float(image[usable].max(initial=0.0))
     if not top > 0:
-        return np.zeros(image.shape, dtype=np.int64), np.zeros((0, 2)), 0
-    labels, count = ndimage.label(ndimage.binary_dilation((image > threshold * top) & usable) & usable)
-    centre, _ = _centroids(np.where(labels > 0, image, 0.0), labels, count)
-    return labels, centre, count
+        return np.zeros((0, 2), dtype=np.int64), np.zeros((0, 2))
+    masked = np.where(usable, image, 0.0)
+    peaks = np.argwhere((masked == ndimage.maximum_filter(masked, size=3, mode="constant"))
+                        & (masked > threshold * top))
+    size = 2 * HALF + 1
+    slow, fast = np.indices(image.shape)
+    at = (peaks[:, 0], peaks[:, 1])
+    weight = ndimage.uniform_filter(masked, size, mode="constant")[at]
+    centres = np.column_stack([ndimage.uniform_filter(masked * slow, size, mode="constant")[at],
+                               ndimage.uniform_filter(masked * fast, size, mode="constant")[at]])
+    return peaks, centres / weight[:, None]
 
 
 def pair(model: np.ndarray, data: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
@@ -121,22 +135,19 @@ class PairWindows:
     count: int
 
     @classmethod
-    def around(cls, labels: np.ndarray, spots: np.ndarray, targets: np.ndarray, usable: np.ndarray) -> "PairWindows":
-        boxes = ndimage.find_objects(labels)
+    def around(cls, peaks: np.ndarray, targets: np.ndarray, usable: np.ndarray) -> "PairWindows":
+        """A box per pair holding the model's spot (HALF about its peak) and the data's."""
         flats, owners = [], []
-        for n, (k, target) in enumerate(zip(spots, targets)):
-            box = boxes[k]
-            low = np.minimum([box[0].start, box[1].start], np.floor(target)).astype(int) - MARGIN
-            high = np.maximum([box[0].stop, box[1].stop], np.ceil(target) + 1).astype(int) + MARGIN
-            low = np.maximum(low, 0)
-            high = np.minimum(high, labels.shape)
+        for n, (peak, target) in enumerate(zip(peaks, targets)):
+            low = np.maximum(np.minimum(peak - HALF, np.floor(target)).astype(int) - MARGIN, 0)
+            high = np.minimum(np.maximum(peak + HALF + 1, np.ceil(target) + 1).astype(int) + MARGIN, usable.shape)
             slow, fast = np.mgrid[low[0]:high[0], low[1]:high[1]]
             keep = usable[slow, fast]
-            flats.append(np.ravel_multi_index((slow[keep], fast[keep]), labels.shape))
+            flats.append(np.ravel_multi_index((slow[keep], fast[keep]), usable.shape))
             owners.append(np.full(int(keep.sum()), n))
         flat = np.concatenate(flats).astype(np.int64)
         label = np.concatenate(owners).astype(np.int64)
-        return cls(flat, label, np.column_stack(np.divmod(flat, labels.shape[1])).astype(np.float64), len(spots))
+        return cls(flat, label, np.column_stack(np.divmod(flat, usable.shape[1])).astype(np.float64), len(peaks))
 
 
 class Centroids:
@@ -185,27 +196,43 @@ def fit(model, found: np.ndarray, usable: np.ndarray, values: np.ndarray, bounds
     names = list(model.names)
     moving = [k for k, n in enumerate(names) if n in MOVERS]
     values = np.asarray(values, dtype=np.float64).copy()
-    sizes = [k for k, n in enumerate(names) if n in ("N", "Na", "Nb", "Nc")]
-    held = values[sizes].copy()
-    values[sizes] = np.maximum(held * BROADEN, [bounds[k][0] for k in sizes])
     if not moving:
         return Stage(values, skipped="no refined parameter moves the spots")
+    sizes = [k for k, n in enumerate(names) if n in ("N", "Na", "Nb", "Nc")]
+    held = values[sizes].copy()
     low = np.array([bounds[k][0] for k in moving])
     high = np.array([bounds[k][1] for k in moving])
-    stage = Stage(values)
+    least = max(LEAST_PAIRS, len(moving))
+
+    def spots(factor):
+        values[sizes] = np.maximum(held * factor, [bounds[k][0] for k in sizes])
+        peaks, centres = model_spots(model.render(model.simulation(values), 1.0, 0.0), usable, threshold)
+        return (peaks, *pair(centres, found, reach))
+
+    factor = 1.0
+    peaks, i, j = spots(factor)
+    if sizes:
+        for wider in BROADEN:
+            if len(i) >= ENOUGH * len(found):
+                break
+            tried = spots(wider)
+            if len(tried[1]) > len(i):
+                factor, (peaks, i, j) = wider, tried
+        values[sizes] = np.maximum(held * factor, [bounds[k][0] for k in sizes])
+    if len(i) < least:
+        values[sizes] = held
+        return Stage(values, pairs=len(i), skipped=f"{len(i)} spots of the model paired with the data's "
+                                                   f"({len(found)} found there)")
+    stage = Stage(values.copy())
     previous = None  # (pairs, rms offset after) of the cycle before
     for cycle in range(1, CYCLES + 1):
-        image = model.render(model.simulation(values), 1.0, 0.0)
-        labels, centres, _ = model_spots(image, usable, threshold)
-        i, j = pair(centres, found, reach)
-        if len(i) < max(LEAST_PAIRS, 2 * len(moving) + 1):
-            if cycle == 1:
-                values[sizes] = held
-                return Stage(values, pairs=len(i), skipped=f"{len(i)} spots of the model paired with the data's "
-                                                           f"({len(found)} found there)")
-            break
-        windows = PairWindows.around(labels, i, found[j], usable)
-        centroids = Centroids(model, values, moving, windows, found[j], image.shape)
+        if cycle > 1:
+            peaks, centres = model_spots(model.render(model.simulation(values), 1.0, 0.0), usable, threshold)
+            i, j = pair(centres, found, reach)
+            if len(i) < least:
+                break
+        windows = PairWindows.around(peaks[i], found[j], usable)
+        centroids = Centroids(model, values, moving, windows, found[j], usable.shape)
         x0 = np.clip(values[moving], low, high)
         before = centroids.residuals(x0)
         done = least_squares(centroids.residuals, x0, jac=centroids.jacobian, bounds=(low, high), x_scale="jac",

@@ -58,9 +58,7 @@ def _windows(labels: np.ndarray, usable: np.ndarray) -> Windows:
 def spot_windows(model: np.ndarray, usable: np.ndarray, shoebox: int, threshold: float, also=None) -> Windows:
     """`also`: (k, 2) positions (slow, fast) of more spots to box, the data's own."""
     top = float(np.nanmax(model)) if model.size else 0.0
-    if not top > 0:
-        return _windows(np.zeros(model.shape, dtype=np.int64), usable)
-    peaks = (model == ndimage.maximum_filter(model, size=3, mode="constant")) & (model > threshold * top)
+    peaks = (model == ndimage.maximum_filter(model, size=3, mode="constant")) & (model > threshold * top) & (top > 0)
     if also is not None and len(also):
         at = np.clip(np.rint(also).astype(np.int64), 0, np.array(model.shape) - 1)
         peaks[at[:, 0], at[:, 1]] = True
