@@ -51,14 +51,9 @@ ENOUGH = 0.5
 
 @dataclass
 class Stage:
-    """What the stage did: values (all the fit's parameters), pairs (at the last cycle),
-    rms (pixels) of the pairs' differences before and after, cycles run, or `skipped` (why not)."""
+    """What the stage did: values (all the fit's parameters), or `skipped` (why it was left out)."""
 
     values: np.ndarray
-    pairs: int = 0
-    rms_before: float = float("nan")
-    rms_after: float = float("nan")
-    cycles: int = 0
     skipped: str = ""
 
 
@@ -135,7 +130,7 @@ class PairWindows:
     count: int
 
     @classmethod
-    def around(cls, peaks: np.ndarray, targets: np.ndarray, usable: np.ndarray) -> "PairWindows":
+    def around(cls, peaks: np.ndarray, targets: np.ndarray, usable: np.ndarray) -> PairWindows:
         """A box per pair holding the model's spot (HALF about its peak) and the data's."""
         flats, owners = [], []
         for n, (peak, target) in enumerate(zip(peaks, targets)):
@@ -221,7 +216,7 @@ def fit(model, found: np.ndarray, usable: np.ndarray, values: np.ndarray, bounds
         values[sizes] = np.maximum(held * factor, [bounds[k][0] for k in sizes])
     if len(i) < least:
         values[sizes] = held
-        return Stage(values, pairs=len(i), skipped=f"{len(i)} spots of the model paired with the data's "
+        return Stage(values, skipped=f"{len(i)} spots of the model paired with the data's "
                                                    f"({len(found)} found there)")
     stage = Stage(values.copy())
     previous = None  # (pairs, rms offset after) of the cycle before
@@ -241,10 +236,10 @@ def fit(model, found: np.ndarray, usable: np.ndarray, values: np.ndarray, bounds
         values[moving] = done.x
         after = centroids.residuals(done.x)
         rms = float(np.sqrt(np.mean(before ** 2))), float(np.sqrt(np.mean(after ** 2)))
-        stage = Stage(values.copy(), len(i), rms[0] if cycle == 1 else stage.rms_before, rms[1], cycle)
+        stage = Stage(values.copy())
         if say is not None:
-            say(f"refine: positions cycle {cycle}: {len(i)} spots paired, rms offset {rms[0]:.3g} -> {rms[1]:.3g} "
-                f"pixels in {done.nfev} evaluations")
+            say(f"refine: positions cycle {cycle}: {len(i)} spots paired (N x{factor:g}), rms offset {rms[0]:.3g} "
+                f"-> {rms[1]:.3g} pixels in {done.nfev} evaluations")
         if previous is not None and len(i) <= previous[0] and rms[1] > SETTLED * previous[1]:
             break
         previous = (len(i), rms[1])
