@@ -244,8 +244,8 @@ def set_parameters(sim: Simulation, values: dict) -> Simulation:
 
 def refine(sim: Simulation, data, refine, fix=(), bounds=None, readout: float = 0.0, likelihood: str = "poisson",
            shoebox: int = 15, threshold: float = 0.02, allpixels: bool = False, planes: bool = True,
-           background=None, usable=None, maxiter: int = 300, cycles: int = 3, device: str = "cpu",
-           precision: str = "double", progress=None):
+           background=None, usable=None, maxiter: int = 300, cycles: int = 3, positions: bool = True,
+           device: str = "cpu", precision: str = "double", progress=None):
     """Fit `sim` (the starting model) to a measured image; the same result `nbnumba refine` prints.
 
     data: photons, float (slow, fast), or a file name (SMV counts: as `refine -data` reads them).
@@ -254,7 +254,8 @@ def refine(sim: Simulation, data, refine, fix=(), bounds=None, readout: float = 
     likelihood "poisson" or "lsq"; shoebox, threshold: the spot windows (allpixels: the whole
     detector in tiles); planes: a background plane per window; background: a fixed (slow, fast)
     photon image, scaled by the parameter bg_scale; usable: bool (slow, fast), False for pixels to
-    leave out.  progress: a function given one line per iteration.
+    leave out; positions: first fit the spots' positions to the data's (refine.positions).
+    progress: a function given one line per iteration.
     Returns a `nbnumba.refine.result.RefineResult`: names, start, values, errors, correlation,
     loss, pixels, iterations, seconds, sim (the refined Simulation), table(), to_json()."""
     from .refine.data import Data, load_data
@@ -263,7 +264,8 @@ def refine(sim: Simulation, data, refine, fix=(), bounds=None, readout: float = 
     from .refine.likelihood import Likelihood
 
     settings = Settings(likelihood=Likelihood(likelihood, readout), shoebox=shoebox, threshold=threshold,
-                        allpixels=allpixels, planes=planes, maxiter=maxiter, cycles=cycles)
+                        allpixels=allpixels, planes=planes, maxiter=maxiter, cycles=cycles,
+                        positions=positions)
     if isinstance(data, (str, bytes)) or hasattr(data, "__fspath__"):
         measured = load_data(data, sim.shape, readout=readout, mask=usable)
     else:

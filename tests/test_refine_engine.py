@@ -58,7 +58,7 @@ def truth_image():
 def test_likelihood_slope_is_the_derivative_of_its_loss_on_both_branches():
     like = Likelihood("poisson", readout=1.5)
     D = like.target(np.array([0.0, 3.0, 50.0, 50.0, 7.0]))
-    m = np.array([0.2, 2.5, 60.0, 10.0, -5.0])  # the last two lie below D/2: the quadratic branch
+    m = np.array([0.2, 2.5, 60.0, -2.24, -5.0])  # the last two lie below FLOOR D: the quadratic branch
     _, slope = like.loss(D, m)
     for i in range(m.size):
         h = np.zeros_like(m)
@@ -129,3 +129,25 @@ def test_a_bound_holds_and_the_stop_request_keeps_the_best_point():
 def test_no_spot_in_any_window_is_a_user_error():
     with pytest.raises(UserError, match="no spot"):
         fit(Spots([0.0, 0.0, 2.0, 1.0]), truth_image(), np.zeros(SHAPE, bool), BOUNDS, Settings())
+
+
+def test_faint_spots_width_is_unbiased():
+    """Spots whose wings are a tenth of a photon: over 30 Poisson images the refined width lies
+    on average within 0.6 standard errors of the truth (the mean of 30 unbiased z has a spread of
+    0.18; the former floor of the likelihood's continuation at D/2 put it at -2)."""
+    truth = np.array([0.3, -0.4, 1.0, 2.0])
+
+    class Faint(Spots):
+        def evaluate(self, values, flat, shape):
+            model, J = super().evaluate(values, flat, shape)
+            return model / 20, J / 20
+
+    image = Faint(truth).image(truth)
+    z = []
+    for seed in range(30):
+        data = np.random.default_rng(seed).poisson(image).astype(np.float64)
+        done = fit(Faint([0.25, -0.35, 1.1, 1.5]), data, np.ones(SHAPE, bool), BOUNDS,
+                   Settings(planes=False, threshold=0.01))
+        z.append((done.values - truth) / done.errors)
+    mean = np.mean(z, axis=0)
+    assert np.all(np.abs(mean) < 0.6), mean

@@ -14,7 +14,7 @@ from ..runtime.guard import PASSTHROUGH, guarded, note
 VALUED = {"data": str, "frame": int, "adc": float, "gain": float, "readout": float, "refine": str, "fix": str,
           "bounds": str, "shoebox": int, "spot_threshold": float, "likelihood": str, "maxiter": int, "cycles": int,
           "out": str, "bgimage": str, "list": str, "outdir": str, "workers": int, "scheduler": str}
-SWITCHES = {"allpixels", "noplanes", "noprogress"}
+SWITCHES = {"allpixels", "noplanes", "nopositions", "noprogress"}
 KIND = {int: "an integer", float: "a number", str: "a value"}
 GRACE_S = 60.0  # after Ctrl-C: time to compute the errors at the best point and write the files
 
@@ -69,7 +69,7 @@ def refine(args) -> None:
     nbnumba refine -data IMAGE [-frame N] [-adc A] [-gain G] [-readout SIGMA] [-mask MASK.img]
                    -refine rotx,roty,rotz,cell,N,scale,distance,beam [-fix NAMES]
                    [-bounds name:low:high,...] [-shoebox 15] [-spot_threshold 0.02]
-                   [-allpixels] [-noplanes] [-bgimage FILE] [-likelihood poisson|lsq]
+                   [-allpixels] [-noplanes] [-nopositions] [-bgimage FILE] [-likelihood poisson|lsq]
                    [-maxiter 300] [-cycles 3] [-out PREFIX] [-noprogress]
                    [nanoBragg flags of the starting model]
     nbnumba refine -list SHOTS.csv [-outdir DIR] [-workers N | -scheduler ADDRESS] [options above]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import UserError
+from . import positions
 from .data import Data
 from .engine import Settings, fit
 from .model import SimulationModel
@@ -49,7 +50,14 @@ def refine(sim, data: Data, refine, fix=(), bounds=None, settings: Settings | No
     given = parse_bounds(bounds) if isinstance(bounds, str) or bounds is None else dict(bounds)
     limits = bounds_for(names, model.start, given)
     usable = data.usable & active_pixels(sim)
-    done = fit(model, data.photons, usable, limits, settings, say=say, stop=stop)
+    begin, found = model.start, None
+    if settings.positions:
+        found = positions.data_spots(data.photons, usable, settings.likelihood.readout)
+        stage = positions.fit(model, found, usable, model.start, limits, settings.threshold, settings.shoebox, say)
+        begin = stage.values
+        if stage.skipped and say is not None:
+            say(f"refine: positions stage left out: {stage.skipped}")
+    done = fit(model, data.photons, usable, limits, settings, say=say, stop=stop, begin=begin, found=found)
     refined = model.simulation(done.values, with_scale=True)
     return RefineResult(names, [unit_of(n) for n in names], done.start, done.values, done.errors, done.correlation,
                         done.loss, done.start_loss, done.pixels, done.windows.count, done.iterations,

@@ -37,6 +37,7 @@ class Settings:
     cycles: int = 3
     gtol: float = 1e-7
     ftol: float = 1e-14
+    positions: bool = True  # a first stage on the spots' positions (refine.positions)
 
     def __post_init__(self):
         if not (isinstance(self.shoebox, int) and self.shoebox >= 1):
@@ -136,24 +137,27 @@ def any_spot(windows: Windows, data: np.ndarray, settings: Settings) -> bool:
     return bool((top - median > 5.0 * noise).any())
 
 
-def choose_windows(image: np.ndarray, usable: np.ndarray, settings: Settings) -> Windows:
+def choose_windows(image: np.ndarray, usable: np.ndarray, settings: Settings, found=None) -> Windows:
     if settings.allpixels:
         return tiles(usable, settings.shoebox)
-    return spot_windows(np.where(usable, image, 0.0), usable, settings.shoebox, settings.threshold)
+    return spot_windows(np.where(usable, image, 0.0), usable, settings.shoebox, settings.threshold, found)
 
 
-def fit(model, data: np.ndarray, usable: np.ndarray, bounds, settings: Settings, say=None, stop=None) -> Fit:
+def fit(model, data: np.ndarray, usable: np.ndarray, bounds, settings: Settings, say=None, stop=None,
+        begin=None, found=None) -> Fit:
     """Refine `model` (names, start, evaluate, image) against `data` (photons, (slow, fast)) on the
-    `usable` pixels.  `say(line)` gets the progress; `stop()` True ends the fit at its best point."""
+    `usable` pixels from `begin` (else the model's start), with windows also around `found`, the
+    data's spots ((k, 2) positions).  `say(line)` gets the progress; `stop()` True ends the fit at
+    its best point."""
     t0 = time.perf_counter()
     names = list(model.names)
-    values = model.start.astype(np.float64).copy()
+    values = np.array(model.start if begin is None else begin, dtype=np.float64)
     windows = None
     iterations = evaluations = 0
     converged, message, interrupted = False, "", False
     start_loss = None
     for cycle in range(1, settings.cycles + 1):
-        chosen = choose_windows(model.image(values), usable, settings)
+        chosen = choose_windows(model.image(values), usable, settings, found)
         if chosen.count == 0 or chosen.flat.size <= len(names) or not any_spot(chosen, data, settings):
             raise UserError("no spot of the model falls on usable pixels in any window, or the data show none "
                             "there: check the starting model (geometry, orientation), the data, the mask and "

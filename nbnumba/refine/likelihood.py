@@ -7,10 +7,13 @@ negative log-likelihood, written as a deviance that is 0 at u = D,
 
     l(m) = u - D + D ln(D / u),   u = m + sigma^2,   D = max(d + sigma^2, 0)
 
-is convex in m and has its minimum at m = d.  Below u = D/2 (a model far under a bright pixel, or
-negative after its background plane) l continues as a parabola with l's value and slope at D/2 and
-the curvature min(D / (D/2)^2, 4) (l's own, capped for the faint pixels, whose own would be huge),
-so that the loss stays finite, convex and smooth for any m and the minimum is unmoved.  u and D
+is convex in m and has its minimum at m = d.  Below u = FLOOR D (a model negative after its
+background plane, or a thousand times under a pixel's count) l continues as a parabola with l's
+value and slope there and the curvature min(D / (FLOOR D)^2, 4) (l's own, capped), so that the
+loss stays finite, convex and smooth for any m and the minimum is unmoved.  The floor must lie
+far below D: a spot's faint wings, where a model of a tenth of a photon meets a count of one, are
+where the Poisson loss tells the spot's width; a floor at D/2 softened their pull and biased the
+refined N up by two standard errors (tests/test_refine_engine.py's faint spots).  u and D
 both carry EPSILON photons more, so that a pixel of zero counts without read-out noise has its
 minimum at m = 0 too (the Poisson loss of a zero count, m, has none for the negative models a
 background plane can reach).  Least squares: l = (d - m)^2 / 2.
@@ -26,7 +29,8 @@ from ..errors import UserError
 
 KINDS = ("poisson", "lsq")
 EPSILON = 1e-6  # photons
-CURVATURE = 4.0  # 1/photons^2: the most the continuation below D/2 curves (l's own at D = 1)
+FLOOR = 1e-3  # of D: where l continues as a parabola
+CURVATURE = 4.0  # 1/photons^2: the most the continuation curves
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Likelihood:
             r = m - D
             return 0.5 * r * r, r, np.ones_like(r)
         u = m + self.readout ** 2 + EPSILON
-        floor = 0.5 * D
+        floor = FLOOR * D
         low = u < floor
         at = np.where(low, floor, u)
         ratio = D / at

@@ -77,8 +77,10 @@ class SimulationModel:
     def _host(self, values: np.ndarray, name: str) -> float:
         return float(values[self.names.index(name)]) if name in self.names else 1.0
 
-    def evaluate(self, values: np.ndarray, flat: np.ndarray, shape) -> tuple[np.ndarray, np.ndarray]:
-        """(model at the pixels `flat` (n,), its derivatives (n, K) in the order of `names`)."""
+    def evaluate(self, values: np.ndarray, flat: np.ndarray, shape, background: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(model at the pixels `flat` (n,), its derivatives (n, K) in the order of `names`); without
+        `background`, the spots alone."""
         from ..derivatives import jacobian
 
         sim = self.simulation(values)
@@ -94,7 +96,7 @@ class SimulationModel:
         scale = self._host(values, "scale")
         bg = self._host(values, "bg_scale")
         model = scale * image
-        if self.background is not None:
+        if self.background is not None and background:
             model = model + bg * self.background.ravel()[flat]
         if "N" in self.names:
             derivative["N"] = sum(derivative[n] * (c / self.N0) for n, c in zip(CELLS, self.cells))

@@ -12,7 +12,8 @@ def settings_of(options: dict) -> Settings:
     return Settings(likelihood=Likelihood(options.get("likelihood", "poisson"), options.get("readout", 0.0)),
                     shoebox=options.get("shoebox", 15), threshold=options.get("spot_threshold", 0.02),
                     allpixels=options.get("allpixels", False), planes=not options.get("noplanes", False),
-                    maxiter=options.get("maxiter", 300), cycles=options.get("cycles", 3))
+                    maxiter=options.get("maxiter", 300), cycles=options.get("cycles", 3),
+                    positions=not options.get("nopositions", False))
 
 
 def device_of(p) -> str:

@@ -1,7 +1,8 @@
 """The pixels a fit uses, grouped into windows that each get their own background plane.
 
 Spot windows (diffBragg's shoeboxes): a square of `shoebox` pixels around every local maximum of
-the model image above `threshold` times its brightest pixel; boxes that touch merge into one
+the model image above `threshold` times its brightest pixel and around each spot found in the data
+(where the model has none yet, the fit must see that it lacks one); boxes that touch merge into one
 window.  Tiles: the whole detector cut into squares of `shoebox` pixels.  Either way only usable
 pixels (the data's mask and the run's ROI and mask) are kept."""
 
@@ -54,11 +55,13 @@ def _windows(labels: np.ndarray, usable: np.ndarray) -> Windows:
                    count, design, labels.shape)
 
 
-def spot_windows(model: np.ndarray, usable: np.ndarray, shoebox: int, threshold: float) -> Windows:
+def spot_windows(model: np.ndarray, usable: np.ndarray, shoebox: int, threshold: float, also=None) -> Windows:
+    """`also`: (k, 2) positions (slow, fast) of more spots to box, the data's own."""
     top = float(np.nanmax(model)) if model.size else 0.0
-    if not top > 0:
-        return _windows(np.zeros(model.shape, dtype=np.int64), usable)
-    peaks = (model == ndimage.maximum_filter(model, size=3, mode="constant")) & (model > threshold * top)
+    peaks = (model == ndimage.maximum_filter(model, size=3, mode="constant")) & (model > threshold * top) & (top > 0)
+    if also is not None and len(also):
+        at = np.clip(np.rint(also).astype(np.int64), 0, np.array(model.shape) - 1)
+        peaks[at[:, 0], at[:, 1]] = True
     boxes = ndimage.maximum_filter(peaks.astype(np.uint8), size=shoebox, mode="constant") > 0
     labels, _ = ndimage.label(boxes)
     return _windows(labels, usable)
