@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import numpy as np
 from click.testing import CliRunner
 
@@ -11,14 +15,16 @@ from nbnumba.cli import main
 ARGS = "-cell 70 80 90 85 95 100 -default_F 100 -N 5 -lambda 1 -distance 60 -detpixels 16 -pixel 0.5 -gauss_xtal"
 
 
-def _run(args, cwd):
-    with CliRunner().isolated_filesystem(temp_dir=cwd):
+def _run(args, folder):
+    """The command run in a new empty folder below `folder`: its result and the files it wrote there."""
+    out = Path(tempfile.mkdtemp(dir=folder))
+    before = os.getcwd()
+    os.chdir(out)
+    try:
         result = CliRunner().invoke(main, ["derivatives", *args.split()])
-        files = {}
-        import os
-        for name in os.listdir("."):
-            files[name] = open(name, "rb").read()
-    return result, files
+    finally:
+        os.chdir(before)
+    return result, {path.name: path.read_bytes() for path in out.iterdir()}
 
 
 def test_writes_the_value_and_derivative_images(tmp_path):
