@@ -31,7 +31,7 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
     # the compiled functions close over the functions themselves: Numba cannot type a namespace
     dot3, unitize3, rotate_axis3 = vectors.dot3, vectors.unitize3, vectors.rotate_axis3
     polarization_factor, solid_angle = detector.polarization_factor, detector.solid_angle
-    capture_fraction = detector.capture_fraction
+    capture_fraction, pixel_factors = detector.capture_fraction, detector.pixel_factors
     lattice_strip = lattice_transform.lattice_strip
     interpolate_F, nearest_F = structure_factors.interpolate_F, structure_factors.nearest_F
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
@@ -268,14 +268,8 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
                         variant = 1
 
         for p in range(width):
-            value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
-            if not os_thick:
-                value *= state[L.P_CAPTURE, p]
-            if not os_polar:
-                value *= state[L.P_POLAR, p]
-            if not os_omega:
-                value *= state[L.P_OMEGA, p]
-            state[L.P_VALUE, p] = value
+            state[L.P_VALUE, p] = pixel_factors(g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS], state, p,
+                                                os_thick, os_polar, os_omega)
         if tracing:
             trace_row(trace, L.TR_FINAL, state[L.P_I, 0], state[L.P_CAPTURE, 0], state[L.P_POLAR, 0],
                       state[L.P_OMEGA, 0], dot3(ix, iy, iz, state[L.P_DX, 0], state[L.P_DY, 0], state[L.P_DZ, 0]))
