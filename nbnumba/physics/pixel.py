@@ -32,7 +32,7 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
     dot3, unitize3, rotate_axis3 = vectors.dot3, vectors.unitize3, vectors.rotate_axis3
     polarization_factor, solid_angle = detector.polarization_factor, detector.solid_angle
     capture_fraction, pixel_factors = detector.capture_fraction, detector.pixel_factors
-    lattice_strip = lattice_transform.lattice_strip
+    lattice_strip, scattering_vector = lattice_transform.lattice_strip, lattice_transform.scattering_vector
     interpolate_F, nearest_F = structure_factors.interpolate_F, structure_factors.nearest_F
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
     trace_row, trace_last, trace_evaluation = tracer.trace_row, tracer.trace_last, tracer.trace_evaluation
@@ -225,19 +225,11 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
                         first = tracing and source == 0
                         kept = 0
                         for p in range(width):
+                            keep = scattering_vector(state, p, ix, iy, iz, lam, dmin)
+                            kept += 1 if keep else 0
                             dx = state[L.P_DX, p]
                             dy = state[L.P_DY, p]
                             dz = state[L.P_DZ, p]
-                            qx = (dx - ix) / lam
-                            qy = (dy - iy) / lam
-                            qz = (dz - iz) / lam
-                            state[L.P_QX, p] = qx
-                            state[L.P_QY, p] = qy
-                            state[L.P_QZ, p] = qz
-                            stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
-                            keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
-                            state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
-                            kept += 1 if keep else 0
                             polar = state[L.P_POLAR, p]
                             fresh = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
                             state[L.P_POLAR, p] = fresh if keep and (polar == R(0.0) or os_polar) else polar

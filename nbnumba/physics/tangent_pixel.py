@@ -100,6 +100,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
     capture_fraction, capture_fraction_tangent = detector.capture_fraction, detector.capture_fraction_tangent
     pixel_factors = detector.pixel_factors
     lattice_strip, sincg_tangent = lattice_transform.lattice_strip, lattice_transform.sincg_tangent
+    scattering_vector = lattice_transform.scattering_vector
     shape_transform_partials = lattice_transform.shape_transform_partials
     interpolate_F, interpolate_F_gradient = structure_factors.interpolate_F, structure_factors.interpolate_F_gradient
     nearest_F, lagrange_weights = structure_factors.nearest_F, structure_factors.lagrange_weights
@@ -556,19 +557,11 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                         kept = 0
                         fresh_polars = 0
                         for p in range(width):
+                            keep = scattering_vector(state, p, ix, iy, iz, lam, dmin)
+                            kept += 1 if keep else 0
                             dx = state[L.P_DX, p]
                             dy = state[L.P_DY, p]
                             dz = state[L.P_DZ, p]
-                            qx = (dx - ix) / lam
-                            qy = (dy - iy) / lam
-                            qz = (dz - iz) / lam
-                            state[L.P_QX, p] = qx
-                            state[L.P_QY, p] = qy
-                            state[L.P_QZ, p] = qz
-                            stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
-                            keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
-                            state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
-                            kept += 1 if keep else 0
                             polar = state[L.P_POLAR, p]
                             fresh = keep and (polar == R(0.0) or os_polar)
                             fresh_polars += 1 if fresh else 0
