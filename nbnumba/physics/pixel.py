@@ -96,12 +96,8 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
                 trace_last(trace, L.TL_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
             I = state[L.P_I, p] + F_cell * F_cell * F_latt * F_latt
             if general:
-                if os_thick:
-                    I *= state[L.P_CAPTURE, p]
-                if os_polar:
-                    I *= state[L.P_POLAR, p]
-                if os_omega:
-                    I *= state[L.P_OMEGA, p]
+                # the factors that the -oversample_* switches apply per sub-step
+                I = pixel_factors(I, state, p, not os_thick, not os_polar, not os_omega)
             state[L.P_I, p] = I
 
     @jit

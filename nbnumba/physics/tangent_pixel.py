@@ -208,13 +208,8 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                     accumulate(Fgrad, hi, ki, li, share)
             I = state[L.P_I, p] + F_cell * F_cell * F_latt * F_latt
             part[at(R_SUM, p)] = I
-            if os_thick:
-                I *= state[L.P_CAPTURE, p]
-            if os_polar:
-                I *= state[L.P_POLAR, p]
-            if os_omega:
-                I *= state[L.P_OMEGA, p]
-            state[L.P_I, p] = I
+            # the factors that the -oversample_* switches apply per sub-step
+            state[L.P_I, p] = pixel_factors(I, state, p, not os_thick, not os_polar, not os_omega)
 
     @small
     def add_outer(part, row, p, u0, u1, u2, v0, v1, v2):
