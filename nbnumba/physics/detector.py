@@ -96,18 +96,6 @@ def make_detector(jit, small, R, vectors):
         flat = omega * (tclose_distance / close_distance - R(3.0) * tairpath / airpath)
         return point if point_pixel else flat
 
-    @small
-    def pixel_factors(value, state, p, os_thick, os_polar, os_omega):
-        """`value` times pixel p's capture fraction, polarization and solid angle, each unless it
-        was applied per sub-step already (the -oversample_* switches), in the reference's order."""
-        if not os_thick:
-            value *= state[L.P_CAPTURE, p]
-        if not os_polar:
-            value *= state[L.P_POLAR, p]
-        if not os_omega:
-            value *= state[L.P_OMEGA, p]
-        return value
-
     @jit
     def pixel_active(spixel, fpixel, ip, mask):
         """Inside the (inclusive) ROI and not masked out."""
@@ -120,4 +108,4 @@ def make_detector(jit, small, R, vectors):
                            polarization_factor_gradient=polarization_factor_gradient,
                            capture_fraction=capture_fraction, capture_fraction_tangent=capture_fraction_tangent,
                            solid_angle=solid_angle, solid_angle_tangent=solid_angle_tangent,
-                           pixel_active=pixel_active, pixel_factors=pixel_factors)
+                           pixel_active=pixel_active)

@@ -168,21 +168,6 @@ def make_lattice(jit, small, R, floor, ceil):
         return zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
 
     @small
-    def scattering_vector(state, p, ix, iy, iz, lam, dmin):
-        """Pixel p's scattering vector q = (d - i) / lambda for the source's incident direction i
-        (into state's P_Q* rows) and whether it is kept: not beyond the resolution limit dmin."""
-        qx = (state[L.P_DX, p] - ix) / lam
-        qy = (state[L.P_DY, p] - iy) / lam
-        qz = (state[L.P_DZ, p] - iz) / lam
-        state[L.P_QX, p] = qx
-        state[L.P_QY, p] = qy
-        state[L.P_QZ, p] = qz
-        stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
-        keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
-        state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
-        return keep
-
-    @small
     def miller_indices(axes, state, p):
         """Fractional and nearest h, k, l of pixel p's scattering vector, for the rotated
         real-space axes `axes` (a, b, c: nine reals)."""
@@ -231,4 +216,4 @@ def make_lattice(jit, small, R, floor, ceil):
     return SimpleNamespace(sin_halfpi=sin_halfpi, sincg_peeled=sincg_peeled, sincg_tangent=sincg_tangent,
                            sinc3=sinc3, shape_transform=shape_transform,
                            shape_transform_partials=shape_transform_partials, miller_indices=miller_indices,
-                           lattice_strip=lattice_strip, scattering_vector=scattering_vector)
+                           lattice_strip=lattice_strip)

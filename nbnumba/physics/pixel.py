@@ -31,8 +31,8 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
     # the compiled functions close over the functions themselves: Numba cannot type a namespace
     dot3, unitize3, rotate_axis3 = vectors.dot3, vectors.unitize3, vectors.rotate_axis3
     polarization_factor, solid_angle = detector.polarization_factor, detector.solid_angle
-    capture_fraction, pixel_factors = detector.capture_fraction, detector.pixel_factors
-    lattice_strip, scattering_vector = lattice_transform.lattice_strip, lattice_transform.scattering_vector
+    capture_fraction = detector.capture_fraction
+    lattice_strip = lattice_transform.lattice_strip
     interpolate_F, nearest_F = structure_factors.interpolate_F, structure_factors.nearest_F
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
     trace_row, trace_last, trace_evaluation = tracer.trace_row, tracer.trace_last, tracer.trace_evaluation
@@ -96,8 +96,12 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
                 trace_last(trace, L.TL_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
             I = state[L.P_I, p] + F_cell * F_cell * F_latt * F_latt
             if general:
-                # the factors that the -oversample_* switches apply per sub-step
-                I = pixel_factors(I, state, p, not os_thick, not os_polar, not os_omega)
+                if os_thick:
+                    I *= state[L.P_CAPTURE, p]
+                if os_polar:
+                    I *= state[L.P_POLAR, p]
+                if os_omega:
+                    I *= state[L.P_OMEGA, p]
             state[L.P_I, p] = I
 
     @jit
@@ -221,11 +225,19 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
                         first = tracing and source == 0
                         kept = 0
                         for p in range(width):
-                            keep = scattering_vector(state, p, ix, iy, iz, lam, dmin)
-                            kept += 1 if keep else 0
                             dx = state[L.P_DX, p]
                             dy = state[L.P_DY, p]
                             dz = state[L.P_DZ, p]
+                            qx = (dx - ix) / lam
+                            qy = (dy - iy) / lam
+                            qz = (dz - iz) / lam
+                            state[L.P_QX, p] = qx
+                            state[L.P_QY, p] = qy
+                            state[L.P_QZ, p] = qz
+                            stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
+                            keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
+                            state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
+                            kept += 1 if keep else 0
                             polar = state[L.P_POLAR, p]
                             fresh = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
                             state[L.P_POLAR, p] = fresh if keep and (polar == R(0.0) or os_polar) else polar
@@ -256,8 +268,14 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
                         variant = 1
 
         for p in range(width):
-            state[L.P_VALUE, p] = pixel_factors(g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS], state, p,
-                                                os_thick, os_polar, os_omega)
+            value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
+            if not os_thick:
+                value *= state[L.P_CAPTURE, p]
+            if not os_polar:
+                value *= state[L.P_POLAR, p]
+            if not os_omega:
+                value *= state[L.P_OMEGA, p]
+            state[L.P_VALUE, p] = value
         if tracing:
             trace_row(trace, L.TR_FINAL, state[L.P_I, 0], state[L.P_CAPTURE, 0], state[L.P_POLAR, 0],
                       state[L.P_OMEGA, 0], dot3(ix, iy, iz, state[L.P_DX, 0], state[L.P_DY, 0], state[L.P_DZ, 0]))

@@ -98,9 +98,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
     polarization_factor_gradient = detector.polarization_factor_gradient
     solid_angle, solid_angle_tangent = detector.solid_angle, detector.solid_angle_tangent
     capture_fraction, capture_fraction_tangent = detector.capture_fraction, detector.capture_fraction_tangent
-    pixel_factors = detector.pixel_factors
     lattice_strip, sincg_tangent = lattice_transform.lattice_strip, lattice_transform.sincg_tangent
-    scattering_vector = lattice_transform.scattering_vector
     shape_transform_partials = lattice_transform.shape_transform_partials
     interpolate_F, interpolate_F_gradient = structure_factors.interpolate_F, structure_factors.interpolate_F_gradient
     nearest_F, lagrange_weights = structure_factors.nearest_F, structure_factors.lagrange_weights
@@ -208,22 +206,13 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                     accumulate(Fgrad, hi, ki, li, share)
             I = state[L.P_I, p] + F_cell * F_cell * F_latt * F_latt
             part[at(R_SUM, p)] = I
-            # the factors that the -oversample_* switches apply per sub-step
-            state[L.P_I, p] = pixel_factors(I, state, p, not os_thick, not os_polar, not os_omega)
-
-    @small
-    def add_outer(part, row, p, u0, u1, u2, v0, v1, v2):
-        """Rows row .. row + 8 of pixel p's shares += the outer product of u and v (u0 v0, u0 v1, ...):
-        a term's derivative along h, k, l times the three components h, k, l depend on."""
-        part[at(row, p)] += u0 * v0
-        part[at(row + 1, p)] += u0 * v1
-        part[at(row + 2, p)] += u0 * v2
-        part[at(row + 3, p)] += u1 * v0
-        part[at(row + 4, p)] += u1 * v1
-        part[at(row + 5, p)] += u1 * v2
-        part[at(row + 6, p)] += u2 * v0
-        part[at(row + 7, p)] += u2 * v1
-        part[at(row + 8, p)] += u2 * v2
+            if os_thick:
+                I *= state[L.P_CAPTURE, p]
+            if os_polar:
+                I *= state[L.P_POLAR, p]
+            if os_omega:
+                I *= state[L.P_OMEGA, p]
+            state[L.P_I, p] = I
 
     @small
     def add_axes_shares(part, state, p, g_h, g_k, g_l, frame, axes):
@@ -240,7 +229,15 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
         p0 = frame[0] * qx + frame[3] * qy + frame[6] * qz
         p1 = frame[1] * qx + frame[4] * qy + frame[7] * qz
         p2 = frame[2] * qx + frame[5] * qy + frame[8] * qz
-        add_outer(part, R_G, p, g_h, g_k, g_l, p0, p1, p2)
+        part[at(R_G, p)] += g_h * p0
+        part[at(R_G + 1, p)] += g_h * p1
+        part[at(R_G + 2, p)] += g_h * p2
+        part[at(R_G + 3, p)] += g_k * p0
+        part[at(R_G + 4, p)] += g_k * p1
+        part[at(R_G + 5, p)] += g_k * p2
+        part[at(R_G + 6, p)] += g_l * p0
+        part[at(R_G + 7, p)] += g_l * p1
+        part[at(R_G + 8, p)] += g_l * p2
         part[at(R_Q, p)] += g_h * axes[0] + g_k * axes[3] + g_l * axes[6]
         part[at(R_Q + 1, p)] += g_h * axes[1] + g_k * axes[4] + g_l * axes[7]
         part[at(R_Q + 2, p)] += g_h * axes[2] + g_k * axes[5] + g_l * axes[8]
@@ -312,7 +309,15 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                     sh = gF * lrad * (h - h0)
                     sk = gF * lrad * (k - k0)
                     sl = gF * lrad * (l - l0)
-                    add_outer(part, R_S, p, sh, sk, sl, rx, ry, rz)
+                    part[at(R_S, p)] += sh * rx
+                    part[at(R_S + 1, p)] += sh * ry
+                    part[at(R_S + 2, p)] += sh * rz
+                    part[at(R_S + 3, p)] += sk * rx
+                    part[at(R_S + 4, p)] += sk * ry
+                    part[at(R_S + 5, p)] += sk * rz
+                    part[at(R_S + 6, p)] += sl * rx
+                    part[at(R_S + 7, p)] += sl * ry
+                    part[at(R_S + 8, p)] += sl * rz
         for p in range(width):
             add_axes_shares(part, state, p, part[at(R_DH, p)], part[at(R_DH + 1, p)], part[at(R_DH + 2, p)], frame,
                             axes)
@@ -552,11 +557,19 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                         kept = 0
                         fresh_polars = 0
                         for p in range(width):
-                            keep = scattering_vector(state, p, ix, iy, iz, lam, dmin)
-                            kept += 1 if keep else 0
                             dx = state[L.P_DX, p]
                             dy = state[L.P_DY, p]
                             dz = state[L.P_DZ, p]
+                            qx = (dx - ix) / lam
+                            qy = (dy - iy) / lam
+                            qz = (dz - iz) / lam
+                            state[L.P_QX, p] = qx
+                            state[L.P_QY, p] = qy
+                            state[L.P_QZ, p] = qz
+                            stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
+                            keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
+                            state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
+                            kept += 1 if keep else 0
                             polar = state[L.P_POLAR, p]
                             fresh = keep and (polar == R(0.0) or os_polar)
                             fresh_polars += 1 if fresh else 0
@@ -598,8 +611,14 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                                                              * per_lam)
                         if scatter:
                             for p in range(width):
-                                part[at(R_FACTOR, p)] = pixel_factors(post * part[at(R_WEIGHT, p)], state, p, os_thick,
-                                                                      os_polar, os_omega)
+                                factor = post * part[at(R_WEIGHT, p)]
+                                if not os_thick:
+                                    factor *= state[L.P_CAPTURE, p]
+                                if not os_polar:
+                                    factor *= state[L.P_POLAR, p]
+                                if not os_omega:
+                                    factor *= state[L.P_OMEGA, p]
+                                part[at(R_FACTOR, p)] = factor
 
                         for e in range(evaluations):
                             lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
@@ -663,7 +682,13 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                     tvalue = tvalue * state[L.P_OMEGA, p] + value * work[tw(j, W_OMEGA, p)]
                 work[tw(j, W_VALUE, p)] = tvalue
         for p in range(width):
-            state[L.P_VALUE, p] = pixel_factors(g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS], state, p,
-                                                os_thick, os_polar, os_omega)
+            value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
+            if not os_thick:
+                value *= state[L.P_CAPTURE, p]
+            if not os_polar:
+                value *= state[L.P_POLAR, p]
+            if not os_omega:
+                value *= state[L.P_OMEGA, p]
+            state[L.P_VALUE, p] = value
 
     return tangent_strip
