@@ -118,3 +118,28 @@ def test_features_without_a_derivative_are_refused(tmp_path):
         with pytest.raises(UserError) as caught:
             gradient(sim, np.ones(sim.shape), [name])
         assert words in str(caught.value), (args, name, str(caught.value))
+
+
+@pytest.mark.parametrize("flags, names", [
+    ("-gauss_xtal", ["rotx", "a", "gamma", "Na", "Nc", "distance"]),
+    ("-round_xtal", ["roty", "b", "Nb"]),
+    ("-oversample_omega -oversample_polar -detector_thick 100 -detector_abs 200 -oversample_thick", ["rotz", "c",
+                                                                                                     "alpha"]),
+])
+def test_directions_that_move_no_pixel_reduce_as_their_images(flags, names):
+    """Rotations, cell and N are reduced from the strips' weighted shares, never formed per pixel:
+    their sums must still be those of their images, whatever the crystal shape (the shares of N
+    and of the reciprocal axes) and the per-sub-step factors (the closing factor)."""
+    old = __import__("os").getcwd()
+    __import__("os").chdir(GOLDEN)
+    try:
+        sim = api.simulation((ARGS + " " + flags).split())
+    finally:
+        __import__("os").chdir(old)
+    weights = _weights(sim)
+    images = jacobian(sim, names)
+    reduced = gradient(sim, weights, names)
+    for name in names:
+        expected = float(np.sum(weights * images.derivatives[name]))
+        assert expected != 0.0, name
+        assert abs(reduced.gradient[name] - expected) <= 1e-10 * abs(expected), name

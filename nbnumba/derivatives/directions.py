@@ -11,7 +11,7 @@ The chain rule of the set-up is taken where it is linear or a rotation:
   lambda     each source's wavelength moves in proportion;
   Na Nb Nc   the cell counts of geo;  scale: the fluence and the water background it feeds.
 The cell and the detector go through the reference's set-up (`crystal.build_crystal` via
-`parameters.with_cell`, `detector.build_detector`): dozens of lines of trigonometry and pivot
+`parameters.with_cell`, `detector.build_detector` into the detector's slots of geo): dozens of lines of trigonometry and pivot
 rules, taken here by differentiating the set-up itself with a five-point central stencil rather
 than by writing its derivative out a second time.  The set-up is smooth (affine in the distance and
 the beam centre, trigonometric in angles and cell), so the stencil's error is rounding, about
@@ -20,13 +20,16 @@ the beam centre, trigonometric in angles and cell), so the stencil's error is ro
 
 from __future__ import annotations
 
+import copy
 from types import SimpleNamespace
 
 import numpy as np
 
 from ..model.crystal import phi_lattices
-from ..model.simulation import Simulation
+from ..model.detector import build_detector
+from ..model.simulation import Simulation, pack_detector
 from ..physics import layout as L
+from ..physics.tangent_pixel import N_SHARE_COLUMNS
 from . import parameters as P
 
 # steps of the set-up's stencil, in flag units
@@ -42,7 +45,8 @@ class Direction(SimpleNamespace):
     lattice its own way, dlattice (2, pairs, 9; else None)."""
 
 
-def direction(sim: Simulation, name: str) -> Direction:
+def direction(sim: Simulation, name: str, cell: list | None = None) -> Direction:
+    """`cell`: the crystal's -cell values (`parameters.flag_cell`), when the caller has them."""
     d = Direction(dgeo=np.zeros(L.N_GEO), dsources=np.zeros_like(sim.source_table), dbase=np.zeros(9),
                   dlattice=None, drecip=np.zeros(9))
     if name in P.ROTATIONS:
@@ -51,8 +55,15 @@ def direction(sim: Simulation, name: str) -> Direction:
         d.drecip[:] = np.concatenate([np.cross(e, v) for v in (sim.crystal.a_star, sim.crystal.b_star,
                                                                sim.crystal.c_star)])
     elif name in P.CELL:
-        axes = _stencil(sim, name, lambda s: np.array(s.crystal.a + s.crystal.b + s.crystal.c
-                                                      + s.crystal.a_star + s.crystal.b_star + s.crystal.c_star))
+        old = cell if cell is not None else P.flag_cell(sim)
+        U = P.held_rotation(sim.crystal, old)
+        i = P.CELL.index(name)
+
+        def axes_of(value):
+            c = P.with_cell(sim.crystal, old, old[:i] + [value] + old[i + 1:], U)
+            return c.a + c.b + c.c + c.a_star + c.b_star + c.c_star
+
+        axes = _stencil(old[i], SETUP_STEP[name], axes_of)
         d.dbase[:] = axes[:9]
         d.drecip[:] = axes[9:]
     elif name in P.CELLS:
@@ -61,7 +72,14 @@ def direction(sim: Simulation, name: str) -> Direction:
         d.dgeo[L.G_RE2_FLUENCE] = sim.geo[L.G_RE2_FLUENCE]
         d.dgeo[L.G_I_BG] = sim.geo[L.G_I_BG]
     elif name in P.DETECTOR:
-        d.dgeo[:] = _stencil(sim, name, lambda s: s.geo)
+        def geo_of(value):
+            p = copy.copy(sim.params)
+            P.set_detector(p, {name: value})
+            geo = sim.geo.copy()
+            pack_detector(geo, build_detector(p))
+            return geo
+
+        d.dgeo[:] = _stencil(P.base(sim, name), SETUP_STEP[name], geo_of)
     elif name == "lambda":
         d.dsources[:, 3] = sim.source_table[:, 3] / (sim.lambda0 * 1e10)
     elif name == "mosaic":
@@ -74,10 +92,9 @@ def direction(sim: Simulation, name: str) -> Direction:
     return d
 
 
-def _stencil(sim, name, take):
-    h = SETUP_STEP[name]
-    x0 = P.base(sim, name)
-    return sum(w * np.asarray(take(P.apply(sim, {name: x0 + k * h})), dtype=np.float64) for k, w in STENCIL) / h
+def _stencil(x0, h, take):
+    """d take / dx at x0, by the five-point stencil of step h."""
+    return sum(w * np.asarray(take(x0 + k * h), dtype=np.float64) for k, w in STENCIL) / h
 
 
 def _pair_major(lattice):
@@ -92,11 +109,26 @@ def frames(sim: Simulation) -> np.ndarray:
     return np.ascontiguousarray((turned @ np.linalg.inv(base)).reshape(2, -1, 9))
 
 
-def directions(sim: Simulation, names, real) -> dict:
+def contracted(d: Direction) -> bool:
+    """Whether direction `d` moves only the shares' parameters (base axes, reciprocal axes, Na Nb
+    Nc): no pixel, no source, no lattice of its own (physics.tangent_pixel)."""
+    moved = d.dgeo.copy()
+    moved[[L.G_NA, L.G_NB, L.G_NC]] = 0.0
+    return d.dlattice is None and not moved.any() and not d.dsources.any()
+
+
+def directions(sim: Simulation, names, real, contract: bool = False) -> dict:
     """The K directions stacked as the kernels take them, in precision `real`, with the pairs'
     rotations (`frames`), the indices of the directions with their own lattices (`generic`) and
-    whether any direction moves the base axes (`use_base`) or the scattering vector (`use_q`)."""
-    ds = [direction(sim, n) for n in names]
+    whether any direction moves the shares' parameters (`use_shares`) or the scattering vector
+    (`use_q`).  With `contract`, the `contracted` directions are left out of the stacks: `shares`
+    holds their rows (float64, their tangents of the share columns: base axes, reciprocal axes,
+    N), `kept` and `shared` the indices in `names` of the stacked and the contracted ones."""
+    cell = P.flag_cell(sim) if any(n in P.CELL for n in names) else None
+    every = [direction(sim, n, cell) for n in names]
+    shared = [j for j, d in enumerate(every) if contract and contracted(d)]
+    kept = [j for j in range(len(every)) if j not in shared]
+    ds = [every[j] for j in kept]
     pairs = sim.lattice.shape[1] * sim.lattice.shape[2]
     generic = [j for j, d in enumerate(ds) if d.dlattice is not None]
     stack = {key: np.zeros((len(ds),) + shape) for key, shape in
@@ -108,8 +140,13 @@ def directions(sim: Simulation, names, real) -> dict:
     out = {key: np.ascontiguousarray(value, dtype=real) for key, value in stack.items()}
     out["frames"] = np.ascontiguousarray(frames(sim), dtype=real)
     out["generic"] = np.array(generic, dtype=np.int64)
+    out["shares"] = np.array([np.concatenate([every[j].dbase, every[j].drecip,
+                                              every[j].dgeo[[L.G_NA, L.G_NB, L.G_NC]]]) for j in shared]
+                             ).reshape(len(shared), N_SHARE_COLUMNS)
+    out["kept"], out["shared"] = kept, shared
     moved = stack["dgeo"].copy()
     moved[:, [L.G_NA, L.G_NB, L.G_NC, L.G_RE2_FLUENCE, L.G_I_BG]] = 0.0
-    out["use_base"] = bool(stack["dbase"].any())
+    out["use_shares"] = bool(stack["dbase"].any() or stack["drecip"].any()
+                             or stack["dgeo"][:, [L.G_NA, L.G_NB, L.G_NC]].any() or shared)
     out["use_q"] = bool(moved.any() or stack["dsources"].any())
     return out

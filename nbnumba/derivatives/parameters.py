@@ -140,9 +140,7 @@ def apply(sim: Simulation, values: dict) -> Simulation:
     if "scale" in v:
         new.fluence = sim.fluence * v["scale"]
     if any(n in DETECTOR for n in names):
-        for n in DETECTOR:
-            if n in v:
-                setattr(p, n, v[n] / (1e3 if UNITS[n] == "mm" else RTD))
+        set_detector(p, v)
         new.detector = build_detector(p)
     if "lambda" in v:
         ratio = v["lambda"] * 1e-10 / sim.lambda0
@@ -184,10 +182,23 @@ def flag_cell(sim: Simulation) -> list[float]:
     return [float(x) for x in cell]
 
 
-def with_cell(crystal: Crystal, old, new) -> Crystal:
+def set_detector(p: Params, values: dict) -> None:
+    """The detector parameters of `values` (flag units) set on `p`, in SI."""
+    for n in DETECTOR:
+        if n in values:
+            setattr(p, n, values[n] / (1e3 if UNITS[n] == "mm" else RTD))
+
+
+def held_rotation(crystal: Crystal, old) -> np.ndarray:
+    """U = A B(old)^-1, the rotation of `crystal` (built from the -cell values `old`) that a
+    change of cell holds."""
+    return _matrix(crystal, "abc") @ np.linalg.inv(_matrix(standard_axes(old), "abc"))
+
+
+def with_cell(crystal: Crystal, old, new, U: np.ndarray | None = None) -> Crystal:
     """`crystal`, built from the -cell values `old`, rebuilt from `new` with its rotation
-    U = A B(old)^-1 held."""
-    U = _matrix(crystal, "abc") @ np.linalg.inv(_matrix(standard_axes(old), "abc"))
+    U (`held_rotation`, computed here when not given) held."""
+    U = held_rotation(crystal, old) if U is None else U
     made = standard_axes(new)
     turn = [tuple(U @ np.array(v)) for v in (made.a, made.b, made.c, made.a_star, made.b_star, made.c_star)]
     return Crystal(*turn, made.cell, made.recip_cell, made.volume, crystal.misset_deg)

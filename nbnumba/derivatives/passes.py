@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..kernels.render import _pair_major, first_active_pixel
 from ..model.simulation import Simulation
 from ..physics import layout as L
+from ..physics.tangent_pixel import N_SHARE_COLUMNS
 from .directions import directions
 from .parameters import check_names
 
@@ -106,7 +107,8 @@ def _arrays(sim: Simulation, real) -> dict:
 
 def _pass(backend, arrays, dirs, pixels, weights, store, scatter, table_shape, shape):
     """(image (float64, `shape`), tangents (pixels x K, with `store`), flags per pixel, reduced
-    gradient (K), structure factors' gradient or None)."""
+    gradient (K, in the order of `names`: the stacked directions' and the contracted ones'),
+    structure factors' gradient or None)."""
     parts = backend.parts(len(pixels))
     n, k = len(pixels), dirs["dgeo"].shape[0]
     image = np.zeros(shape)
@@ -114,12 +116,16 @@ def _pass(backend, arrays, dirs, pixels, weights, store, scatter, table_shape, s
     flags = np.zeros(n, dtype=np.int8)
     gradient_parts = np.zeros((parts, k))
     Fgrad_parts = np.zeros((parts,) + (table_shape if scatter else (1, 1, 1)))
+    share_parts = np.zeros((parts, N_SHARE_COLUMNS))
     backend.tangent_pixels(pixels, arrays["geo"], arrays["ints"], arrays["sources"], arrays["lattice"],
                            arrays["recip"], arrays["Fhkl"], dirs["frames"], dirs["dgeo"], dirs["dsources"],
-                           dirs["dbase"], dirs["dlattice"], dirs["generic"], dirs["drecip"], dirs["use_base"],
+                           dirs["dbase"], dirs["dlattice"], dirs["generic"], dirs["drecip"], dirs["use_shares"],
                            dirs["use_q"], weights.ravel(), store, scatter, image.ravel(), dvalues, flags,
-                           gradient_parts, Fgrad_parts)
-    return image, dvalues, flags, gradient_parts.sum(axis=0), Fgrad_parts.sum(axis=0) if scatter else None
+                           gradient_parts, Fgrad_parts, share_parts)
+    gradient = np.zeros(len(dirs["kept"]) + len(dirs["shared"]))
+    gradient[dirs["kept"]] = gradient_parts.sum(axis=0)
+    gradient[dirs["shared"]] = dirs["shares"] @ share_parts.sum(axis=0)
+    return image, dvalues, flags, gradient, Fgrad_parts.sum(axis=0) if scatter else None
 
 
 def _resolve_switches(sim: Simulation, backend, arrays, real) -> None:
@@ -180,7 +186,7 @@ def gradient(sim: Simulation, weights, wrt=(), mask=None, device: str = "cpu",
     names, real, backend, arrays, pixels = _prepare(sim, wrt, mask, device, precision, allow_F=True)
     scatter = "F" in names
     names = [n for n in names if n != "F"]
-    dirs = directions(sim, names, real)
+    dirs = directions(sim, names, real, contract=backend.CONTRACTS_SHARES)
     image, _, _, grad, Fgrad = _pass(backend, arrays, dirs, pixels, np.ascontiguousarray(weights), False, scatter,
                                      sim.Fgrid.shape, sim.shape)
     return Gradient(image, {n: float(grad[j]) for j, n in enumerate(names)}, Fgrad, time.perf_counter() - t0)

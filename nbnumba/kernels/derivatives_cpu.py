@@ -1,5 +1,8 @@
 """The CPU derivative kernel: a parallel loop over a list of pixels, cut into strips of
 neighbouring pixels that the shared `tangent_strip` walks together (values and K tangents).
+For a reduced gradient it also sums the strips' weighted shares, which the directions that move
+no pixel (rotations, cell, N) are contracted with once, on the host: their tangents are never
+formed per pixel.
 
 The pixel list is cut into as many parts as the loop has threads; each part sums its own share of
 the reduced gradient and, when asked, of the structure-factor gradient (a table per part), so
@@ -14,14 +17,16 @@ from numba import prange
 
 from ..physics import layout as L
 from ..physics.compiled import cpu32, cpu64, strip_buffers
-from ..physics.tangent_pixel import N_PART, N_W, R_WEIGHT, TANGENT_STRIP, W_VALUE
+from ..physics.tangent_pixel import N_PART, N_SHARE_COLUMNS, N_W, R_CLOSE, R_WEIGHT, TANGENT_STRIP, W_VALUE
 
 
 @numba.njit(cache=True)
 def tangent_buffers(like, directions, width):
-    """A strip's shares and tangent rows.  Allocated through a call in the parallel loop: Numba
-    hoists a plain np.empty out of a prange loop, and every thread would then share one."""
-    return np.empty(N_PART * width, dtype=like.dtype), np.empty(directions * N_W * width, dtype=like.dtype)
+    """A strip's shares and tangent rows, and its weights times closing factors (float64).
+    Allocated through a call in the parallel loop: Numba hoists a plain np.empty out of a prange
+    loop, and every thread would then share one."""
+    return (np.empty(N_PART * width, dtype=like.dtype), np.empty(directions * N_W * width, dtype=like.dtype),
+            np.empty(width))
 
 
 def _tangent_strip_stub(*args):
@@ -76,20 +81,22 @@ def weighted_sum(weights, scan, tangents, row, width):
 
 @numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
 def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice,
-                   generic, drecip, use_base, use_q, weights, store, scatter, image, dvalues, flags, gradient_parts,
-                   Fgrad_parts):
+                   generic, drecip, use_shares, use_q, weights, store, scatter, image, dvalues, flags, gradient_parts,
+                   Fgrad_parts, share_parts):
     """The values (into `image`, flat, at their scan indices), flags (1: interpolation left the
     table, 2: a phi pass ran) and, with `store`, the K tangents (`dvalues`, pixels x K) of the scan
     indices `pixels` (ascending).  Without `store`, part c of the list adds
-    sum_i weights[scan_i] * tangent_i (`weights` flat, the detector's) into gradient_parts[c] and,
-    with `scatter`, the structure factors' share into Fgrad_parts[c]."""
+    sum_i weights[scan_i] * tangent_i (`weights` flat, the detector's) into gradient_parts[c],
+    sum_i weights[scan_i] * closing factor_i * shares_i into share_parts[c] (the directions that
+    `directions.contracted` left out contract it) and, with `scatter`, the structure factors'
+    share into Fgrad_parts[c]."""
     n = pixels.shape[0]
     fpixels = ints[L.I_FPIXELS]
     directions = dgeo.shape[0]
     parts = gradient_parts.shape[0]
     for c in prange(parts):
         state, tally, scratch = strip_buffers(geo, TANGENT_STRIP)
-        part, work = tangent_buffers(geo, directions, TANGENT_STRIP)
+        part, work, closing = tangent_buffers(geo, directions, TANGENT_STRIP)
         Fgrad = Fgrad_parts[c]
         i = c * n // parts
         stop = (c + 1) * n // parts
@@ -101,12 +108,17 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
             for p in range(width):
                 part[R_WEIGHT * TANGENT_STRIP + p] = 0.0 if store else weights[scan + p]
             _tangent_strip_stub(s, f, width, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources,
-                                dbase, dlattice, generic, drecip, state, tally, scratch, part, work, use_base, use_q,
+                                dbase, dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q,
                                 scatter, Fgrad)
             for p in range(width):
                 image[scan + p] = state[L.P_VALUE, p]
                 flags[i + p] = (1 if tally[L.T_LEFT_TABLE, p] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, p] != 0.0
                                                                                  else 0)
+            if not store and use_shares:
+                for p in range(width):
+                    closing[p] = weights[scan + p] * part[R_CLOSE * TANGENT_STRIP + p]
+                for r in range(N_SHARE_COLUMNS):
+                    share_parts[c, r] += weighted_sum(closing, 0, part, r * TANGENT_STRIP, width)
             for j in range(directions):
                 row = j * (N_W * TANGENT_STRIP) + W_VALUE * TANGENT_STRIP
                 if store:
@@ -115,6 +127,9 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
                 else:
                     gradient_parts[c, j] += weighted_sum(weights, scan, work, row, width)
             i += width
+
+
+CONTRACTS_SHARES = True  # fills share_parts (see tangent_pixels)
 
 
 def parts(pixels: int) -> int:

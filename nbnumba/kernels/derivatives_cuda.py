@@ -59,7 +59,7 @@ def _build(real, features, directions):
     K = directions
 
     def tangent_window(geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice, generic,
-                       drecip, use_base, use_q, pixels, weights, store, scatter, values, dvalues, flags, gradient,
+                       drecip, use_shares, use_q, pixels, weights, store, scatter, values, dvalues, flags, gradient,
                        Fgrad):
         """Pixel i of the list -> values[i], flags[i] and dvalues[i] (store) or its share of
         `gradient` (weights: flat, the detector's)."""
@@ -77,7 +77,7 @@ def _build(real, features, directions):
         work = cuda.local.array(work_shape, real)
         part[R_WEIGHT] = weight
         tangent_strip(s, f, 1, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice,
-                      generic, drecip, state, tally, scratch, part, work, use_base, use_q, scatter, Fgrad)
+                      generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter, Fgrad)
         values[i] = state[L.P_VALUE, 0]
         flags[i] = (1 if tally[L.T_LEFT_TABLE, 0] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, 0] != 0.0 else 0)
         for j in range(K):
@@ -97,6 +97,9 @@ def kernel(real, features, directions):
         return _kernels[key]
 
 
+CONTRACTS_SHARES = False
+
+
 def _padded(array):
     """An empty array as one zero row, so that every table has an element to launch with (no
     generic direction: one zero lattice direction, whose share adds nothing)."""
@@ -104,9 +107,10 @@ def _padded(array):
 
 
 def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice, generic,
-                   drecip, use_base, use_q, weights, store, scatter, image, dvalues, flags, gradient_parts,
-                   Fgrad_parts):
-    """The CPU kernel's contract (derivatives_cpu.tangent_pixels), on the GPU, in one part."""
+                   drecip, use_shares, use_q, weights, store, scatter, image, dvalues, flags, gradient_parts,
+                   Fgrad_parts, share_parts):
+    """The CPU kernel's contract (derivatives_cpu.tangent_pixels), on the GPU, in one part.  Every
+    direction is carried per pixel (CONTRACTS_SHARES is false): `share_parts` stays zero."""
     n = len(pixels)
     if n == 0:
         return
@@ -122,7 +126,7 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
         d_gradient = cuda.to_device(np.zeros(max(directions, 1)))
         d_Fgrad = cuda.to_device(np.zeros_like(Fgrad_parts[0]))
         window[(n + THREADS - 1) // THREADS, THREADS](
-            geo_args, int_args, *tables[:10], tables[10], bool(use_base), bool(use_q), cuda.to_device(pixels),
+            geo_args, int_args, *tables[:10], tables[10], bool(use_shares), bool(use_q), cuda.to_device(pixels),
             cuda.to_device(weights), bool(store), bool(scatter), d_values, d_dvalues, d_flags, d_gradient, d_Fgrad)
         image[pixels] = d_values.copy_to_host()
         flags[:] = d_flags.copy_to_host()

@@ -342,10 +342,8 @@ def check_memory(det: Detector, lattices: int = 0) -> None:
                         f"but only {available / 2**30:.1f} GiB is available")
 
 
-def _pack(sim: Simulation) -> None:
-    """Flat arrays for the kernels (layout.py names the slots)."""
-    det, p = sim.detector, sim.params
-    geo = np.zeros(L.N_GEO)
+def pack_detector(geo: np.ndarray, det: Detector) -> None:
+    """The detector's slots of `geo`: its origin, axes, beam, polarization, pixel and distances."""
     geo[L.G_PIX0:L.G_PIX0 + 3] = det.pix0
     geo[L.G_FDET:L.G_FDET + 3] = det.fdet
     geo[L.G_SDET:L.G_SDET + 3] = det.sdet
@@ -353,9 +351,16 @@ def _pack(sim: Simulation) -> None:
     geo[L.G_BEAM:L.G_BEAM + 3] = det.beam
     geo[L.G_POLAR:L.G_POLAR + 3] = det.polar_vector
     geo[L.G_PIXEL] = det.pixel_size
-    geo[L.G_SUBPIXEL] = det.pixel_size / sim.oversample
     geo[L.G_DISTANCE] = det.distance
     geo[L.G_CLOSE] = det.close_distance
+
+
+def _pack(sim: Simulation) -> None:
+    """Flat arrays for the kernels (layout.py names the slots)."""
+    det, p = sim.detector, sim.params
+    geo = np.zeros(L.N_GEO)
+    pack_detector(geo, det)
+    geo[L.G_SUBPIXEL] = det.pixel_size / sim.oversample
     geo[L.G_THICKSTEP] = sim.thickstep
     geo[L.G_MU] = sim.mu
     geo[L.G_THICK] = sim.thick

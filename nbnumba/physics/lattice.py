@@ -4,7 +4,7 @@ Unlike the rest of the arithmetic, which follows the reference's order of operat
 parallelepiped's transform is computed from the fractional Miller index (more accurate than the
 reference's, and several times faster).
 
-`sincg_tangent` and `shape_transform_partials` are the derivative rules of the transforms (see
+`sincg_with_slope` and `shape_transform_partials` carry the derivative rules of the transforms (see
 `vectors`).  The parallelepiped's has none in N: sin(N pi h)/sin(pi h) is a function of N only at
 integers (for a real N it is singular at every Bragg position), so only its h derivative exists.
 """
@@ -54,25 +54,6 @@ def make_lattice(jit, small, R, floor, ceil):
         return x - R(2.0) * floor(x * R(0.5))
 
     @small
-    def sincg_peeled(h, h0, n):
-        """sin(N pi h)/sin(pi h) for integer N from the fraction f = h - h0 alone (h0 = round(h)).
-
-        sin(pi (h0 + f)) = (-1)^h0 sin(pi f): the fraction keeps every digit that matters (the
-        float32 mode depends on it) and |pi f| <= pi/2 needs no argument reduction; sin(N pi f)
-        is reduced by multiples of pi exactly, then both sines are one polynomial each.
-        """
-        frac = h - h0
-        flips = (n - R(1.0)) * h0
-        if frac == R(0.0):
-            return -n if odd(flips) != R(0.0) else n
-        x = PI * frac
-        t = x * n
-        q = floor(t * INV_PI + R(0.5))
-        r = (t - q * PI_A) - q * PI_B
-        ratio = sin_halfpi(r) / sin_halfpi(x)
-        return -ratio if odd(flips + q) != R(0.0) else ratio
-
-    @small
     def cos_halfpi(x):
         """cos(x) for |x| <= pi/2, as a polynomial (the slopes' companion of `sin_halfpi`), by
         Estrin's scheme as it."""
@@ -85,18 +66,35 @@ def make_lattice(jit, small, R, floor, ceil):
         return (low + mid * z4) + high * (z4 * z4)
 
     @small
-    def sincg_tangent(h, h0, n, value):
-        """d/dh of `sincg_peeled(h, h0, n)` (= `value`), for n > 1.  The sines and cosines are
-        taken of the reduced arguments (|x| <= pi/2), as the value's are.  No branch: the slope at
-        an integer h (0: even about it) is a select, so a loop over pixels runs them side by side."""
+    def sincg_with_slope(h, h0, n):
+        """sin(N pi h)/sin(pi h) for integer N from the fraction f = h - h0 alone (h0 = round(h)),
+        and its d/dh, which shares the reduced arguments and sin(pi f).
+
+        sin(pi (h0 + f)) = (-1)^h0 sin(pi f): the fraction keeps every digit that matters (the
+        float32 mode depends on it) and |pi f| <= pi/2 needs no argument reduction; sin(N pi f)
+        is reduced by multiples of pi exactly, then each sine and cosine is one polynomial.  At
+        an integer h the value is +-N and the slope 0 (even about it), both selected, not
+        branched to, so a loop over pixels runs them side by side.
+        """
         frac = h - h0
+        flips = (n - R(1.0)) * h0
+        whole = frac == R(0.0)
         x = PI * frac
         t = x * n
         q = floor(t * INV_PI + R(0.5))
         r = (t - q * PI_A) - q * PI_B
-        sign = R(-1.0) if odd((n - R(1.0)) * h0 + q) != R(0.0) else R(1.0)
-        slope = PI * (sign * n * cos_halfpi(r) - value * cos_halfpi(x)) / sin_halfpi(x)
-        return slope if frac != R(0.0) else R(0.0)
+        sin_x = sin_halfpi(x) if not whole else R(1.0)
+        ratio = sin_halfpi(r) / sin_x
+        flip = odd(flips + q) != R(0.0)
+        value = -ratio if flip else ratio
+        slope = PI * ((-n if flip else n) * cos_halfpi(r) - value * cos_halfpi(x)) / sin_x
+        at_whole = -n if odd(flips) != R(0.0) else n
+        return (at_whole if whole else value), (R(0.0) if whole else slope)
+
+    @small
+    def sincg_peeled(h, h0, n):
+        """The value of `sincg_with_slope` (the compiler drops the slope's arithmetic)."""
+        return sincg_with_slope(h, h0, n)[0]
 
     @jit
     def sinc3(x):
@@ -188,32 +186,45 @@ def make_lattice(jit, small, R, floor, ceil):
         scratch[L.S_K0, p] = k0
         scratch[L.S_L0, p] = l0
 
-    @jit
-    def lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip, scratch):
-        """Miller indices and lattice transform of (phi step, mosaic domain) pair `e` for each pixel
-        of a strip, into `scratch`.  No pixel depends on another and the parallelepiped's loop has
-        no branch, so on the CPU it runs several pixels per instruction."""
-        axes = (lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2],
-                lattice[variant, e, 3], lattice[variant, e, 4], lattice[variant, e, 5],
-                lattice[variant, e, 6], lattice[variant, e, 7], lattice[variant, e, 8])
-        if shape == 0:
-            for p in range(width):
-                h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
-                f_a = sincg_peeled(h, h0, na) if na > R(1.0) else R(1.0)
-                f_b = sincg_peeled(k, k0, nb) if nb > R(1.0) else R(1.0)
-                f_c = sincg_peeled(l, l0, nc) if nc > R(1.0) else R(1.0)
-                store_indices(scratch, p, h, k, l, h0, k0, l0)
-                scratch[L.S_FA, p] = f_a
-                scratch[L.S_FB, p] = f_b
-                scratch[L.S_FC, p] = f_c
-                scratch[L.S_FLATT, p] = f_a * f_b * f_c
-        else:
-            for p in range(width):
-                h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
-                store_indices(scratch, p, h, k, l, h0, k0, l0)
-                scratch[L.S_FLATT, p] = shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip)
+    def make_lattice_strip(slopes):
+        """`lattice_strip`; with `slopes` (a constant of the compiled code) it also keeps the
+        parallelepiped's sincg slopes (rows S_SA, S_SB, S_SC) for the derivative passes."""
 
-    return SimpleNamespace(sin_halfpi=sin_halfpi, sincg_peeled=sincg_peeled, sincg_tangent=sincg_tangent,
+        @jit
+        def lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip, scratch):
+            """Miller indices and lattice transform of (phi step, mosaic domain) pair `e` for each
+            pixel of a strip, into `scratch`.  No pixel depends on another and the parallelepiped's
+            loop has no branch, so on the CPU it runs several pixels per instruction."""
+            axes = (lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2],
+                    lattice[variant, e, 3], lattice[variant, e, 4], lattice[variant, e, 5],
+                    lattice[variant, e, 6], lattice[variant, e, 7], lattice[variant, e, 8])
+            if shape == 0:
+                for p in range(width):
+                    h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
+                    f_a, s_a = sincg_with_slope(h, h0, na)
+                    f_b, s_b = sincg_with_slope(k, k0, nb)
+                    f_c, s_c = sincg_with_slope(l, l0, nc)
+                    f_a = f_a if na > R(1.0) else R(1.0)
+                    f_b = f_b if nb > R(1.0) else R(1.0)
+                    f_c = f_c if nc > R(1.0) else R(1.0)
+                    store_indices(scratch, p, h, k, l, h0, k0, l0)
+                    scratch[L.S_FA, p] = f_a
+                    scratch[L.S_FB, p] = f_b
+                    scratch[L.S_FC, p] = f_c
+                    scratch[L.S_FLATT, p] = f_a * f_b * f_c
+                    if slopes:
+                        scratch[L.S_SA, p] = s_a if na > R(1.0) else R(0.0)
+                        scratch[L.S_SB, p] = s_b if nb > R(1.0) else R(0.0)
+                        scratch[L.S_SC, p] = s_c if nc > R(1.0) else R(0.0)
+            else:
+                for p in range(width):
+                    h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
+                    store_indices(scratch, p, h, k, l, h0, k0, l0)
+                    scratch[L.S_FLATT, p] = shape_transform(shape, h, k, l, h0, k0, l0, na, nb, nc, fudge, recip)
+
+        return lattice_strip
+
+    return SimpleNamespace(sin_halfpi=sin_halfpi, sincg_peeled=sincg_peeled, sincg_with_slope=sincg_with_slope,
                            sinc3=sinc3, shape_transform=shape_transform,
                            shape_transform_partials=shape_transform_partials, miller_indices=miller_indices,
-                           lattice_strip=lattice_strip)
+                           lattice_strip=make_lattice_strip(False), lattice_strip_slopes=make_lattice_strip(True))

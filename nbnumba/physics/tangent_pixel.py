@@ -6,7 +6,7 @@ domain) for a strip of neighbouring pixels of one row, as `pixel.render_strip` d
 level runs across the strip's pixels, so the CPU runs several pixels per instruction, and each
 pixel still adds up its terms in the reference's order.  It calls the render's scalar functions
 for every value (`unitize3`, `solid_angle`, `capture_fraction`, `polarization_factor`,
-`lattice_strip`, `interpolate_F`, `nearest_F`), in the same order, so its values are the
+`lattice_strip` in its variant that keeps the sincg slopes, `interpolate_F`, `nearest_F`), in the same order, so its values are the
 render's bit for bit.  Beside each call it applies that function's derivative rule (the
 `*_tangent`, `*_gradient` or `*_partials` function in the same module) to carry K tangents along.
 The CUDA kernel hands it one pixel, as the render kernel hands `render_strip` one.
@@ -22,6 +22,12 @@ not: each term adds its partial derivatives to a few shares of the pixel (d I / 
 reciprocal axes, Na Nb Nc, and the current scattering vector), which are turned into the K
 tangents once per source (the scattering vector's) or once per pixel.  So K directions cost a few
 multiply-adds per term, not K times as many.
+
+A direction that moves no pixel, no source and no lattice of its own (rotations, cell, N) has
+the tangent R_CLOSE x (its base, reciprocal and N tangents . the shares, rows 0 to
+N_SHARE_COLUMNS - 1): a caller that wants only the weighted sum of a pixel list's tangents may
+contract those shares itself, once per strip, and leave such directions out of `dg` (keeping
+`use_shares` true so that the shares are gathered); `derivatives.directions` marks them.
 
 The caller provides the strip's arrays: `state`, `tally` and `scratch` as `render_strip`'s, and
 two flat ones whose rows are `strip` long (a constant of the compiled code), `part` (N_PART rows:
@@ -54,8 +60,9 @@ N_W = 15
 # rows of a strip's shares and per-term by-products (part)
 R_G = 0  # 9: d I / d base axes a0, b0, c0
 R_S = 9  # 9: d I / d unrotated reciprocal axes
-R_Q = 18  # 3: d I / d scattering vector of the current sub-pixel and source
-R_N = 21  # 3: d I / d Na, Nb, Nc
+R_N = 18  # 3: d I / d Na, Nb, Nc
+N_SHARE_COLUMNS = 21  # rows 0-20: the shares of the parameters that move no pixel (see `contracted`)
+R_Q = 21  # 3: d I / d scattering vector of the current sub-pixel and source
 N_SHARES = 24
 R_FCELL = 24  # the current term's structure factor
 R_DF = 25  # 3: its d / d(h, k, l) (interpolated; 0 for the nearest)
@@ -66,7 +73,8 @@ R_WEIGHT = 33  # the pixel's weight (the structure factors' gradient)
 R_FACTOR = 34  # the pixel's final factor times its weight (the structure factors' gradient)
 R_FRESH = 35  # 1 when the current sub-pixel or source computed a fresh factor
 R_TMP = 36  # 3: a factor's gradient
-N_PART = 39
+R_CLOSE = 39  # the pixel's closing factor: its value is R_CLOSE x I, its shares' tangents R_CLOSE x share
+N_PART = 40
 
 # pixels per strip of the CPU derivative kernel: its tangent rows (K x N_W x strip) stay in the cache
 TANGENT_STRIP = 128
@@ -98,7 +106,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
     polarization_factor_gradient = detector.polarization_factor_gradient
     solid_angle, solid_angle_tangent = detector.solid_angle, detector.solid_angle_tangent
     capture_fraction, capture_fraction_tangent = detector.capture_fraction, detector.capture_fraction_tangent
-    lattice_strip, sincg_tangent = lattice_transform.lattice_strip, lattice_transform.sincg_tangent
+    lattice_strip = lattice_transform.lattice_strip_slopes
     shape_transform_partials = lattice_transform.shape_transform_partials
     interpolate_F, interpolate_F_gradient = structure_factors.interpolate_F, structure_factors.interpolate_F_gradient
     nearest_F, lagrange_weights = structure_factors.nearest_F, structure_factors.lagrange_weights
@@ -262,14 +270,9 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                 f_c = scratch[L.S_FC, p]
                 gF = R(2.0) * F_cell * F_cell * F_latt  # d term / d F_latt
                 gC = R(2.0) * F_cell * F_latt * F_latt  # d term / d F_cell
-                # each slope is taken whatever N and selected: a branch would stop the loop
-                # running pixels side by side
-                lh = sincg_tangent(scratch[L.S_H, p], scratch[L.S_H0, p], na, f_a) * f_b * f_c
-                lk = f_a * sincg_tangent(scratch[L.S_K, p], scratch[L.S_K0, p], nb, f_b) * f_c
-                ll = f_a * f_b * sincg_tangent(scratch[L.S_L, p], scratch[L.S_L0, p], nc, f_c)
-                lh = lh if na > R(1.0) else R(0.0)
-                lk = lk if nb > R(1.0) else R(0.0)
-                ll = ll if nc > R(1.0) else R(0.0)
+                lh = scratch[L.S_SA, p] * f_b * f_c
+                lk = f_a * scratch[L.S_SB, p] * f_c
+                ll = f_a * f_b * scratch[L.S_SC, p]
                 live = part[at(R_LIVE, p)] != R(0.0)
                 g_h = gF * lh + gC * part[at(R_DF, p)] if live else R(0.0)
                 g_k = gF * lk + gC * part[at(R_DF + 1, p)] if live else R(0.0)
@@ -371,7 +374,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
 
     @jit
     def tangent_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase,
-                      dlattice, generic, drecip, state, tally, scratch, part, work, use_base, use_q, scatter, Fgrad):
+                      dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter, Fgrad):
         """The `width` pixels of row `spixel` from column `fpixel0`: values into state[P_VALUE], K
         tangents (K, the rows of dg) into rows W_VALUE of `work`, tallies T_LEFT_TABLE and T_RAN_PHI into
         `tally`; row R_WEIGHT of `part` holds each pixel's weight (with `scatter`).  A strip holding the first
@@ -390,9 +393,10 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
         point_pixel = ip[L.I_POINT_PIXEL] != 0
         scan0 = spixel * fpixels + fpixel0
         variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
-        # whether any direction moves a term's h, k, l or lattice transform (scale and the sub-step
-        # factors alone do not: then the terms need no partial derivatives)
-        per_term = nt > 0 and (use_base or use_q or generic.shape[0] > 0 or shape != 0)
+        # whether the terms' partial derivatives are needed: for the shares (which a caller may
+        # contract itself, with no direction here), a moving scattering vector or a generic
+        # direction (scale and the sub-step factors alone need none)
+        per_term = use_shares or (nt > 0 and (use_q or generic.shape[0] > 0))
 
         pixel_size = g[L.G_PIXEL]
         subpixel = g[L.G_SUBPIXEL]
@@ -631,7 +635,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                                            nc, fudge, recip)
                                 for jg in range(generic.shape[0]):
                                     add_generic(state, part, work, width, dlattice, jg, generic[jg], variant, e)
-                            if nt > 0 and (os_thick or os_polar or os_omega):
+                            if (nt > 0 or use_shares) and (os_thick or os_polar or os_omega):
                                 scale_by_sub_step_factors(state, part, work, width, nt, os_thick, os_polar, os_omega)
                         if use_q:
                             for j in range(nt):
@@ -651,7 +655,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                         variant = 1
 
         for j in range(nt):
-            if use_base and moves_any(dbase, j):
+            if use_shares and moves_any(dbase, j):
                 for p in range(width):
                     work[tw(j, W_I, p)] += (part[at(R_G, p)] * dbase[j, 0] + part[at(R_G + 1, p)] * dbase[j, 1]
                                         + part[at(R_G + 2, p)] * dbase[j, 2] + part[at(R_G + 3, p)] * dbase[j, 3]
@@ -683,12 +687,17 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                 work[tw(j, W_VALUE, p)] = tvalue
         for p in range(width):
             value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
+            close = g[L.G_RE2_FLUENCE] / g[L.G_STEPS]
             if not os_thick:
                 value *= state[L.P_CAPTURE, p]
+                close *= state[L.P_CAPTURE, p]
             if not os_polar:
                 value *= state[L.P_POLAR, p]
+                close *= state[L.P_POLAR, p]
             if not os_omega:
                 value *= state[L.P_OMEGA, p]
+                close *= state[L.P_OMEGA, p]
             state[L.P_VALUE, p] = value
+            part[at(R_CLOSE, p)] = close
 
     return tangent_strip
