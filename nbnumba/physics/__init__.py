@@ -58,9 +58,10 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     lattice = make_lattice(jit, small, real, floor, ceil)
     structure_factors = make_structure_factors(jit, real)
     tracing = make_tracing(jit)
-    render_strip = make_pixel(jit, small, real, features, vectors, detector, lattice, structure_factors, tracing)
+    pixel = make_pixel(jit, small, real, features, vectors, detector, lattice, structure_factors, tracing)
+    render_strip = pixel.render_strip
     tangent_strip = make_tangent_strip(jit, small, real, features, ceil, accumulate, strip, vectors, detector,
-                                       lattice, structure_factors)
+                                       lattice, structure_factors, pixel)
     return SimpleNamespace(
         dot3=vectors.dot3, cross3=vectors.cross3, unitize3=vectors.unitize3, rotate_axis3=vectors.rotate_axis3,
         rotate_xyz3=vectors.rotate_xyz3,

@@ -120,4 +120,5 @@ N_TALLY = 3
 # rows of the lattice scratch of a strip: per pixel, one (phi step, mosaic domain) pair
 S_H, S_K, S_L, S_H0, S_K0, S_L0, S_FLATT, S_FA, S_FB, S_FC = range(10)
 S_SA, S_SB, S_SC = 10, 11, 12  # the parallelepiped's sincg slopes d f_a/dh, d f_b/dk, d f_c/dl (derivative passes)
-N_SCRATCH = 13
+S_FCELL = 13  # the structure factor of the pixel's latest added term
+N_SCRATCH = 14

@@ -11,6 +11,7 @@ the conversion.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -18,7 +19,8 @@ from . import layout as L
 
 
 def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, structure_factors, tracer):
-    """`render_strip` and its per-pair `add_terms`; `features` as `make_physics`'s."""
+    """`render_strip` and its per-pair `add_terms` (which the derivative strip calls too);
+    `features` as `make_physics`'s."""
     # constants of the compiled code; with no key they leave every run-time choice in place
     FIXED = features is not None
     K_INTERPOLATE = bool(features.interpolate) if FIXED else True
@@ -41,8 +43,9 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
     def add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip, h_min, k_min, l_min,
                   h_span, k_span, l_span, default_F, water, shape, os_thick, os_polar, os_omega, trace, general,
                   tracing):
-        """Add pair `e`'s term to each kept pixel's sum.  `general` is a constant at each call: the
-        plain case (no interpolation, no trace, no per-sub-step factors) compiles to a lean loop."""
+        """Add pair `e`'s term to each kept pixel's sum (its structure factor kept in S_FCELL).
+        `general` is a constant at each call: the plain case (no interpolation, no trace, no
+        per-sub-step factors) compiles to a lean loop."""
         last_h0 = R(math.nan)  # never equal: the first lookup is always made
         last_k0 = R(0.0)
         last_l0 = R(0.0)
@@ -90,6 +93,7 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
                 F_cell = nearest_F(Fhkl, int(last_h0) - h_min, int(last_k0) - k_min, int(last_l0) - l_min,
                                    h_span, k_span, l_span, default_F)
                 last_F = F_cell
+            scratch[L.S_FCELL, p] = F_cell
             if general and phi_tic == 0:
                 trace_row(trace, L.TR_FCELL, F_cell, 0.0, 0.0, 0.0, 0.0)
             if general and tracing:
@@ -280,4 +284,4 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
             trace_row(trace, L.TR_FINAL, state[L.P_I, 0], state[L.P_CAPTURE, 0], state[L.P_POLAR, 0],
                       state[L.P_OMEGA, 0], dot3(ix, iy, iz, state[L.P_DX, 0], state[L.P_DY, 0], state[L.P_DZ, 0]))
 
-    return render_strip
+    return SimpleNamespace(render_strip=render_strip, add_terms=add_terms)

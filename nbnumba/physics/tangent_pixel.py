@@ -6,8 +6,9 @@ domain) for a strip of neighbouring pixels of one row, as `pixel.render_strip` d
 level runs across the strip's pixels, so the CPU runs several pixels per instruction, and each
 pixel still adds up its terms in the reference's order.  It calls the render's scalar functions
 for every value (`unitize3`, `solid_angle`, `capture_fraction`, `polarization_factor`,
-`lattice_strip` in its variant that keeps the sincg slopes, `interpolate_F`, `nearest_F`), in the same order, so its values are the
-render's bit for bit.  Beside each call it applies that function's derivative rule (the
+`lattice_strip` in its variant that keeps the sincg slopes) and the render's own `add_terms` for
+the structure factors and the sums, in the same order, so its values are the render's bit for
+bit.  Beside each call it applies that function's derivative rule (the
 `*_tangent`, `*_gradient` or `*_partials` function in the same module) to carry K tangents along.
 The CUDA kernel hands it one pixel, as the render kernel hands `render_strip` one.
 
@@ -64,24 +65,24 @@ R_N = 18  # 3: d I / d Na, Nb, Nc
 N_SHARE_COLUMNS = 21  # rows 0-20: the shares of the parameters that move no pixel (see `contracted`)
 R_Q = 21  # 3: d I / d scattering vector of the current sub-pixel and source
 N_SHARES = 24
-R_FCELL = 24  # the current term's structure factor
-R_DF = 25  # 3: its d / d(h, k, l) (interpolated; 0 for the nearest)
-R_DH = 28  # 3: d term / d(h, k, l)
-R_LIVE = 31  # 1 when the current term is added (kept source, non-zero lattice transform or water)
-R_SUM = 32  # the sum with the current term, before any per-sub-step factor
-R_WEIGHT = 33  # the pixel's weight (the structure factors' gradient)
-R_FACTOR = 34  # the pixel's final factor times its weight (the structure factors' gradient)
-R_FRESH = 35  # 1 when the current sub-pixel or source computed a fresh factor
-R_TMP = 36  # 3: a factor's gradient
-R_CLOSE = 39  # the pixel's closing factor: its value is R_CLOSE x I, its shares' tangents R_CLOSE x share
-N_PART = 40
+R_DF = 24  # 3: the interpolated structure factor's d / d(h, k, l) (0 for the nearest)
+N_ZEROED = 27  # rows 0-26 start each strip at zero
+R_DH = 27  # 3: d term / d(h, k, l)
+R_LIVE = 30  # 1 when the current term is added (kept source, non-zero lattice transform or water)
+R_SUM = 31  # the sum with the current term, before any per-sub-step factor
+R_WEIGHT = 32  # the pixel's weight (the structure factors' gradient)
+R_FACTOR = 33  # the pixel's final factor times its weight (the structure factors' gradient)
+R_FRESH = 34  # 1 when the current sub-pixel or source computed a fresh factor
+R_TMP = 35  # 3: a factor's gradient
+R_CLOSE = 38  # the pixel's closing factor: its value is R_CLOSE x I, its shares' tangents R_CLOSE x share
+N_PART = 39
 
 # pixels per strip of the CPU derivative kernel: its tangent rows (K x N_W x strip) stay in the cache
 TANGENT_STRIP = 128
 
 
 def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors, detector, lattice_transform,
-                       structure_factors):
+                       structure_factors, pixel):
     """`tangent_strip` compiled with `jit` for strips of at most `strip` pixels; `features` and
     `ceil` as `make_physics`'s.  `accumulate(table, h, k, l, value)` adds into the structure-factor
     gradient: None for a plain addition (each CPU thread has its own table), an atomic one on the
@@ -108,9 +109,9 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
     capture_fraction, capture_fraction_tangent = detector.capture_fraction, detector.capture_fraction_tangent
     lattice_strip = lattice_transform.lattice_strip_slopes
     shape_transform_partials = lattice_transform.shape_transform_partials
-    interpolate_F, interpolate_F_gradient = structure_factors.interpolate_F, structure_factors.interpolate_F_gradient
-    nearest_F, lagrange_weights = structure_factors.nearest_F, structure_factors.lagrange_weights
-    interpolation_leaves_table = structure_factors.interpolation_leaves_table
+    interpolate_F_gradient = structure_factors.interpolate_F_gradient
+    lagrange_weights = structure_factors.lagrange_weights
+    add_terms = pixel.add_terms
 
     @small
     def at(row, p):
@@ -150,56 +151,47 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
         return moved
 
     @small
-    def add_structure_factors(state, tally, scratch, part, width, Fhkl, ip, h_min, k_min, l_min, h_span, k_span,
-                              l_span, default_F, water, os_thick, os_polar, os_omega, scatter, Fgrad):
-        """Each pixel's structure factor for the current term and the term added to its sum (as
-        `render_strip` adds it), with row R_LIVE saying which pixels added one."""
-        last_h0 = R(math.nan)  # never equal: the first lookup is always made
-        last_k0 = R(0.0)
-        last_l0 = R(0.0)
-        last_F = default_F
+    def term_extras(state, scratch, part, width, Fhkl, h_min, k_min, l_min, h_span, k_span, l_span, water,
+                    interpolating, sums, scatter, Fgrad):
+        """What the derivative rules need of the term `add_terms` has just added to each pixel:
+        row R_LIVE (1 where one was added), with `interpolating` the interpolated structure
+        factor's gradient (rows R_DF; they stay 0 otherwise), with `sums` the pixel's sum with the
+        term before any per-sub-step factor (R_SUM, which held the sum before it) and with
+        `scatter` the term's share of the structure factors' gradient."""
         for p in range(width):
             F_latt = scratch[L.S_FLATT, p]
             live = state[L.P_KEEP, p] != R(0.0) and not (F_latt == R(0.0) and water == R(0.0))
             part[at(R_LIVE, p)] = R(1.0) if live else R(0.0)
-            if not live:
+            if sums:
+                F_cell = scratch[L.S_FCELL, p]
+                part[at(R_SUM, p)] = part[at(R_SUM, p)] + F_cell * F_cell * F_latt * F_latt
+        if not (interpolating or scatter):
+            return
+        for p in range(width):
+            if part[at(R_LIVE, p)] == R(0.0):
                 continue
+            F_cell = scratch[L.S_FCELL, p]
+            F_latt = scratch[L.S_FLATT, p]
             h = scratch[L.S_H, p]
             k = scratch[L.S_K, p]
             l = scratch[L.S_L, p]
-            interpolate = K_INTERPOLATE and state[L.P_INTERPOLATE, p] != R(0.0)
-            if interpolate and interpolation_leaves_table(h, k, l, ip):
-                interpolate = False
-                state[L.P_INTERPOLATE, p] = R(0.0)
-                tally[L.T_LEFT_TABLE, p] = 1.0
-            hi = int(scratch[L.S_H0, p]) - h_min
-            ki = int(scratch[L.S_K0, p]) - k_min
-            li = int(scratch[L.S_L0, p]) - l_min
-            gh = R(0.0)
-            gk = R(0.0)
-            gl = R(0.0)
-            hf = kf = lf = 0
-            if interpolate:
-                hf = int(math.floor(np.float64(h)))
-                kf = int(math.floor(np.float64(k)))
-                lf = int(math.floor(np.float64(l)))
-                F_cell = interpolate_F(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min)
-                gh, gk, gl = interpolate_F_gradient(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min)
-            elif scratch[L.S_H0, p] == last_h0 and scratch[L.S_K0, p] == last_k0 and scratch[L.S_L0, p] == last_l0:
-                F_cell = last_F  # neighbouring pixels mostly share their nearest reflection
-            else:
-                last_h0 = scratch[L.S_H0, p]
-                last_k0 = scratch[L.S_K0, p]
-                last_l0 = scratch[L.S_L0, p]
-                F_cell = nearest_F(Fhkl, hi, ki, li, h_span, k_span, l_span, default_F)
-                last_F = F_cell
-            part[at(R_FCELL, p)] = F_cell
-            part[at(R_DF, p)] = gh
-            part[at(R_DF + 1, p)] = gk
-            part[at(R_DF + 2, p)] = gl
+            # still on after `add_terms`: this term was interpolated
+            interpolated = interpolating and state[L.P_INTERPOLATE, p] != R(0.0)
+            hf = int(math.floor(np.float64(h)))
+            kf = int(math.floor(np.float64(k)))
+            lf = int(math.floor(np.float64(l)))
+            if interpolating:
+                gh = R(0.0)
+                gk = R(0.0)
+                gl = R(0.0)
+                if interpolated:
+                    gh, gk, gl = interpolate_F_gradient(Fhkl, h, k, l, hf, kf, lf, h_min, k_min, l_min)
+                part[at(R_DF, p)] = gh
+                part[at(R_DF + 1, p)] = gk
+                part[at(R_DF + 2, p)] = gl
             if scatter:
                 share = part[at(R_FACTOR, p)] * R(2.0) * F_cell * F_latt * F_latt
-                if interpolate:
+                if interpolated:
                     # the tricubic is the 4x4x4 structure factors weighted by products of
                     # polint's weights: each gets its share of the term
                     wh, _ = lagrange_weights(R(hf - 1), h)
@@ -210,17 +202,12 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                             for c in range(4):
                                 accumulate(Fgrad, hf - 1 - h_min + a, kf - 1 - k_min + b, lf - 1 - l_min + c,
                                            share * wh[a] * wk[b] * wl[c])
-                elif 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span:
-                    accumulate(Fgrad, hi, ki, li, share)
-            I = state[L.P_I, p] + F_cell * F_cell * F_latt * F_latt
-            part[at(R_SUM, p)] = I
-            if os_thick:
-                I *= state[L.P_CAPTURE, p]
-            if os_polar:
-                I *= state[L.P_POLAR, p]
-            if os_omega:
-                I *= state[L.P_OMEGA, p]
-            state[L.P_I, p] = I
+                else:
+                    hi = int(scratch[L.S_H0, p]) - h_min
+                    ki = int(scratch[L.S_K0, p]) - k_min
+                    li = int(scratch[L.S_L0, p]) - l_min
+                    if 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span:
+                        accumulate(Fgrad, hi, ki, li, share)
 
     @small
     def add_axes_shares(part, state, p, g_h, g_k, g_l, frame, axes):
@@ -263,7 +250,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                 lattice[variant, e, 8])
         if shape == 0:
             for p in range(width):
-                F_cell = part[at(R_FCELL, p)]
+                F_cell = scratch[L.S_FCELL, p]
                 F_latt = scratch[L.S_FLATT, p]
                 f_a = scratch[L.S_FA, p]
                 f_b = scratch[L.S_FB, p]
@@ -287,7 +274,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                     part[at(R_DH + 1, p)] = R(0.0)
                     part[at(R_DH + 2, p)] = R(0.0)
                     continue
-                F_cell = part[at(R_FCELL, p)]
+                F_cell = scratch[L.S_FCELL, p]
                 F_latt = scratch[L.S_FLATT, p]
                 h = scratch[L.S_H, p]
                 k = scratch[L.S_K, p]
@@ -424,6 +411,10 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
         k_span = ip[L.I_K_MAX] - k_min if table else -1
         l_span = ip[L.I_L_MAX] - l_min if table else -1
         post = g[L.G_RE2_FLUENCE] / g[L.G_STEPS]  # the scattered term's factor (see module)
+        interpolating = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0
+        plain = not (os_thick or os_polar or os_omega or interpolating)
+        # the sum before each per-sub-step factor, which the factors' tangents need
+        sums = (nt > 0 or use_shares) and (os_thick or os_polar or os_omega)
 
         for p in range(width):
             state[L.P_I, p] = g[L.G_I_BG]
@@ -434,7 +425,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
             state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
             tally[L.T_LEFT_TABLE, p] = 0.0
             tally[L.T_RAN_PHI, p] = 0.0
-            for r in range(N_SHARES):
+            for r in range(N_ZEROED):
                 part[at(r, p)] = R(0.0)
         # a direction that moves no pixel keeps these at zero throughout (see moves_pixels)
         for j in range(nt):
@@ -627,15 +618,27 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                         for e in range(evaluations):
                             lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
                                           scratch)
-                            add_structure_factors(state, tally, scratch, part, width, Fhkl, ip, h_min, k_min, l_min,
-                                                  h_span, k_span, l_span, default_F, water, os_thick, os_polar,
-                                                  os_omega, scatter, Fgrad)
+                            if sums:
+                                for p in range(width):
+                                    part[at(R_SUM, p)] = state[L.P_I, p]
+                            # the render's own addition (the tallies stand in for its trace, which
+                            # a phi_tic of -1 and no tracing leave untouched)
+                            if plain:
+                                add_terms(state, tally, scratch, width, lattice, variant, e, -1, Fhkl, ip, h_min,
+                                          k_min, l_min, h_span, k_span, l_span, default_F, water, shape, os_thick,
+                                          os_polar, os_omega, tally, False, False)
+                            else:
+                                add_terms(state, tally, scratch, width, lattice, variant, e, -1, Fhkl, ip, h_min,
+                                          k_min, l_min, h_span, k_span, l_span, default_F, water, shape, os_thick,
+                                          os_polar, os_omega, tally, True, False)
+                            term_extras(state, scratch, part, width, Fhkl, h_min, k_min, l_min, h_span, k_span,
+                                        l_span, water, interpolating, sums, scatter, Fgrad)
                             if per_term:
                                 add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb,
                                            nc, fudge, recip)
                                 for jg in range(generic.shape[0]):
                                     add_generic(state, part, work, width, dlattice, jg, generic[jg], variant, e)
-                            if (nt > 0 or use_shares) and (os_thick or os_polar or os_omega):
+                            if sums:
                                 scale_by_sub_step_factors(state, part, work, width, nt, os_thick, os_polar, os_omega)
                         if use_q:
                             for j in range(nt):
