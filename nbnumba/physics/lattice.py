@@ -73,23 +73,23 @@ def make_lattice(jit, small, R, floor, ceil):
         sin(pi (h0 + f)) = (-1)^h0 sin(pi f): the fraction keeps every digit that matters (the
         float32 mode depends on it) and |pi f| <= pi/2 needs no argument reduction; sin(N pi f)
         is reduced by multiples of pi exactly, then each sine and cosine is one polynomial.  At
-        an integer h the value is +-N and the slope 0 (even about it), both selected, not
-        branched to, so a loop over pixels runs them side by side.
+        an integer h the value is +-N and the slope 0 (even about it); the CPU's loops over
+        pixels turn the early return into a select and still run them side by side.
         """
         frac = h - h0
         flips = (n - R(1.0)) * h0
-        whole = frac == R(0.0)
+        if frac == R(0.0):
+            return (-n if odd(flips) != R(0.0) else n), R(0.0)
         x = PI * frac
         t = x * n
         q = floor(t * INV_PI + R(0.5))
         r = (t - q * PI_A) - q * PI_B
-        sin_x = sin_halfpi(x) if not whole else R(1.0)
+        sin_x = sin_halfpi(x)
         ratio = sin_halfpi(r) / sin_x
         flip = odd(flips + q) != R(0.0)
         value = -ratio if flip else ratio
         slope = PI * ((-n if flip else n) * cos_halfpi(r) - value * cos_halfpi(x)) / sin_x
-        at_whole = -n if odd(flips) != R(0.0) else n
-        return (at_whole if whole else value), (R(0.0) if whole else slope)
+        return value, slope
 
     @small
     def sincg_peeled(h, h0, n):
