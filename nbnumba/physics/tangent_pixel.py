@@ -68,14 +68,13 @@ N_SHARES = 24
 R_DF = 24  # 3: the interpolated structure factor's d / d(h, k, l) (0 for the nearest)
 N_ZEROED = 27  # rows 0-26 start each strip at zero
 R_DH = 27  # 3: d term / d(h, k, l)
-R_LIVE = 30  # 1 when the current term is added (kept source, non-zero lattice transform or water)
-R_SUM = 31  # the sum with the current term, before any per-sub-step factor
-R_WEIGHT = 32  # the pixel's weight (the structure factors' gradient)
-R_FACTOR = 33  # the pixel's final factor times its weight (the structure factors' gradient)
-R_FRESH = 34  # 1 when the current sub-pixel or source computed a fresh factor
-R_TMP = 35  # 3: a factor's gradient
-R_CLOSE = 38  # the pixel's closing factor: its value is R_CLOSE x I, its shares' tangents R_CLOSE x share
-N_PART = 39
+R_SUM = 30  # the sum with the current term, before any per-sub-step factor
+R_WEIGHT = 31  # the pixel's weight (the structure factors' gradient)
+R_FACTOR = 32  # the pixel's final factor times its weight (the structure factors' gradient)
+R_FRESH = 33  # 1 when the current sub-pixel or source computed a fresh factor
+R_TMP = 34  # 3: a factor's gradient
+R_CLOSE = 37  # the pixel's closing factor: its value is R_CLOSE x I, its shares' tangents R_CLOSE x share
+N_PART = 38
 
 # pixels per strip of the CPU derivative kernel: its tangent rows (K x N_W x strip) stay in the cache
 TANGENT_STRIP = 128
@@ -151,24 +150,28 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
         return moved
 
     @small
+    def added(state, scratch, p, water):
+        """Whether `add_terms` added the current term to pixel p (a kept source, and a non-zero
+        lattice transform or water)."""
+        return state[L.P_KEEP, p] != R(0.0) and not (scratch[L.S_FLATT, p] == R(0.0) and water == R(0.0))
+
+    @small
     def term_extras(state, scratch, part, width, Fhkl, h_min, k_min, l_min, h_span, k_span, l_span, water,
                     interpolating, sums, scatter, Fgrad):
         """What the derivative rules need of the term `add_terms` has just added to each pixel:
-        row R_LIVE (1 where one was added), with `interpolating` the interpolated structure
-        factor's gradient (rows R_DF; they stay 0 otherwise), with `sums` the pixel's sum with the
-        term before any per-sub-step factor (R_SUM, which held the sum before it) and with
-        `scatter` the term's share of the structure factors' gradient."""
-        for p in range(width):
-            F_latt = scratch[L.S_FLATT, p]
-            live = state[L.P_KEEP, p] != R(0.0) and not (F_latt == R(0.0) and water == R(0.0))
-            part[at(R_LIVE, p)] = R(1.0) if live else R(0.0)
-            if sums:
+        with `interpolating` the interpolated structure factor's gradient (rows R_DF; they stay 0
+        otherwise), with `sums` the pixel's sum with the term before any per-sub-step factor
+        (R_SUM, which held the sum before it) and with `scatter` the term's share of the structure
+        factors' gradient."""
+        if sums:
+            for p in range(width):
                 F_cell = scratch[L.S_FCELL, p]
+                F_latt = scratch[L.S_FLATT, p]
                 part[at(R_SUM, p)] = part[at(R_SUM, p)] + F_cell * F_cell * F_latt * F_latt
         if not (interpolating or scatter):
             return
         for p in range(width):
-            if part[at(R_LIVE, p)] == R(0.0):
+            if not added(state, scratch, p, water):
                 continue
             F_cell = scratch[L.S_FCELL, p]
             F_latt = scratch[L.S_FLATT, p]
@@ -238,7 +241,8 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
         part[at(R_Q + 2, p)] += g_h * axes[2] + g_k * axes[5] + g_l * axes[8]
 
     @small
-    def add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb, nc, fudge, recip):
+    def add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb, nc, fudge, recip,
+                   water):
         """Each live term's partial derivatives into its pixel's shares, d term / d(h, k, l) kept in
         rows R_DH.  The parallelepiped's loop runs across the strip's pixels with no branch that
         stops the CPU running them side by side: a term not added contributes a selected zero."""
@@ -260,7 +264,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                 lh = scratch[L.S_SA, p] * f_b * f_c
                 lk = f_a * scratch[L.S_SB, p] * f_c
                 ll = f_a * f_b * scratch[L.S_SC, p]
-                live = part[at(R_LIVE, p)] != R(0.0)
+                live = added(state, scratch, p, water)
                 g_h = gF * lh + gC * part[at(R_DF, p)] if live else R(0.0)
                 g_k = gF * lk + gC * part[at(R_DF + 1, p)] if live else R(0.0)
                 g_l = gF * ll + gC * part[at(R_DF + 2, p)] if live else R(0.0)
@@ -269,7 +273,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                 part[at(R_DH + 2, p)] = g_l
         else:
             for p in range(width):
-                if part[at(R_LIVE, p)] == R(0.0):
+                if not added(state, scratch, p, water):
                     part[at(R_DH, p)] = R(0.0)
                     part[at(R_DH + 1, p)] = R(0.0)
                     part[at(R_DH + 2, p)] = R(0.0)
@@ -328,11 +332,11 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                                 + part[at(R_DH + 2, p)] * (d6 * qx + d7 * qy + d8 * qz))
 
     @small
-    def scale_by_sub_step_factors(state, part, work, width, nt, os_thick, os_polar, os_omega):
+    def scale_by_sub_step_factors(state, scratch, part, work, width, nt, os_thick, os_polar, os_omega, water):
         """The reference multiplies the running sum by each per-sub-step factor after each term: so
         are the tangents and the shares gathered so far."""
         for p in range(width):
-            if part[at(R_LIVE, p)] == R(0.0):
+            if not added(state, scratch, p, water):
                 continue
             capture = state[L.P_CAPTURE, p]
             polar = state[L.P_POLAR, p]
@@ -635,11 +639,12 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                                         l_span, water, interpolating, sums, scatter, Fgrad)
                             if per_term:
                                 add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb,
-                                           nc, fudge, recip)
+                                           nc, fudge, recip, water)
                                 for jg in range(generic.shape[0]):
                                     add_generic(state, part, work, width, dlattice, jg, generic[jg], variant, e)
                             if sums:
-                                scale_by_sub_step_factors(state, part, work, width, nt, os_thick, os_polar, os_omega)
+                                scale_by_sub_step_factors(state, scratch, part, work, width, nt, os_thick, os_polar,
+                                                          os_omega, water)
                         if use_q:
                             for j in range(nt):
                                 if not moves_q(dg, dsources, j, source):
