@@ -61,3 +61,31 @@ def test_a_start_whose_spots_miss_the_data_is_recovered_by_the_staged_fit():
     for name in done.names:
         assert done.value(name) == pytest.approx(expected[name], abs=1e-6), name
     assert done.converged
+
+
+def test_a_cycle_moves_each_parameter_at_most_its_step_and_the_cycles_go_on(monkeypatch):
+    """Wrong pairs can lead a cycle far off; a cycle is held to STEP (0.3 deg, 1 % of an edge), and
+    a start 0.6 deg off, which one free cycle would give back at once, is given back by the next."""
+    from nbnumba.derivatives.passes import active_pixels
+    from nbnumba.refine import positions
+    from nbnumba.refine.driver import bounds_for, expand
+    from nbnumba.refine.model import SimulationModel
+
+    truth = api.simulation(BASE)
+    image = api.jacobian(truth).image
+    start = api.set_parameters(truth, {"rotx": 0.6})
+    names = expand(REFINE, ())
+    model = SimulationModel(start, names, None, "cpu", "double")
+    usable = active_pixels(start)
+    found = data_spots(image, usable, readout=0.0)
+    limits = bounds_for(names, model.start, {})
+    monkeypatch.setattr(positions, "CYCLES", 1)
+    moved = positions.fit(model, found, usable, model.start, limits, 0.02, 15).values - model.start
+    rot = [names.index(n) for n in ("rotx", "roty", "rotz")]
+    edges = [names.index(n) for n in ("a", "b", "c")]
+    assert np.abs(moved[rot]).max() <= 0.3 + 1e-9
+    assert np.all(np.abs(moved[edges]) <= 0.01 * model.start[edges] + 1e-9)
+    assert moved[names.index("rotx")] < -0.2
+    monkeypatch.setattr(positions, "CYCLES", 5)
+    moved = positions.fit(model, found, usable, model.start, limits, 0.02, 15).values - model.start
+    assert moved[names.index("rotx")] == pytest.approx(-0.6, abs=2e-3)

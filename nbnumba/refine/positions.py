@@ -18,7 +18,13 @@ model and its derivatives at the window pixels from the same Jacobian pass the p
 SciPy's least_squares (trust region within the fit's bounds, a soft-L1 loss of scale one pixel, so
 that a wrong pair pulls no harder than a right one far off) fits the parameters that move spots to
 the pairs' differences; the pairs are drawn again from the moved model until a cycle pairs no
-more spots and barely lowers the offsets, at most CYCLES times."""
+more spots and barely lowers the offsets, at most CYCLES times.
+
+Wrong pairs can still lead a cycle off: nine parameters find a way to bring fifty windowed
+centroids near their targets that has nothing to do with the crystal (seen: rotations 1-2 deg
+and cell edges 3 A off after one cycle, from a start 0.1 deg off).  Two guards: a cycle moves each
+parameter at most STEP (a few times an indexing solution's error), and a cycle after which the
+moved model pairs fewer than KEPT of the spots it was fitted to is undone, and the stage ends."""
 
 from __future__ import annotations
 
@@ -47,6 +53,11 @@ LEAST_PAIRS = 6  # and as many as the parameters (twice the residuals): fewer le
 # needed: a spot wider than its window no longer moves its centroid there.
 BROADEN = (0.7, 0.5, 0.35)
 ENOUGH = 0.5
+# the most one cycle moves a parameter, in its flag units (deg, mm), or relative (edges, lambda)
+STEP = {**dict.fromkeys(("rotx", "roty", "rotz", "alpha", "beta", "gamma", "detector_rotx", "detector_roty",
+                         "detector_rotz"), 0.3), "distance": 1.5, "Xbeam": 0.3, "Ybeam": 0.3}
+RELATIVE_STEP = {"a": 0.01, "b": 0.01, "c": 0.01, "lambda": 0.005}
+KEPT = 0.5
 
 
 @dataclass
@@ -224,13 +235,20 @@ def fit(model, found: np.ndarray, usable: np.ndarray, values: np.ndarray, bounds
         if cycle > 1:
             peaks, centres = model_spots(model.render(model.simulation(values), 1.0, 0.0), usable, threshold)
             i, j = pair(centres, found, reach)
-            if len(i) < least:
+            if len(i) < max(least, KEPT * previous[0]):
+                if say is not None:
+                    say(f"refine: positions cycle {cycle - 1} undone: its model pairs {len(i)} spots")
+                values[moving] = undo
+                stage = Stage(values.copy())
                 break
         windows = PairWindows.around(peaks[i], found[j], usable)
         centroids = Centroids(model, values, moving, windows, found[j], usable.shape)
         x0 = np.clip(values[moving], low, high)
+        undo = x0
+        step = np.array([STEP.get(names[k], RELATIVE_STEP.get(names[k], 0.0) * abs(values[k])) for k in moving])
+        box = (np.maximum(low, x0 - step), np.minimum(high, x0 + step))
         before = centroids.residuals(x0)
-        done = least_squares(centroids.residuals, x0, jac=centroids.jacobian, bounds=(low, high), x_scale="jac",
+        done = least_squares(centroids.residuals, x0, jac=centroids.jacobian, bounds=box, x_scale="jac",
                              loss="soft_l1", f_scale=1.0, method="trf", xtol=1e-8, ftol=1e-8, gtol=1e-8,
                              max_nfev=EVALUATIONS)
         values[moving] = done.x
