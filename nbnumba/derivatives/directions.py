@@ -123,11 +123,12 @@ def directions(sim: Simulation, names, real, contract: bool = False) -> dict:
     whether any direction moves the shares' parameters (`use_shares`) or the scattering vector
     (`use_q`).  With `contract`, the `contracted` directions are left out of the stacks: `shares`
     holds their rows (float64, their tangents of the share columns: base axes, reciprocal axes,
-    N), `kept` and `shared` the indices in `names` of the stacked and the contracted ones."""
+    N), `kept` and `folded` the indices in `names` of the stacked ones and of those folded into
+    the shares."""
     cell = P.flag_cell(sim) if any(n in P.CELL for n in names) else None
     every = [direction(sim, n, cell) for n in names]
-    shared = [j for j, d in enumerate(every) if contract and contracted(d)]
-    kept = [j for j in range(len(every)) if j not in shared]
+    folded = [j for j, d in enumerate(every) if contract and contracted(d)]
+    kept = [j for j in range(len(every)) if j not in folded]
     ds = [every[j] for j in kept]
     pairs = sim.lattice.shape[1] * sim.lattice.shape[2]
     generic = [j for j, d in enumerate(ds) if d.dlattice is not None]
@@ -141,12 +142,12 @@ def directions(sim: Simulation, names, real, contract: bool = False) -> dict:
     out["frames"] = np.ascontiguousarray(frames(sim), dtype=real)
     out["generic"] = np.array(generic, dtype=np.int64)
     out["shares"] = np.array([np.concatenate([every[j].dbase, every[j].drecip,
-                                              every[j].dgeo[[L.G_NA, L.G_NB, L.G_NC]]]) for j in shared]
-                             ).reshape(len(shared), N_SHARE_COLUMNS)
-    out["kept"], out["shared"] = kept, shared
+                                              every[j].dgeo[[L.G_NA, L.G_NB, L.G_NC]]]) for j in folded]
+                             ).reshape(len(folded), N_SHARE_COLUMNS)
+    out["kept"], out["folded"] = kept, folded
     moved = stack["dgeo"].copy()
     moved[:, [L.G_NA, L.G_NB, L.G_NC, L.G_RE2_FLUENCE, L.G_I_BG]] = 0.0
     out["use_shares"] = bool(stack["dbase"].any() or stack["drecip"].any()
-                             or stack["dgeo"][:, [L.G_NA, L.G_NB, L.G_NC]].any() or shared)
+                             or stack["dgeo"][:, [L.G_NA, L.G_NB, L.G_NC]].any() or folded)
     out["use_q"] = bool(moved.any() or stack["dsources"].any())
     return out

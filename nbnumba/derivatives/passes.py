@@ -122,9 +122,9 @@ def _pass(backend, arrays, dirs, pixels, weights, store, scatter, table_shape, s
                            dirs["dbase"], dirs["dlattice"], dirs["generic"], dirs["drecip"], dirs["use_shares"],
                            dirs["use_q"], weights.ravel(), store, scatter, image.ravel(), dvalues, flags,
                            gradient_parts, Fgrad_parts, share_parts)
-    gradient = np.zeros(len(dirs["kept"]) + len(dirs["shared"]))
+    gradient = np.zeros(len(dirs["kept"]) + len(dirs["folded"]))
     gradient[dirs["kept"]] = gradient_parts.sum(axis=0)
-    gradient[dirs["shared"]] = dirs["shares"] @ share_parts.sum(axis=0)
+    gradient[dirs["folded"]] = dirs["shares"] @ share_parts.sum(axis=0)
     return image, dvalues, flags, gradient, Fgrad_parts.sum(axis=0) if scatter else None
 
 
