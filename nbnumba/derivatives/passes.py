@@ -116,7 +116,7 @@ def _pass(backend, arrays, dirs, pixels, weights, store, scatter, table_shape, s
     flags = np.zeros(n, dtype=np.int8)
     gradient_parts = np.zeros((parts, k))
     Fgrad_parts = np.zeros((parts,) + (table_shape if scatter else (1, 1, 1)))
-    share_parts = np.zeros((parts, N_SHARE_COLUMNS))
+    share_parts = np.zeros((parts, N_SHARE_COLUMNS if dirs["folded"] else 0))
     backend.tangent_pixels(pixels, arrays["geo"], arrays["ints"], arrays["sources"], arrays["lattice"],
                            arrays["recip"], arrays["Fhkl"], dirs["frames"], dirs["dgeo"], dirs["dsources"],
                            dirs["dbase"], dirs["dlattice"], dirs["generic"], dirs["drecip"], dirs["use_shares"],
@@ -124,7 +124,8 @@ def _pass(backend, arrays, dirs, pixels, weights, store, scatter, table_shape, s
                            gradient_parts, Fgrad_parts, share_parts)
     gradient = np.zeros(len(dirs["kept"]) + len(dirs["folded"]))
     gradient[dirs["kept"]] = gradient_parts.sum(axis=0)
-    gradient[dirs["folded"]] = dirs["shares"] @ share_parts.sum(axis=0)
+    if dirs["folded"]:
+        gradient[dirs["folded"]] = dirs["shares"] @ share_parts.sum(axis=0)
     return image, dvalues, flags, gradient, Fgrad_parts.sum(axis=0) if scatter else None
 
 

@@ -17,7 +17,7 @@ from numba import prange
 
 from ..physics import layout as L
 from ..physics.compiled import cpu32, cpu64, strip_buffers
-from ..physics.tangent_pixel import N_PART, N_SHARE_COLUMNS, N_W, R_CLOSE, R_WEIGHT, TANGENT_STRIP, W_VALUE
+from ..physics.tangent_pixel import N_PART, N_W, R_CLOSE, R_WEIGHT, TANGENT_STRIP, W_VALUE
 
 
 @numba.njit(cache=True)
@@ -87,9 +87,9 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
     table, 2: a phi pass ran) and, with `store`, the K tangents (`dvalues`, pixels x K) of the scan
     indices `pixels` (ascending).  Without `store`, part c of the list adds
     sum_i weights[scan_i] * tangent_i (`weights` flat, the detector's) into gradient_parts[c],
-    sum_i weights[scan_i] * closing factor_i * shares_i into share_parts[c] (the directions that
-    `directions.contracted` left out contract it) and, with `scatter`, the structure factors'
-    share into Fgrad_parts[c]."""
+    sum_i weights[scan_i] * closing factor_i * shares_i into share_parts[c] (N_SHARE_COLUMNS wide
+    when some direction was folded into the shares, else 0: `directions.contracted`) and, with
+    `scatter`, the structure factors' share into Fgrad_parts[c]."""
     n = pixels.shape[0]
     fpixels = ints[L.I_FPIXELS]
     directions = dgeo.shape[0]
@@ -114,10 +114,10 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
                 image[scan + p] = state[L.P_VALUE, p]
                 flags[i + p] = (1 if tally[L.T_LEFT_TABLE, p] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, p] != 0.0
                                                                                  else 0)
-            if not store and use_shares:
+            if not store and share_parts.shape[1] > 0:
                 for p in range(width):
                     closing[p] = weights[scan + p] * part[R_CLOSE * TANGENT_STRIP + p]
-                for r in range(N_SHARE_COLUMNS):
+                for r in range(share_parts.shape[1]):
                     share_parts[c, r] += weighted_sum(closing, 0, part, r * TANGENT_STRIP, width)
             for j in range(directions):
                 row = j * (N_W * TANGENT_STRIP) + W_VALUE * TANGENT_STRIP
