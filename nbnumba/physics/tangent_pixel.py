@@ -213,6 +213,19 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                         accumulate(Fgrad, hi, ki, li, share)
 
     @small
+    def add_outer(part, row, p, s0, s1, s2, v0, v1, v2):
+        """Adds the outer product s v (row-major, nine rows from `row`) into pixel p's shares."""
+        part[at(row, p)] += s0 * v0
+        part[at(row + 1, p)] += s0 * v1
+        part[at(row + 2, p)] += s0 * v2
+        part[at(row + 3, p)] += s1 * v0
+        part[at(row + 4, p)] += s1 * v1
+        part[at(row + 5, p)] += s1 * v2
+        part[at(row + 6, p)] += s2 * v0
+        part[at(row + 7, p)] += s2 * v1
+        part[at(row + 8, p)] += s2 * v2
+
+    @small
     def add_axes_shares(part, state, p, g_h, g_k, g_l, frame, axes):
         """A term's shares of the base axes and of the scattering vector: h = a0 . (M^T q) with
         a_e = M a0 (the base axes' share, summed over the pixel and turned into tangents once at
@@ -227,15 +240,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
         p0 = frame[0] * qx + frame[3] * qy + frame[6] * qz
         p1 = frame[1] * qx + frame[4] * qy + frame[7] * qz
         p2 = frame[2] * qx + frame[5] * qy + frame[8] * qz
-        part[at(R_G, p)] += g_h * p0
-        part[at(R_G + 1, p)] += g_h * p1
-        part[at(R_G + 2, p)] += g_h * p2
-        part[at(R_G + 3, p)] += g_k * p0
-        part[at(R_G + 4, p)] += g_k * p1
-        part[at(R_G + 5, p)] += g_k * p2
-        part[at(R_G + 6, p)] += g_l * p0
-        part[at(R_G + 7, p)] += g_l * p1
-        part[at(R_G + 8, p)] += g_l * p2
+        add_outer(part, R_G, p, g_h, g_k, g_l, p0, p1, p2)
         part[at(R_Q, p)] += g_h * axes[0] + g_k * axes[3] + g_l * axes[6]
         part[at(R_Q + 1, p)] += g_h * axes[1] + g_k * axes[4] + g_l * axes[7]
         part[at(R_Q + 2, p)] += g_h * axes[2] + g_k * axes[5] + g_l * axes[8]
@@ -303,15 +308,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                     sh = gF * lrad * (h - h0)
                     sk = gF * lrad * (k - k0)
                     sl = gF * lrad * (l - l0)
-                    part[at(R_S, p)] += sh * rx
-                    part[at(R_S + 1, p)] += sh * ry
-                    part[at(R_S + 2, p)] += sh * rz
-                    part[at(R_S + 3, p)] += sk * rx
-                    part[at(R_S + 4, p)] += sk * ry
-                    part[at(R_S + 5, p)] += sk * rz
-                    part[at(R_S + 6, p)] += sl * rx
-                    part[at(R_S + 7, p)] += sl * ry
-                    part[at(R_S + 8, p)] += sl * rz
+                    add_outer(part, R_S, p, sh, sk, sl, rx, ry, rz)
         for p in range(width):
             add_axes_shares(part, state, p, part[at(R_DH, p)], part[at(R_DH + 1, p)], part[at(R_DH + 2, p)], frame,
                             axes)
