@@ -5,7 +5,8 @@ the physics would be reused stale.  The cache folder is therefore named after a 
 sources that generate compiled code: every module of the physics and kernels packages (patterns,
 so that a new module cannot be left out), with the flat-array layouts and physics/compiled.py
 (the jit options the CPU physics is compiled with, which Numba's cache does not key on either),
-and the random numbers (response/rng.py).  A dispatcher picks
+the random numbers (response/rng.py) and the vector width the compiler may use
+(runtime/vector_width.py).  A dispatcher picks
 its cache folder when it is defined, so every module that defines cached functions imports this
 one first; otherwise those functions would cache beside their source and a "fresh" cache folder
 would not be fresh.
@@ -28,8 +29,10 @@ from numba.core.caching import FunctionCache
 from numba.core.runtime import rtsys
 from numba.np.numpy_support import from_dtype
 
+from .vector_width import allow_wide_vectors
+
 _PACKAGE = Path(__file__).resolve().parents[1]
-_SOURCES = ["physics/*.py", "kernels/*.py", "response/rng.py"]
+_SOURCES = ["physics/*.py", "kernels/*.py", "response/rng.py", "runtime/vector_width.py"]
 
 
 def source_files(package: Path = _PACKAGE) -> list[Path]:
@@ -52,6 +55,7 @@ def _configure_cache() -> None:
 
 
 _configure_cache()
+allow_wide_vectors()
 
 
 def _load_overload(self, sig, target_context):
