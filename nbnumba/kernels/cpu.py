@@ -18,13 +18,13 @@ pixel_active = cpu64.pixel_active
 CHUNKSIZE = 2
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def renders(s, f, start, stop, ints, mask):
     scan = s * ints[L.I_FPIXELS] + f
     return start <= scan < stop and pixel_active(s, f, ints, mask)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def strip_width(s, f, start, stop, ints, mask):
     """Neighbouring rendered pixels from (s, f), at most STRIP; the first pixel of the render
     (whose lattice starts unrotated) stays alone."""

@@ -44,7 +44,7 @@ def _tangent_strip_by_precision(*args):
     return impl
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def strip_width(pixels, i, stop, ints):
     """Pixels of the list from its i-th that neighbour each other in one row, at most
     TANGENT_STRIP; the first pixel of the render (whose lattice starts unrotated) stays alone."""
@@ -61,7 +61,7 @@ def strip_width(pixels, i, stop, ints):
     return width
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def weighted_sum(weights, scan, tangents, row, width):
     """sum_p weights[scan + p] * tangents[row + p] over a strip, in four running sums: one sum is a
     chain of dependent additions, which would cost more than the products."""

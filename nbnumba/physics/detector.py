@@ -96,7 +96,7 @@ def make_detector(jit, small, R, vectors):
         flat = omega * (tclose_distance / close_distance - R(3.0) * tairpath / airpath)
         return point if point_pixel else flat
 
-    @jit
+    @small
     def pixel_active(spixel, fpixel, ip, mask):
         """Inside the (inclusive) ROI and not masked out."""
         if (fpixel < ip[L.I_ROI_XMIN] or fpixel > ip[L.I_ROI_XMAX]

@@ -190,7 +190,7 @@ def make_lattice(jit, small, R, floor, ceil):
         """`lattice_strip`; with `slopes` (a constant of the compiled code) it also keeps the
         parallelepiped's sincg slopes (rows S_SA, S_SB, S_SC) for the derivative passes."""
 
-        @jit
+        @small
         def lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip, scratch):
             """Miller indices and lattice transform of (phi step, mosaic domain) pair `e` for each
             pixel of a strip, into `scratch`.  No pixel depends on another and the parallelepiped's
