@@ -39,7 +39,7 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
     trace_row, trace_last, trace_evaluation = tracer.trace_row, tracer.trace_last, tracer.trace_evaluation
 
-    @jit
+    @small
     def add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip, h_min, k_min, l_min,
                   h_span, k_span, l_span, default_F, water, shape, os_thick, os_polar, os_omega, trace, general,
                   tracing):
