@@ -29,19 +29,19 @@ def tangent_buffers(like, directions, width):
             np.empty(width))
 
 
-def _tangent_strip_stub(*args):
+def _tangent_strip_stub(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase,
+                        dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter, Fgrad):
     raise NotImplementedError
 
 
 @numba.extending.overload(_tangent_strip_stub, jit_options={"cache": True})
-def _tangent_strip_by_precision(*args):
-    """One generic `tangent_strip`, resolved at compile time from the array dtype of `g`."""
-    chosen = (cpu32 if args[3].dtype == numba.types.float32 else cpu64).tangent_strip
-
-    def impl(*args):
-        chosen(*args)
-
-    return impl
+def _tangent_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources,
+                                dbase, dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q,
+                                scatter, Fgrad):
+    """One generic `tangent_strip`, resolved at compile time from the array dtype of `g`.  Its
+    Python function is the implementation, as `render_strip`'s: a wrapper calling its dispatcher
+    would be one more compiled layer."""
+    return (cpu32 if g.dtype == numba.types.float32 else cpu64).tangent_strip.py_func
 
 
 @numba.njit(cache=True, inline="always")
