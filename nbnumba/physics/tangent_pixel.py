@@ -115,14 +115,14 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
     @small
     def at(row, p):
         """Index of pixel p's entry in row `row` of `part`."""
-        return row * S + p
+        return np.uint64(row * S + p)
 
     @small
     def tw(j, row, p):
         """Index of pixel p's entry in row `row` of direction j's tangents in `work`.  Written as a
         sum with the direction's start: the compiler then sees that rows lie a constant apart
         ((j * N_W + row) * S hides it, and the loops stay scalar)."""
-        return j * (N_W * S) + row * S + p
+        return np.uint64(j * (N_W * S) + row * S + p)
 
     @small
     def moves_pixels(dg, j):
