@@ -37,7 +37,8 @@ def _build():
     from ..physics.amorphous import make_amorphous
 
     device = bragg.physics_jit()
-    phys = make_amorphous(device, make_physics(device, np.float64, floor=math.floor, ceil=math.ceil))
+    phys = make_amorphous(device, make_physics(device, np.float64, floor=math.floor, ceil=math.ceil,
+                                               fma=bragg.physics_fma()))
     pixel_value = phys.pixel_value
     roi_pixel = phys.roi_pixel
     options = {} if bragg._simulator() else {"cache": True}

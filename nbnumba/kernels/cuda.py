@@ -37,6 +37,7 @@ import numpy as np
 from ..errors import UserError
 from ..physics import features_of
 from ..physics import layout as L
+from ..physics.fused import exact_fma
 
 THREADS = (32, 4)  # (fast, slow) threads per block: a warp along each detector row
 ROW_THREADS = 64  # threads per block of the per-row reduction
@@ -153,6 +154,19 @@ def physics_jit():
     return cuda.jit(device=True)
 
 
+def physics_fma():
+    """The fused multiply-add the physics is compiled with for CUDA: the device's instruction, or
+    under the simulator (whose own is a * b + c, rounded twice) the exact plain Python one."""
+    if _simulator():
+        return exact_fma
+
+    @cuda.jit(device=True)
+    def fma(a, b, c):
+        return cuda.fma(a, b, c)
+
+    return fma
+
+
 def _jit_kernel(py_func, tag):
     """A cached kernel whose cache entry is named after `tag`: kernels of different feature keys
     come from one Python function and must not share an entry."""
@@ -178,7 +192,8 @@ def _build(real, features):
     from ..physics import make_physics
 
     # NumPy's floor and ceil are not available on CUDA; math's return a real there
-    phys = make_physics(physics_jit(), real, floor=math.floor, ceil=math.ceil, features=features)
+    phys = make_physics(physics_jit(), real, floor=math.floor, ceil=math.ceil, features=features,
+                        fma=physics_fma())
     render_strip = phys.render_strip
     pixel_active = phys.pixel_active
 

@@ -48,7 +48,7 @@ def _build(real, features, directions):
         cuda.atomic.add(table, (hi, ki, li), value)
 
     phys = make_physics(gpu.physics_jit(), real, floor=math.floor, ceil=math.ceil, features=features,
-                        accumulate=accumulate)
+                        accumulate=accumulate, fma=gpu.physics_fma())
     tangent_strip = phys.tangent_strip
     # local array shapes must be compile-time constants: tuples closed over, not module lookups
     state_shape = (L.N_STATE, 1)

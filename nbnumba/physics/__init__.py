@@ -29,6 +29,7 @@ import numpy as np
 
 from .detector import make_detector
 from .features import Features, features_of
+from .fused import exact_fma
 from .lattice import make_lattice
 from .pixel import make_pixel
 from .structure_factors import make_structure_factors
@@ -40,12 +41,13 @@ __all__ = ["Features", "features_of", "make_physics"]
 
 
 def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, features=None, accumulate=None,
-                 strip=1):
+                 strip=1, fma=exact_fma):
     """`inline_jit` compiles the small hot functions (default: `jit`); on the CPU it should inline
     them into their callers, which lets LLVM keep the lattice sums in registers and vectorise.
 
     `floor` and `ceil` round a real to an integral real of the same type: NumPy's on the CPU (they
     vectorise), math's for CUDA (NumPy's ufuncs are not available there; math's return a real).
+    `fma(a, b, c)` is a * b + c rounded once: the target's instruction, or `fused.exact_fma`.
 
     `features` (a `Features`) makes `render_strip` compile for those features only: the values it
     fixes become constants and the paths they rule out are not compiled.  None: all at run time.
@@ -55,21 +57,20 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     small = inline_jit if inline_jit is not None else jit
     vectors = make_vectors(jit, real)
     detector = make_detector(jit, small, real, vectors)
-    lattice = make_lattice(jit, small, real, floor, ceil)
-    structure_factors = make_structure_factors(jit, real)
+    lattice = make_lattice(jit, small, real, floor, ceil, fma)
+    structure_factors = make_structure_factors(jit, small, real)
     tracing = make_tracing(jit)
     pixel = make_pixel(jit, small, real, features, vectors, detector, lattice, structure_factors, tracing)
     render_strip = pixel.render_strip
-    tangent_strip = make_tangent_strip(jit, small, real, features, ceil, accumulate, strip, vectors, detector,
+    tangent_strip = make_tangent_strip(jit, small, real, features, ceil, fma, accumulate, strip, vectors, detector,
                                        lattice, structure_factors, pixel)
     return SimpleNamespace(
         dot3=vectors.dot3, cross3=vectors.cross3, unitize3=vectors.unitize3, rotate_axis3=vectors.rotate_axis3,
         rotate_xyz3=vectors.rotate_xyz3,
         polarization_basis=detector.polarization_basis, polarization_factor=detector.polarization_factor,
         solid_angle=detector.solid_angle, pixel_active=detector.pixel_active,
-        sin_halfpi=lattice.sin_halfpi, sincg_peeled=lattice.sincg_peeled, sinc3=lattice.sinc3,
+        sin_halfpi=lattice.sin_halfpi, sinc3=lattice.sinc3,
         shape_transform=lattice.shape_transform, lattice_strip=lattice.lattice_strip,
         polint=structure_factors.polint, interpolate_F=structure_factors.interpolate_F,
-        nearest_F=structure_factors.nearest_F,
         render_strip=render_strip, tangent_strip=tangent_strip, real=real,
     )

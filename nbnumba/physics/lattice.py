@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from . import layout as L
 
 
-def make_lattice(jit, small, R, floor, ceil):
+def make_lattice(jit, small, R, floor, ceil, fma):
     PI = R(math.pi)
     single = R(0.5).dtype.itemsize == 4
     # Taylor coefficients of sin on [-pi/2, pi/2]: truncation below an ulp of the precision
@@ -56,45 +56,60 @@ def make_lattice(jit, small, R, floor, ceil):
     @small
     def cos_halfpi(x):
         """cos(x) for |x| <= pi/2, as a polynomial (the slopes' companion of `sin_halfpi`), by
-        Estrin's scheme as it."""
+        Estrin's scheme as it.  Only derivatives use it, which the reference's rounding does not
+        bind: fused multiply-adds halve its arithmetic."""
         z = x * x
         z2 = z * z
         z4 = z2 * z2
-        low = (D0 + D1 * z) + (D2 + D3 * z) * z2
-        mid = (D4 + D5 * z) + (D6 + D7 * z) * z2
-        high = (D8 + D9 * z) + (D10 + D11 * z) * z2
-        return (low + mid * z4) + high * (z4 * z4)
+        low = fma(fma(D3, z, D2), z2, fma(D1, z, D0))
+        mid = fma(fma(D7, z, D6), z2, fma(D5, z, D4))
+        high = fma(fma(D11, z, D10), z2, fma(D9, z, D8))
+        return fma(high, z4 * z4, fma(mid, z4, low))
 
-    @small
-    def sincg_with_slope(h, h0, n):
-        """sin(N pi h)/sin(pi h) for integer N from the fraction f = h - h0 alone (h0 = round(h)),
-        and its d/dh, which shares the reduced arguments and sin(pi f).
+    def make_sincg(slopes):
+        """`sincg_with_slope`; without `slopes` (a constant of the compiled code) `sincg_peeled`, the
+        value alone by a plain division (and a zero slope)."""
 
-        sin(pi (h0 + f)) = (-1)^h0 sin(pi f): the fraction keeps every digit that matters (the
-        float32 mode depends on it) and |pi f| <= pi/2 needs no argument reduction; sin(N pi f)
-        is reduced by multiples of pi exactly, then each sine and cosine is one polynomial.  At
-        an integer h the value is +-N and the slope 0 (even about it); the CPU's loops over
-        pixels turn the early return into a select and still run them side by side.
-        """
-        frac = h - h0
-        flips = (n - R(1.0)) * h0
-        if frac == R(0.0):
-            return (-n if odd(flips) != R(0.0) else n), R(0.0)
-        x = PI * frac
-        t = x * n
-        q = floor(t * INV_PI + R(0.5))
-        r = (t - q * PI_A) - q * PI_B
-        sin_x = sin_halfpi(x)
-        ratio = sin_halfpi(r) / sin_x
-        flip = odd(flips + q) != R(0.0)
-        value = -ratio if flip else ratio
-        slope = PI * ((-n if flip else n) * cos_halfpi(r) - value * cos_halfpi(x)) / sin_x
-        return value, slope
+        @small
+        def sincg(h, h0, n):
+            """sin(N pi h)/sin(pi h) for integer N from the fraction f = h - h0 alone (h0 = round(h)),
+            and its d/dh, which shares the reduced arguments and sin(pi f).
 
-    @small
-    def sincg_peeled(h, h0, n):
-        """The value of `sincg_with_slope` (the compiler drops the slope's arithmetic)."""
-        return sincg_with_slope(h, h0, n)[0]
+            sin(pi (h0 + f)) = (-1)^h0 sin(pi f): the fraction keeps every digit that matters (the
+            float32 mode depends on it) and |pi f| <= pi/2 needs no argument reduction; sin(N pi f)
+            is reduced by multiples of pi exactly, then each sine and cosine is one polynomial.  At
+            an integer h the value is +-N and the slope 0 (even about it); the CPU's loops over
+            pixels turn the early return into a select and still run them side by side.
+            """
+            frac = h - h0
+            flips = (n - R(1.0)) * h0
+            if frac == R(0.0):
+                return (-n if odd(flips) != R(0.0) else n), R(0.0)
+            x = PI * frac
+            t = x * n
+            q = floor(t * INV_PI + R(0.5))
+            r = (t - q * PI_A) - q * PI_B
+            sin_x = sin_halfpi(x)
+            sin_r = sin_halfpi(r)
+            flip = odd(flips + q) != R(0.0)
+            if not slopes:
+                ratio = sin_r / sin_x
+                return (-ratio if flip else ratio), R(0.0)
+            # the slope divides by sin_x too: one division gives its reciprocal, and one
+            # correction of the product gives the ratio the division would, bit for bit
+            # (Markstein: for a correctly rounded reciprocal the remainder's fused
+            # multiply-add is exact and the corrected quotient correctly rounded)
+            per_sin_x = R(1.0) / sin_x
+            guess = sin_r * per_sin_x
+            ratio = fma(fma(-guess, sin_x, sin_r), per_sin_x, guess)
+            value = -ratio if flip else ratio
+            slope = PI * fma(-n if flip else n, cos_halfpi(r), -value * cos_halfpi(x)) * per_sin_x
+            return value, slope
+
+        return sincg
+
+    sincg_with_slope = make_sincg(True)
+    sincg_peeled = make_sincg(False)
 
     @jit
     def sinc3(x):
@@ -189,6 +204,7 @@ def make_lattice(jit, small, R, floor, ceil):
     def make_lattice_strip(slopes):
         """`lattice_strip`; with `slopes` (a constant of the compiled code) it also keeps the
         parallelepiped's sincg slopes (rows S_SA, S_SB, S_SC) for the derivative passes."""
+        sincg = sincg_with_slope if slopes else sincg_peeled
 
         @small
         def lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip, scratch):
@@ -201,9 +217,9 @@ def make_lattice(jit, small, R, floor, ceil):
             if shape == 0:
                 for p in range(width):
                     h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
-                    f_a, s_a = sincg_with_slope(h, h0, na)
-                    f_b, s_b = sincg_with_slope(k, k0, nb)
-                    f_c, s_c = sincg_with_slope(l, l0, nc)
+                    f_a, s_a = sincg(h, h0, na)
+                    f_b, s_b = sincg(k, k0, nb)
+                    f_c, s_c = sincg(l, l0, nc)
                     f_a = f_a if na > R(1.0) else R(1.0)
                     f_b = f_b if nb > R(1.0) else R(1.0)
                     f_c = f_c if nc > R(1.0) else R(1.0)

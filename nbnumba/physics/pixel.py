@@ -35,7 +35,7 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
     polarization_factor, solid_angle = detector.polarization_factor, detector.solid_angle
     capture_fraction = detector.capture_fraction
     lattice_strip = lattice_transform.lattice_strip
-    interpolate_F, nearest_F = structure_factors.interpolate_F, structure_factors.nearest_F
+    interpolate_F, in_table = structure_factors.interpolate_F, structure_factors.in_table
     interpolation_leaves_table = structure_factors.interpolation_leaves_table
     trace_row, trace_last, trace_evaluation = tracer.trace_row, tracer.trace_last, tracer.trace_evaluation
 
@@ -46,6 +46,16 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
         """Add pair `e`'s term to each kept pixel's sum (its structure factor kept in S_FCELL).
         `general` is a constant at each call: the plain case (no interpolation, no trace, no
         per-sub-step factors) compiles to a lean loop."""
+        if not general and h_span < 0:
+            # no table: every structure factor is default_F, which no pixel has to look up, and
+            # the loop runs pixels side by side
+            for p in range(width):
+                F_latt = scratch[L.S_FLATT, p]
+                scratch[L.S_FCELL, p] = default_F
+                I = state[L.P_I, p]
+                added = state[L.P_KEEP, p] != R(0.0) and not (F_latt == R(0.0) and water == R(0.0))
+                state[L.P_I, p] = I + default_F * default_F * F_latt * F_latt if added else I
+            return
         last_h0 = R(math.nan)  # never equal: the first lookup is always made
         last_k0 = R(0.0)
         last_l0 = R(0.0)
@@ -90,8 +100,10 @@ def make_pixel(jit, small, R, features, vectors, detector, lattice_transform, st
                 last_h0 = scratch[L.S_H0, p]
                 last_k0 = scratch[L.S_K0, p]
                 last_l0 = scratch[L.S_L0, p]
-                F_cell = nearest_F(Fhkl, int(last_h0) - h_min, int(last_k0) - k_min, int(last_l0) - l_min,
-                                   h_span, k_span, l_span, default_F)
+                hi = int(last_h0) - h_min
+                ki = int(last_k0) - k_min
+                li = int(last_l0) - l_min
+                F_cell = Fhkl[hi, ki, li] if in_table(hi, ki, li, h_span, k_span, l_span) else default_F
                 last_F = F_cell
             scratch[L.S_FCELL, p] = F_cell
             if general and phi_tic == 0:

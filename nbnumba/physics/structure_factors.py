@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from . import layout as L
 
 
-def make_structure_factors(jit, R):
+def make_structure_factors(jit, small, R):
     @jit
     def polint(x0, x1, x2, x3, y0, y1, y2, y3, x):
         """Cubic through four points (Lagrange form, the reference's term order)."""
@@ -113,14 +113,13 @@ def make_structure_factors(jit, R):
                 or (k - ip[L.I_K_MIN] + 3) > k_range or (k - 2) < ip[L.I_K_MIN]
                 or (l - ip[L.I_L_MIN] + 3) > l_range or (l - 2) < ip[L.I_L_MIN])
 
-    @jit
-    def nearest_F(Fhkl, hi, ki, li, h_span, k_span, l_span, default_F):
-        """F of the reflection hi, ki, li steps from the table's first corner; default_F outside
-        the spans (a negative span: no table)."""
-        if 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span:
-            return Fhkl[hi, ki, li]
-        return default_F
+    @small
+    def in_table(hi, ki, li, h_span, k_span, l_span):
+        """Whether the reflection hi, ki, li steps from the table's first corner is in it (a
+        negative span: no table; outside it F is default_F).  The caller reads the table itself:
+        an array handed to a function, even one inlined, is reference-counted at every call."""
+        return 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span
 
     return SimpleNamespace(polint=polint, polint_dx=polint_dx, interpolate_F=interpolate_F,
                            interpolate_F_gradient=interpolate_F_gradient, lagrange_weights=lagrange_weights,
-                           interpolation_leaves_table=interpolation_leaves_table, nearest_F=nearest_F)
+                           interpolation_leaves_table=interpolation_leaves_table, in_table=in_table)

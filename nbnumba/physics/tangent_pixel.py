@@ -80,8 +80,8 @@ N_PART = 38
 TANGENT_STRIP = 128
 
 
-def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors, detector, lattice_transform,
-                       structure_factors, pixel):
+def make_tangent_strip(jit, small, R, features, ceil, fma, accumulate, strip, vectors, detector,
+                       lattice_transform, structure_factors, pixel):
     """`tangent_strip` compiled with `jit` for strips of at most `strip` pixels; `features` and
     `ceil` as `make_physics`'s.  `accumulate(table, h, k, l, value)` adds into the structure-factor
     gradient: None for a plain addition (each CPU thread has its own table), an atomic one on the
@@ -110,6 +110,7 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
     shape_transform_partials = lattice_transform.shape_transform_partials
     interpolate_F_gradient = structure_factors.interpolate_F_gradient
     lagrange_weights = structure_factors.lagrange_weights
+    in_table = structure_factors.in_table
     add_terms = pixel.add_terms
     # Numba guards a signed array index against negative values on every access, which keeps the
     # CPU's loops over a strip's pixels from running them side by side (the pass was 25-35 %
@@ -213,21 +214,21 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                     hi = int(scratch[L.S_H0, p]) - h_min
                     ki = int(scratch[L.S_K0, p]) - k_min
                     li = int(scratch[L.S_L0, p]) - l_min
-                    if 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span:
+                    if in_table(hi, ki, li, h_span, k_span, l_span):
                         accumulate(Fgrad, hi, ki, li, share)
 
     @small
     def add_outer(part, row, p, s0, s1, s2, v0, v1, v2):
         """Adds the outer product s v (row-major, nine rows from `row`) into pixel p's shares."""
-        part[at(row, p)] += s0 * v0
-        part[at(row + 1, p)] += s0 * v1
-        part[at(row + 2, p)] += s0 * v2
-        part[at(row + 3, p)] += s1 * v0
-        part[at(row + 4, p)] += s1 * v1
-        part[at(row + 5, p)] += s1 * v2
-        part[at(row + 6, p)] += s2 * v0
-        part[at(row + 7, p)] += s2 * v1
-        part[at(row + 8, p)] += s2 * v2
+        part[at(row, p)] = fma(s0, v0, part[at(row, p)])
+        part[at(row + 1, p)] = fma(s0, v1, part[at(row + 1, p)])
+        part[at(row + 2, p)] = fma(s0, v2, part[at(row + 2, p)])
+        part[at(row + 3, p)] = fma(s1, v0, part[at(row + 3, p)])
+        part[at(row + 4, p)] = fma(s1, v1, part[at(row + 4, p)])
+        part[at(row + 5, p)] = fma(s1, v2, part[at(row + 5, p)])
+        part[at(row + 6, p)] = fma(s2, v0, part[at(row + 6, p)])
+        part[at(row + 7, p)] = fma(s2, v1, part[at(row + 7, p)])
+        part[at(row + 8, p)] = fma(s2, v2, part[at(row + 8, p)])
 
     @small
     def add_axes_shares(part, state, p, g_h, g_k, g_l, frame, axes):
@@ -241,13 +242,13 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
         qx = state[L.P_QX, p]
         qy = state[L.P_QY, p]
         qz = state[L.P_QZ, p]
-        p0 = frame[0] * qx + frame[3] * qy + frame[6] * qz
-        p1 = frame[1] * qx + frame[4] * qy + frame[7] * qz
-        p2 = frame[2] * qx + frame[5] * qy + frame[8] * qz
+        p0 = fma(frame[0], qx, fma(frame[3], qy, frame[6] * qz))
+        p1 = fma(frame[1], qx, fma(frame[4], qy, frame[7] * qz))
+        p2 = fma(frame[2], qx, fma(frame[5], qy, frame[8] * qz))
         add_outer(part, R_G, p, g_h, g_k, g_l, p0, p1, p2)
-        part[at(R_Q, p)] += g_h * axes[0] + g_k * axes[3] + g_l * axes[6]
-        part[at(R_Q + 1, p)] += g_h * axes[1] + g_k * axes[4] + g_l * axes[7]
-        part[at(R_Q + 2, p)] += g_h * axes[2] + g_k * axes[5] + g_l * axes[8]
+        part[at(R_Q, p)] = fma(g_h, axes[0], fma(g_k, axes[3], fma(g_l, axes[6], part[at(R_Q, p)])))
+        part[at(R_Q + 1, p)] = fma(g_h, axes[1], fma(g_k, axes[4], fma(g_l, axes[7], part[at(R_Q + 1, p)])))
+        part[at(R_Q + 2, p)] = fma(g_h, axes[2], fma(g_k, axes[5], fma(g_l, axes[8], part[at(R_Q + 2, p)])))
 
     @small
     def add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb, nc, fudge, recip,
@@ -274,9 +275,9 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
                 lk = f_a * scratch[L.S_SB, p] * f_c
                 ll = f_a * f_b * scratch[L.S_SC, p]
                 live = added(state, scratch, p, water)
-                g_h = gF * lh + gC * part[at(R_DF, p)] if live else R(0.0)
-                g_k = gF * lk + gC * part[at(R_DF + 1, p)] if live else R(0.0)
-                g_l = gF * ll + gC * part[at(R_DF + 2, p)] if live else R(0.0)
+                g_h = fma(gF, lh, gC * part[at(R_DF, p)]) if live else R(0.0)
+                g_k = fma(gF, lk, gC * part[at(R_DF + 1, p)]) if live else R(0.0)
+                g_l = fma(gF, ll, gC * part[at(R_DF + 2, p)]) if live else R(0.0)
                 part[at(R_DH, p)] = g_h
                 part[at(R_DH + 1, p)] = g_k
                 part[at(R_DH + 2, p)] = g_l
@@ -430,7 +431,8 @@ def make_tangent_strip(jit, small, R, features, ceil, accumulate, strip, vectors
             state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
             tally[L.T_LEFT_TABLE, p] = 0.0
             tally[L.T_RAN_PHI, p] = 0.0
-            for r in range(N_ZEROED):
+        for r in range(N_ZEROED):
+            for p in range(width):
                 part[at(r, p)] = R(0.0)
         # a direction that moves no pixel keeps these at zero throughout (see moves_pixels)
         for j in range(nt):
