@@ -45,18 +45,20 @@ class Direction(SimpleNamespace):
     lattice its own way, dlattice (2, pairs, 9; else None)."""
 
 
-def direction(sim: Simulation, name: str, cell: list | None = None) -> Direction:
-    """`cell`: the crystal's -cell values (`parameters.flag_cell`), when the caller has them."""
+def direction(sim: Simulation, name: str, cell: list | None = None, held: np.ndarray | None = None) -> Direction:
+    """`cell`: the crystal's -cell values (`parameters.flag_cell`) and `held` its rotation
+    (`parameters.held_rotation`), when the caller has them."""
     d = Direction(dgeo=np.zeros(L.N_GEO), dsources=np.zeros_like(sim.source_table), dbase=np.zeros(9),
                   dlattice=None, drecip=np.zeros(9))
     if name in P.ROTATIONS:
         e = np.eye(3)[P.ROTATIONS.index(name)] / P.RTD
-        d.dbase[:] = np.concatenate([np.cross(e, v) for v in (sim.crystal.a, sim.crystal.b, sim.crystal.c)])
-        d.drecip[:] = np.concatenate([np.cross(e, v) for v in (sim.crystal.a_star, sim.crystal.b_star,
-                                                               sim.crystal.c_star)])
+        c = sim.crystal
+        turned = np.cross(e, np.array([c.a, c.b, c.c, c.a_star, c.b_star, c.c_star])).ravel()
+        d.dbase[:] = turned[:9]
+        d.drecip[:] = turned[9:]
     elif name in P.CELL:
         old = cell if cell is not None else P.flag_cell(sim)
-        U = P.held_rotation(sim.crystal, old)
+        U = held if held is not None else P.held_rotation(sim.crystal, old)
         i = P.CELL.index(name)
 
         def axes_of(value):
@@ -126,7 +128,8 @@ def directions(sim: Simulation, names, real, contract: bool = False) -> dict:
     N), `kept` and `folded` the indices in `names` of the stacked ones and of those folded into
     the shares."""
     cell = P.flag_cell(sim) if any(n in P.CELL for n in names) else None
-    every = [direction(sim, n, cell) for n in names]
+    held = P.held_rotation(sim.crystal, cell) if cell is not None else None
+    every = [direction(sim, n, cell, held) for n in names]
     folded = [j for j, d in enumerate(every) if contract and contracted(d)]
     kept = [j for j in range(len(every)) if j not in folded]
     ds = [every[j] for j in kept]

@@ -16,7 +16,7 @@ import numpy as np
 from numba import prange
 
 from ..physics import layout as L
-from ..physics.compiled import cpu32, cpu64, strip_buffers
+from ..physics.compiled import STRIP_OPTIONS, cpu32, cpu64, strip_buffers
 from ..physics.tangent_pixel import N_PART, N_W, R_CLOSE, R_WEIGHT, TANGENT_STRIP, W_VALUE
 
 
@@ -34,7 +34,7 @@ def _tangent_strip_stub(spixel, fpixel0, width, g, ip, sources, lattice, recip, 
     raise NotImplementedError
 
 
-@numba.extending.overload(_tangent_strip_stub, jit_options={"cache": True})
+@numba.extending.overload(_tangent_strip_stub, jit_options=STRIP_OPTIONS)
 def _tangent_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources,
                                 dbase, dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q,
                                 scatter, Fgrad):
