@@ -89,12 +89,12 @@ def measure(workload: str, kind: str, precision: str, repeat: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(results: dict, load: tuple) -> list[str]:
+def report(results: dict, load: tuple, repeat: int) -> list[str]:
     lines = ["# Derivatives: value + reduced gradient of 16 parameters against the forward render", "",
-             f"`python benchmarks/derivatives_bench.py`, {platform.processor() or platform.machine()}, "
+             f"`python benchmarks/derivatives_bench.py --repeat {repeat}`, {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} CPUs on the machine (load average {load[0]:.1f} before the run, {load[1]:.1f} after: "
              "over the 2 of the benchmark's own threads, the machine was shared and its wall clock suffers), "
-             "2 Numba threads, warm (compiled code loaded; best of the timed calls), each measurement a process of "
+             f"2 Numba threads, warm (compiled code loaded; best of {repeat} timed calls), each measurement a process of "
              "its own (peak = its resident maximum).  CPU: the process's CPU seconds of its least costly call, both "
              "threads together; on a shared machine their ratio is steadier than the wall clock's.  16 parameters: "
              + ", ".join(SIXTEEN) + ".", "",
@@ -149,7 +149,7 @@ def main(argv=None) -> int:
             print(f"{workload} {precision}: forward {r['forward']['seconds']:.3f} s, value + gradient "
                   f"{r['gradient']['seconds']:.3f} s (CPU {r['forward']['cpu_seconds']:.3f} s, "
                   f"{r['gradient']['cpu_seconds']:.3f} s)", flush=True)
-    lines = report(results, (load_before, os.getloadavg()[0]))
+    lines = report(results, (load_before, os.getloadavg()[0]), opts.repeat)
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text("\n".join(lines) + "\n")
     REPORT.with_suffix(".json").write_text(json.dumps({f"{w} {p}": r for (w, p), r in results.items()}, indent=1))
