@@ -82,8 +82,9 @@ TANGENT_STRIP = 128
 
 def make_tangent_strip(jit, small, R, features, ceil, fma, accumulate, strip, vectors, detector,
                        lattice_transform, structure_factors, pixel):
-    """`tangent_strip` compiled with `jit` for strips of at most `strip` pixels; `features` and
-    `ceil` as `make_physics`'s.  `accumulate(table, h, k, l, value)` adds into the structure-factor
+    """`tangent_strip` compiled with `jit` for strips of at most `strip` pixels; `features`, `ceil`
+    and `fma` as `make_physics`'s (the arithmetic only derivatives use is fused: the reference's
+    rounding binds the values alone).  `accumulate(table, h, k, l, value)` adds into the structure-factor
     gradient: None for a plain addition (each CPU thread has its own table), an atomic one on the
     GPU."""
     S = strip
