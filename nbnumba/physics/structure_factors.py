@@ -116,8 +116,8 @@ def make_structure_factors(jit, small, R):
     @small
     def in_table(hi, ki, li, h_span, k_span, l_span):
         """Whether the reflection hi, ki, li steps from the table's first corner is in it (a
-        negative span: no table; outside it F is default_F).  The caller reads the table itself:
-        an array handed to a function, even one inlined, is reference-counted at every call."""
+        negative span: no table; outside it F is default_F).  The render reads the entry, the
+        derivative strip adds to the same entry of the structure factors' gradient."""
         return 0 <= hi <= h_span and 0 <= ki <= k_span and 0 <= li <= l_span
 
     return SimpleNamespace(polint=polint, polint_dx=polint_dx, interpolate_F=interpolate_F,
