@@ -16,7 +16,8 @@ import numpy as np
 from numba import prange
 
 from ..physics import layout as L
-from ..physics.compiled import STRIP_OPTIONS, cpu32, cpu64, strip_buffers
+from ..physics import compiled
+from ..physics.compiled import STRIP_OPTIONS, strip_buffers
 from ..physics.tangent_pixel import N_PART, N_W, R_CLOSE, R_WEIGHT, TANGENT_STRIP, W_VALUE
 
 
@@ -40,8 +41,9 @@ def _tangent_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice,
                                 scatter, Fgrad):
     """One generic `tangent_strip`, resolved at compile time from the array dtype of `g`.  Its
     Python function is the implementation, as `render_strip`'s: a wrapper calling its dispatcher
-    would be one more compiled layer."""
-    return (cpu32 if g.dtype == numba.types.float32 else cpu64).tangent_strip.py_func
+    would be one more compiled layer.  The float32 physics is built only when asked for, as the
+    render's."""
+    return (compiled.cpu32 if g.dtype == numba.types.float32 else compiled.cpu64).tangent_strip.py_func
 
 
 @numba.njit(cache=True, inline="always")
