@@ -55,7 +55,7 @@ def make_lattice(jit, small, R, floor, ceil, fma):
     @small
     def odd(x):
         """1.0 when the integer-valued x is odd, else 0.0 (in floating point, so loops vectorise)."""
-        return x - R(2.0) * floor(x * R(0.5))
+        return fma(R(-2.0), floor(x * R(0.5)), x)
 
     @small
     def cos_halfpi(x):
@@ -91,8 +91,8 @@ def make_lattice(jit, small, R, floor, ceil, fma):
                 return (-n if odd(flips) != R(0.0) else n), R(0.0)
             x = PI * frac
             t = x * n
-            q = floor(t * INV_PI + R(0.5))
-            r = (t - q * PI_A) - q * PI_B
+            q = floor(fma(t, INV_PI, R(0.5)))
+            r = fma(-q, PI_B, fma(-q, PI_A, t))
             sin_x = sin_halfpi(x)
             sin_r = sin_halfpi(r)
             flip = odd(flips + q) != R(0.0)
@@ -185,15 +185,18 @@ def make_lattice(jit, small, R, floor, ceil, fma):
         return zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
 
     @small
+    def miller_index(a0, a1, a2, state, p):
+        """Fractional Miller index of pixel p's scattering vector along the real-space axis
+        (a0, a1, a2)."""
+        return a0 * state[L.P_QX, p] + a1 * state[L.P_QY, p] + a2 * state[L.P_QZ, p]
+
+    @small
     def miller_indices(axes, state, p):
         """Fractional and nearest h, k, l of pixel p's scattering vector, for the rotated
         real-space axes `axes` (a, b, c: nine reals)."""
-        qx = state[L.P_QX, p]
-        qy = state[L.P_QY, p]
-        qz = state[L.P_QZ, p]
-        h = axes[0] * qx + axes[1] * qy + axes[2] * qz
-        k = axes[3] * qx + axes[4] * qy + axes[5] * qz
-        l = axes[6] * qx + axes[7] * qy + axes[8] * qz
+        h = miller_index(axes[0], axes[1], axes[2], state, p)
+        k = miller_index(axes[3], axes[4], axes[5], state, p)
+        l = miller_index(axes[6], axes[7], axes[8], state, p)
         return h, k, l, ceil(h - R(0.5)), ceil(k - R(0.5)), ceil(l - R(0.5))
 
     @small
@@ -219,23 +222,22 @@ def make_lattice(jit, small, R, floor, ceil, fma):
                     lattice[variant, e, 3], lattice[variant, e, 4], lattice[variant, e, 5],
                     lattice[variant, e, 6], lattice[variant, e, 7], lattice[variant, e, 8])
             if shape == 0:
+                # one axis at a time: three sincg side by side hold more values than the
+                # registers, and the loop would spend as much on spilling them as on arithmetic
+                for axis in range(3):
+                    a0, a1, a2 = axes[3 * axis], axes[3 * axis + 1], axes[3 * axis + 2]
+                    n = na if axis == 0 else nb if axis == 1 else nc
+                    for p in range(width):
+                        h = miller_index(a0, a1, a2, state, p)
+                        h0 = ceil(h - R(0.5))
+                        f, s = sincg(h, h0, n)
+                        scratch[L.S_H + axis, p] = h
+                        scratch[L.S_H0 + axis, p] = h0
+                        scratch[L.S_FA + axis, p] = f if n > R(1.0) else R(1.0)
+                        if slopes:
+                            scratch[L.S_SA + axis, p] = s if n > R(1.0) else R(0.0)
                 for p in range(width):
-                    h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
-                    f_a, s_a = sincg(h, h0, na)
-                    f_b, s_b = sincg(k, k0, nb)
-                    f_c, s_c = sincg(l, l0, nc)
-                    f_a = f_a if na > R(1.0) else R(1.0)
-                    f_b = f_b if nb > R(1.0) else R(1.0)
-                    f_c = f_c if nc > R(1.0) else R(1.0)
-                    store_indices(scratch, p, h, k, l, h0, k0, l0)
-                    scratch[L.S_FA, p] = f_a
-                    scratch[L.S_FB, p] = f_b
-                    scratch[L.S_FC, p] = f_c
-                    scratch[L.S_FLATT, p] = f_a * f_b * f_c
-                    if slopes:
-                        scratch[L.S_SA, p] = s_a if na > R(1.0) else R(0.0)
-                        scratch[L.S_SB, p] = s_b if nb > R(1.0) else R(0.0)
-                        scratch[L.S_SC, p] = s_c if nc > R(1.0) else R(0.0)
+                    scratch[L.S_FLATT, p] = scratch[L.S_FA, p] * scratch[L.S_FB, p] * scratch[L.S_FC, p]
             else:
                 for p in range(width):
                     h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
@@ -246,5 +248,5 @@ def make_lattice(jit, small, R, floor, ceil, fma):
 
     return SimpleNamespace(sin_halfpi=sin_halfpi, sincg_peeled=sincg_peeled, sincg_with_slope=sincg_with_slope,
                            sinc3=sinc3, shape_transform=shape_transform,
-                           shape_transform_partials=shape_transform_partials, miller_indices=miller_indices,
+                           shape_transform_partials=shape_transform_partials,
                            lattice_strip=make_lattice_strip(False), lattice_strip_slopes=make_lattice_strip(True))
