@@ -34,7 +34,7 @@ def test_the_fused_multiply_add_rounds_once():
 
 def _sincg_pair(real):
     jit = numba.njit(error_model="numpy")
-    lattice = make_lattice(jit, jit, real, np.floor, np.ceil, fma)
+    lattice = make_lattice(jit, jit, real, np.floor, np.ceil, fma, False)
     with_slope, peeled = lattice.sincg_with_slope, lattice.sincg_peeled
 
     @numba.njit

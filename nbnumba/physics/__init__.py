@@ -53,12 +53,12 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     fixes become constants and the paths they rule out are not compiled.  None: all at run time.
 
     `accumulate` adds into the structure-factor gradient (`tangent_strip`): None, a plain addition;
-    the GPU gives an atomic one.  `strip`: the most pixels `tangent_strip` takes at once (1: a GPU
-    thread's one pixel, for which nothing is compiled that only pays off across pixels)."""
+    the GPU gives an atomic one.  `strip`: the most pixels a strip takes at once (1: a GPU thread's
+    one pixel, for which nothing is compiled that only pays off across pixels)."""
     small = inline_jit if inline_jit is not None else jit
     vectors = make_vectors(jit, real)
     detector = make_detector(jit, small, real, vectors)
-    lattice = make_lattice(jit, small, real, floor, ceil, fma)
+    lattice = make_lattice(jit, small, real, floor, ceil, fma, strip > 1)
     structure_factors = make_structure_factors(jit, small, real)
     tracing = make_tracing(jit)
     pixel = make_pixel(jit, small, real, features, strip, vectors, detector, lattice, structure_factors, tracing)

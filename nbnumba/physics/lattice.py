@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from . import layout as L
 
 
-def make_lattice(jit, small, R, floor, ceil, fma):
+def make_lattice(jit, small, R, floor, ceil, fma, side_by_side):
     PI = R(math.pi)
     single = R(0.5).dtype.itemsize == 4
     # Taylor coefficients of sin on [-pi/2, pi/2] (see `sin_halfpi` for where they stop)
@@ -185,18 +185,21 @@ def make_lattice(jit, small, R, floor, ceil, fma):
         return zero, zero, zero, zero, zero, zero, zero, zero, zero, zero
 
     @small
-    def miller_index(a0, a1, a2, state, p):
-        """Fractional Miller index of pixel p's scattering vector along the real-space axis
-        (a0, a1, a2)."""
-        return a0 * state[L.P_QX, p] + a1 * state[L.P_QY, p] + a2 * state[L.P_QZ, p]
+    def miller_index(a0, a1, a2, qx, qy, qz):
+        """Fractional Miller index of the scattering vector (qx, qy, qz) along the real-space
+        axis (a0, a1, a2)."""
+        return a0 * qx + a1 * qy + a2 * qz
 
     @small
     def miller_indices(axes, state, p):
         """Fractional and nearest h, k, l of pixel p's scattering vector, for the rotated
         real-space axes `axes` (a, b, c: nine reals)."""
-        h = miller_index(axes[0], axes[1], axes[2], state, p)
-        k = miller_index(axes[3], axes[4], axes[5], state, p)
-        l = miller_index(axes[6], axes[7], axes[8], state, p)
+        qx = state[L.P_QX, p]
+        qy = state[L.P_QY, p]
+        qz = state[L.P_QZ, p]
+        h = miller_index(axes[0], axes[1], axes[2], qx, qy, qz)
+        k = miller_index(axes[3], axes[4], axes[5], qx, qy, qz)
+        l = miller_index(axes[6], axes[7], axes[8], qx, qy, qz)
         return h, k, l, ceil(h - R(0.5)), ceil(k - R(0.5)), ceil(l - R(0.5))
 
     @small
@@ -221,14 +224,15 @@ def make_lattice(jit, small, R, floor, ceil, fma):
             axes = (lattice[variant, e, 0], lattice[variant, e, 1], lattice[variant, e, 2],
                     lattice[variant, e, 3], lattice[variant, e, 4], lattice[variant, e, 5],
                     lattice[variant, e, 6], lattice[variant, e, 7], lattice[variant, e, 8])
-            if shape == 0:
+            if shape == 0 and side_by_side:
                 # one axis at a time: three sincg side by side hold more values than the
                 # registers, and the loop would spend as much on spilling them as on arithmetic
+                # (a GPU thread's one pixel, below, keeps the three together in fewer registers)
                 for axis in range(3):
                     a0, a1, a2 = axes[3 * axis], axes[3 * axis + 1], axes[3 * axis + 2]
                     n = na if axis == 0 else nb if axis == 1 else nc
                     for p in range(width):
-                        h = miller_index(a0, a1, a2, state, p)
+                        h = miller_index(a0, a1, a2, state[L.P_QX, p], state[L.P_QY, p], state[L.P_QZ, p])
                         h0 = ceil(h - R(0.5))
                         f, s = sincg(h, h0, n)
                         scratch[L.S_H + axis, p] = h
@@ -238,6 +242,24 @@ def make_lattice(jit, small, R, floor, ceil, fma):
                             scratch[L.S_SA + axis, p] = s if n > R(1.0) else R(0.0)
                 for p in range(width):
                     scratch[L.S_FLATT, p] = scratch[L.S_FA, p] * scratch[L.S_FB, p] * scratch[L.S_FC, p]
+            elif shape == 0:
+                for p in range(width):
+                    h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
+                    f_a, s_a = sincg(h, h0, na)
+                    f_b, s_b = sincg(k, k0, nb)
+                    f_c, s_c = sincg(l, l0, nc)
+                    f_a = f_a if na > R(1.0) else R(1.0)
+                    f_b = f_b if nb > R(1.0) else R(1.0)
+                    f_c = f_c if nc > R(1.0) else R(1.0)
+                    store_indices(scratch, p, h, k, l, h0, k0, l0)
+                    scratch[L.S_FA, p] = f_a
+                    scratch[L.S_FB, p] = f_b
+                    scratch[L.S_FC, p] = f_c
+                    scratch[L.S_FLATT, p] = f_a * f_b * f_c
+                    if slopes:
+                        scratch[L.S_SA, p] = s_a if na > R(1.0) else R(0.0)
+                        scratch[L.S_SB, p] = s_b if nb > R(1.0) else R(0.0)
+                        scratch[L.S_SC, p] = s_c if nc > R(1.0) else R(0.0)
             else:
                 for p in range(width):
                     h, k, l, h0, k0, l0 = miller_indices(axes, state, p)
