@@ -56,12 +56,14 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     the GPU gives an atomic one.  `strip`: the most pixels a strip takes at once (1: a GPU thread's
     one pixel, for which nothing is compiled that only pays off across pixels)."""
     small = inline_jit if inline_jit is not None else jit
+    # loops over several pixels at once; a GPU thread's one pixel would only pay registers for them
+    side_by_side = strip > 1
     vectors = make_vectors(jit, real)
     detector = make_detector(jit, small, real, vectors)
-    lattice = make_lattice(jit, small, real, floor, ceil, fma, strip > 1)
+    lattice = make_lattice(jit, small, real, floor, ceil, fma, side_by_side)
     structure_factors = make_structure_factors(jit, small, real)
     tracing = make_tracing(jit)
-    pixel = make_pixel(jit, small, real, features, strip, vectors, detector, lattice, structure_factors, tracing)
+    pixel = make_pixel(jit, small, real, features, side_by_side, vectors, detector, lattice, structure_factors, tracing)
     render_strip = pixel.render_strip
     tangent_strip = make_tangent_strip(jit, small, real, features, ceil, fma, accumulate, strip, vectors, detector,
                                        lattice, structure_factors, pixel)

@@ -227,7 +227,7 @@ def make_lattice(jit, small, R, floor, ceil, fma, side_by_side):
             if shape == 0 and side_by_side:
                 # one axis at a time: three sincg side by side hold more values than the
                 # registers, and the loop would spend as much on spilling them as on arithmetic
-                # (a GPU thread's one pixel, below, keeps the three together in fewer registers)
+                # (one pixel, below, keeps the three together: a GPU thread's needs fewer registers)
                 for axis in range(3):
                     a0, a1, a2 = axes[3 * axis], axes[3 * axis + 1], axes[3 * axis + 2]
                     n = na if axis == 0 else nb if axis == 1 else nc

@@ -18,9 +18,9 @@ import numpy as np
 from . import layout as L
 
 
-def make_pixel(jit, small, R, features, strip, vectors, detector, lattice_transform, structure_factors, tracer):
+def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice_transform, structure_factors, tracer):
     """`render_strip` and its per-pair `add_terms` (which the derivative strip calls too);
-    `features` and `strip` as `make_physics`'s."""
+    `features` as `make_physics`'s; `side_by_side`: strips of several pixels."""
     # constants of the compiled code; with no key they leave every run-time choice in place
     FIXED = features is not None
     K_INTERPOLATE = bool(features.interpolate) if FIXED else True
@@ -30,8 +30,6 @@ def make_pixel(jit, small, R, features, strip, vectors, detector, lattice_transf
     K_OS_THICK = bool(features.oversample_thick) if FIXED else False
     K_OS_POLAR = bool(features.oversample_polar) if FIXED else False
     K_OS_OMEGA = bool(features.oversample_omega) if FIXED else False
-    # a loop over several pixels at once; a GPU thread's one pixel would only pay registers for it
-    SIDE_BY_SIDE = strip > 1
     # the compiled functions close over the functions themselves: Numba cannot type a namespace
     dot3, unitize3, rotate_axis3 = vectors.dot3, vectors.unitize3, vectors.rotate_axis3
     polarization_factor, solid_angle = detector.polarization_factor, detector.solid_angle
@@ -48,7 +46,7 @@ def make_pixel(jit, small, R, features, strip, vectors, detector, lattice_transf
         """Add pair `e`'s term to each kept pixel's sum (its structure factor kept in S_FCELL).
         `general` is a constant at each call: the plain case (no interpolation, no trace, no
         per-sub-step factors) compiles to a lean loop."""
-        if SIDE_BY_SIDE and not general and h_span < 0:
+        if side_by_side and not general and h_span < 0:
             # no table: every structure factor is default_F, which no pixel has to look up, and
             # the loop runs pixels side by side
             for p in range(width):
