@@ -40,21 +40,53 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
     trace_row, trace_last, trace_evaluation = tracer.trace_row, tracer.trace_last, tracer.trace_evaluation
 
     @small
+    def nearest_F(Fhkl, h0, k0, l0, h_min, k_min, l_min, h_span, k_span, l_span, default_F):
+        """The structure factor of the reflection h0, k0, l0 (integral reals): the table's entry,
+        or default_F outside it."""
+        hi = int(h0) - h_min
+        ki = int(k0) - k_min
+        li = int(l0) - l_min
+        return Fhkl[hi, ki, li] if in_table(hi, ki, li, h_span, k_span, l_span) else default_F
+
+    @small
+    def add_term(state, p, F_cell, F_latt, water):
+        """Add one term to pixel p's sum, unless its source is cut or there is nothing to add; a
+        select, not a branch, so that a loop of these runs pixels side by side."""
+        I = state[L.P_I, p]
+        added = state[L.P_KEEP, p] != R(0.0) and not (F_latt == R(0.0) and water == R(0.0))
+        state[L.P_I, p] = I + F_cell * F_cell * F_latt * F_latt if added else I
+
+    @small
     def add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip, h_min, k_min, l_min,
                   h_span, k_span, l_span, default_F, water, shape, os_thick, os_polar, os_omega, trace, general,
                   tracing):
         """Add pair `e`'s term to each kept pixel's sum (its structure factor kept in S_FCELL).
         `general` is a constant at each call: the plain case (no interpolation, no trace, no
-        per-sub-step factors) compiles to a lean loop."""
+        per-sub-step factors) compiles to lean loops."""
         if side_by_side and not general and h_span < 0:
-            # no table: every structure factor is default_F, which no pixel has to look up, and
-            # the loop runs pixels side by side
+            # no table: every structure factor is default_F, which no pixel has to look up
             for p in range(width):
-                F_latt = scratch[L.S_FLATT, p]
                 scratch[L.S_FCELL, p] = default_F
-                I = state[L.P_I, p]
-                added = state[L.P_KEEP, p] != R(0.0) and not (F_latt == R(0.0) and water == R(0.0))
-                state[L.P_I, p] = I + default_F * default_F * F_latt * F_latt if added else I
+                add_term(state, p, default_F, scratch[L.S_FLATT, p], water)
+            return
+        if side_by_side and not general:
+            # the structure factors first, in a loop of their own: its compares and branches
+            # would keep the sums from running several pixels per instruction
+            last_h0 = R(math.nan)  # never equal: the first lookup is always made
+            last_k0 = R(0.0)
+            last_l0 = R(0.0)
+            last_F = default_F
+            for p in range(width):
+                if (scratch[L.S_H0, p] != last_h0 or scratch[L.S_K0, p] != last_k0
+                        or scratch[L.S_L0, p] != last_l0):
+                    last_h0 = scratch[L.S_H0, p]
+                    last_k0 = scratch[L.S_K0, p]
+                    last_l0 = scratch[L.S_L0, p]
+                    last_F = nearest_F(Fhkl, last_h0, last_k0, last_l0, h_min, k_min, l_min, h_span, k_span, l_span,
+                                       default_F)
+                scratch[L.S_FCELL, p] = last_F
+            for p in range(width):
+                add_term(state, p, scratch[L.S_FCELL, p], scratch[L.S_FLATT, p], water)
             return
         last_h0 = R(math.nan)  # never equal: the first lookup is always made
         last_k0 = R(0.0)
@@ -100,10 +132,8 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
                 last_h0 = scratch[L.S_H0, p]
                 last_k0 = scratch[L.S_K0, p]
                 last_l0 = scratch[L.S_L0, p]
-                hi = int(last_h0) - h_min
-                ki = int(last_k0) - k_min
-                li = int(last_l0) - l_min
-                F_cell = Fhkl[hi, ki, li] if in_table(hi, ki, li, h_span, k_span, l_span) else default_F
+                F_cell = nearest_F(Fhkl, last_h0, last_k0, last_l0, h_min, k_min, l_min, h_span, k_span, l_span,
+                                   default_F)
                 last_F = F_cell
             scratch[L.S_FCELL, p] = F_cell
             if general and phi_tic == 0:
