@@ -64,8 +64,9 @@ def test_every_imported_module_is_declared_and_nothing_else_is_a_runtime_depende
 def test_test_tools_are_in_the_test_extra_the_readme_installs():
     runtime = names(PROJECT["dependencies"])
     test = names(PROJECT["optional-dependencies"]["test"])
-    assert {"pytest", "hypothesis", "fabio", "numba-cuda"} <= test
-    assert not runtime & {"pytest", "hypothesis", "fabio", "numba-cuda", "dask"}
+    # setup.cfg's addopts run the suite under pytest-xdist: without it pytest refuses them
+    assert {"pytest", "pytest-xdist", "hypothesis", "fabio", "numba-cuda"} <= test
+    assert not runtime & {"pytest", "pytest-xdist", "hypothesis", "fabio", "numba-cuda", "dask"}
     assert "numba-cuda[cu13]" in "".join(PROJECT["optional-dependencies"]["cuda"])
     readme = (ROOT / "README.md").read_text()
     assert 'pip install -e ".[test]" && nbnumba run' in readme
