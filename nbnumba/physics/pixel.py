@@ -70,21 +70,21 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
                 add_term(state, p, default_F, scratch[L.S_FLATT, p], water)
             return
         if side_by_side and not general:
-            # the structure factors first, in a loop of their own: its compares and branches
-            # would keep the sums from running several pixels per instruction
-            last_h0 = R(math.nan)  # never equal: the first lookup is always made
-            last_k0 = R(0.0)
-            last_l0 = R(0.0)
-            last_F = default_F
+            # the structure factors first, in loops of their own: which pixels start a new
+            # reflection, side by side (1 in their S_FCELL), then a lookup for those alone, the
+            # others taking their left neighbour's (the compares and branches, in the loop that
+            # adds the terms, kept it from running several pixels per instruction)
+            scratch[L.S_FCELL, 0] = R(1.0)
+            for p in range(1, width):
+                same = (scratch[L.S_H0, p] == scratch[L.S_H0, p - 1] and scratch[L.S_K0, p] == scratch[L.S_K0, p - 1]
+                        and scratch[L.S_L0, p] == scratch[L.S_L0, p - 1])
+                scratch[L.S_FCELL, p] = R(0.0) if same else R(1.0)
+            F_cell = default_F
             for p in range(width):
-                if (scratch[L.S_H0, p] != last_h0 or scratch[L.S_K0, p] != last_k0
-                        or scratch[L.S_L0, p] != last_l0):
-                    last_h0 = scratch[L.S_H0, p]
-                    last_k0 = scratch[L.S_K0, p]
-                    last_l0 = scratch[L.S_L0, p]
-                    last_F = nearest_F(Fhkl, last_h0, last_k0, last_l0, h_min, k_min, l_min, h_span, k_span, l_span,
-                                       default_F)
-                scratch[L.S_FCELL, p] = last_F
+                if scratch[L.S_FCELL, p] != R(0.0):
+                    F_cell = nearest_F(Fhkl, scratch[L.S_H0, p], scratch[L.S_K0, p], scratch[L.S_L0, p], h_min, k_min,
+                                       l_min, h_span, k_span, l_span, default_F)
+                scratch[L.S_FCELL, p] = F_cell
             for p in range(width):
                 add_term(state, p, scratch[L.S_FCELL, p], scratch[L.S_FLATT, p], water)
             return
