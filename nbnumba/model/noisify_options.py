@@ -8,12 +8,11 @@ missing, non-numeric or impossible value, or an argument that matches no flag, i
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from ..errors import UserError
 from ..response.model import DEFAULT_CALIB_SEED, DEFAULT_FLUENCE
-from .options import Flag, _integer, _number, _take, exact, looks_numeric, sub
+from .options import Flag, _integer, _number, _take, exact, looks_numeric, sub, suggest
 
 # the reference takes any argument naming this file as the input, wherever it stands
 DEFAULT_INPUT = "floatimage.bin"
@@ -191,11 +190,6 @@ def _convert(arg: str, kinds: str, tokens: list[str]) -> list:
     return [_number(arg, t) if k == "f" else _integer(arg, t) if k == "i" else t for k, t in zip(kinds, tokens)]
 
 
-def _suggest(arg: str) -> str:
-    close = difflib.get_close_matches(arg, CANONICAL, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
 def parse_noisify_args(argv: list[str]) -> NoisifyOptions:
     o = NoisifyOptions(argv=list(argv))
     i = 0
@@ -218,7 +212,7 @@ def parse_noisify_args(argv: list[str]) -> NoisifyOptions:
                 flag.apply(o, values)
             taken = max(taken, flag.nargs)
         if not matched:
-            raise UserError(f"unknown flag {arg}{_suggest(arg)}")
+            raise UserError(f"unknown flag {arg}{suggest(arg, CANONICAL)}")
         i += 1 + taken
     if o.floatfile is None:
         raise UserError("noisify needs an input image: -floatfile FILE (raw float32, photons/pixel)")
