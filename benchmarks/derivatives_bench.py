@@ -6,11 +6,10 @@ against the forward render (api.render), side by side, 2 threads, warm, float64 
 Each measurement runs in a child process of its own (so that its peak memory is its own), after a
 first child that only fills the compile cache: it builds the simulation, renders or differentiates
 once to load the compiled code, then times the best of N further calls and reports its peak
-resident memory.  Workloads: the supervisor command
-(the golden supervisor_roi without its -roi, 2463 x 2527 pixels) and the PyTorch port's problem of
-issue 21 (256 x 256 pixels of 0.1 mm at 100 mm, cubic 100 A cell, N 5, 1 A, 3 phi steps over 0.3
-deg, mosaic 0.3 deg with 5 domains, misset 5 3 2 deg).  Writes reports/derivatives_benchmark.md
-and .json.
+resident memory.  Workloads: the supervisor command (the golden supervisor_roi without its -roi,
+2463 x 2527 pixels) and the PyTorch port's problem of issue 21 (256 x 256 pixels of 0.1 mm at
+100 mm, cubic 100 A cell, N 5, 1 A, 3 phi steps over 0.3 deg, mosaic 0.3 deg with 5 domains,
+misset 5 3 2 deg).  Writes reports/derivatives_benchmark.md and .json.
 """
 
 from __future__ import annotations
