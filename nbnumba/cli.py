@@ -66,7 +66,9 @@ def console() -> None:
     every output file is closed and synced, and the streams are flushed here.  Worker processes
     or threads still alive (a Dask cluster) get the ordinary exit, which shuts them down."""
     from .runtime import interrupt
+    from .runtime.deferred_imports import defer_unused_imports
 
+    defer_unused_imports()
     interrupt.install()  # until a command's own handling starts, and after it ends
     try:
         main()

@@ -8,10 +8,10 @@ import numpy as np
 from numba import prange
 
 from ..physics import layout as L
-from ..physics.compiled import cpu64, render_strip
+from ..physics import compiled
+from ..physics.compiled import render_strip
 from ..runtime.jitcache import call
 
-pixel_active = cpu64.pixel_active
 # rows cost unequal amounts (ROI, mask, dmin); hand them out two at a time.  Numba keeps this
 # setting per thread, and renders run in whichever thread a command works in: render.py sets it
 # around each pass.
@@ -21,7 +21,7 @@ CHUNKSIZE = 2
 @numba.njit(cache=True, inline="always")
 def renders(s, f, start, stop, ints, mask):
     scan = s * ints[L.I_FPIXELS] + f
-    return start <= scan < stop and pixel_active(s, f, ints, mask)
+    return start <= scan < stop and compiled.pixel_active(s, f, ints, mask)
 
 
 @numba.njit(cache=True, inline="always")

@@ -28,19 +28,22 @@ def fma(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
-cpu64 = make_physics(jit, np.float64, inline_jit, strip=TANGENT_STRIP, fma=fma)
-
-
 @functools.cache
-def _single():
-    return make_physics(jit, np.float32, inline_jit, strip=TANGENT_STRIP, fma=fma)
+def _physics(real):
+    return make_physics(jit, real, inline_jit, strip=TANGENT_STRIP, fma=fma)
 
 
 def __getattr__(name):
-    """`cpu32`, built when first asked for: defining its hundred dispatchers takes ~15 ms, which
-    a float64 run (or any run on a warm cache) never needs."""
+    """`cpu64` and `cpu32`, each built when first asked for: defining its hundred dispatchers
+    takes ~15 ms, which a run on a warm cache never needs (its kernels load from the cache).
+    `pixel_active`, which has no reals, is cpu64's: a kernel names it as this module's attribute,
+    which Numba looks up only when it compiles."""
+    if name == "cpu64":
+        return _physics(np.float64)
     if name == "cpu32":
-        return _single()
+        return _physics(np.float32)
+    if name == "pixel_active":
+        return _physics(np.float64).pixel_active
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -70,7 +73,7 @@ def _render_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice, 
     """One generic `render_strip`, resolved at compile time from the array dtype.  The chosen
     precision's own Python function is the implementation: a wrapper calling its dispatcher
     would be one more compiled layer, and LLVM would optimise the whole render once more in it."""
-    return (_single() if g.dtype == numba.types.float32 else cpu64).render_strip.py_func
+    return _physics(np.float32 if g.dtype == numba.types.float32 else np.float64).render_strip.py_func
 
 
 render_strip = _render_strip_stub
