@@ -204,14 +204,15 @@ def test_batch_stops_and_records_exactly_the_frames_written(tmp_path, warm):
 
 def test_long_kernels_release_the_gil():
     """The main thread takes the signals while a kernel runs: every parallel kernel of the
-    package, and the trace kernel, must release the GIL (nogil=True)."""
+    package, the CPU render kernel (which threads share) and the trace kernel must release the
+    GIL (nogil=True)."""
     import importlib
     import pkgutil
 
     from numba.core.registry import CPUDispatcher
 
     import nbnumba
-    from nbnumba.kernels import cpu, trace
+    from nbnumba.kernels import cpu, derivatives_cpu, trace
 
     parallel = set()
     for info in pkgutil.walk_packages(nbnumba.__path__, "nbnumba."):
@@ -220,8 +221,8 @@ def test_long_kernels_release_the_gil():
         for value in vars(importlib.import_module(info.name)).values():
             if isinstance(value, CPUDispatcher) and value.targetoptions.get("parallel"):
                 parallel.add(value)
-    assert cpu.rows_kernel in parallel
-    for kernel in parallel | {trace.trace_pixel}:
+    assert derivatives_cpu.tangent_pixels in parallel
+    for kernel in parallel | {cpu.rows_kernel, trace.trace_pixel}:
         assert kernel.targetoptions.get("nogil") is True, f"{kernel.py_func.__module__}.{kernel.__name__}"
 
 

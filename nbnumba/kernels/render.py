@@ -4,12 +4,10 @@ exactly from what each pass reports."""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from ..model.simulation import Simulation
@@ -106,19 +104,18 @@ def _pass(backend, arrays, spixels, fpixels, start, stop, progress, out=None):
     flag_rows = np.full((spixels, 2), -1, dtype=np.int64)
     ints = arrays["ints"]
     meter = Progress(progress, stop - start)
-    # blocks of at least 64 rows keep both CPU threads busy; smaller ones leave one idle at each end
-    rows = spixels if getattr(backend, "WHOLE_IMAGE", False) else max(64, spixels // 50)
+    # the CPU threads wait for each other at the end of a block: blocks of at least 128 rows (a
+    # twentieth of the detector) keep that wait small beside the block, and still show progress
+    rows = spixels if getattr(backend, "WHOLE_IMAGE", False) else max(128, spixels // 20)
     block = fpixels * rows
     trace = np.zeros((1, L.TRACE_WIDTH))
-    chunks = getattr(backend, "CHUNKSIZE", 0)  # the parallel loop's chunk size: Numba's setting is per thread
     try:
-        with numba.parallel_chunksize(chunks) if chunks else contextlib.nullcontext():
-            for lo in range(start, stop, block):
-                ints[L.I_RENDER_FROM] = lo
-                ints[L.I_RENDER_TO] = min(stop, lo + block)
-                backend.render_rows(arrays["geo"], ints, arrays["sources"], arrays["lattice"], arrays["recip"],
-                                    arrays["Fhkl"], arrays["mask"], image, omega_rows, flag_rows, trace)
-                meter.update(min(stop, lo + block) - start)
+        for lo in range(start, stop, block):
+            ints[L.I_RENDER_FROM] = lo
+            ints[L.I_RENDER_TO] = min(stop, lo + block)
+            backend.render_rows(arrays["geo"], ints, arrays["sources"], arrays["lattice"], arrays["recip"],
+                                arrays["Fhkl"], arrays["mask"], image, omega_rows, flag_rows, trace)
+            meter.update(min(stop, lo + block) - start)
     finally:  # an interruption's message must start on a line of its own
         meter.close()
     return image, omega_rows, flag_rows

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from ..errors import UserError
@@ -103,12 +102,6 @@ def check_input(image: np.ndarray, p: ResponseParams, what: str = "the input") -
 
 def apply_detector_response(float_image: np.ndarray, p: ResponseParams) -> ResponseResult:
     """The int, noise and PGM images of a (slow, fast) photons/pixel float image (see the module)."""
-    # the loops here share out equal pixels: Numba's default chunks, whatever the renderer set
-    with numba.parallel_chunksize(0):
-        return _response(float_image, p)
-
-
-def _response(float_image: np.ndarray, p: ResponseParams) -> ResponseResult:
     image = np.ascontiguousarray(float_image, dtype=np.float32)
     check_input(image, p)
     shape = image.shape

@@ -277,11 +277,6 @@ def apply_psf(image: np.ndarray, kind: int, fwhm_pixels: float, user_radius: int
     next row as the reference does.  Sources under 0.01 photons, on which the reference's
     automatic Gaussian radius crashes, are spread over radius 1.
     """
-    with numba.parallel_chunksize(0):  # equal shares of pixels, whatever the renderer set
-        return _apply_psf(image, kind, fwhm_pixels, user_radius, fix_edge)
-
-
-def _apply_psf(image, kind, fwhm_pixels, user_radius, fix_edge):
     height, width = image.shape
     flat = np.ascontiguousarray(image, dtype=np.float32).reshape(-1)
     max_radius = max(width, height)

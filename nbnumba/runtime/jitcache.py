@@ -80,12 +80,17 @@ def call(dispatcher, *args):
     and its first compile or cache load first loads the Numba extensions of every installed
     package (15-25 ms); a one-image command pays both for nothing.  Arguments of other kinds
     go the usual way."""
+    return entry_point(dispatcher, *args)(*args)
+
+
+def entry_point(dispatcher, *args):
+    """What `call` calls for these arguments' types: the compiled code (compiled or loaded from
+    the cache first if need be), or the dispatcher itself for arguments of other kinds."""
     signature = _signature(args)
     if signature is None:
-        return dispatcher(*args)
+        return dispatcher
     compiled = dispatcher.overloads.get(signature)
-    entry_point = compiled.entry_point if compiled is not None else dispatcher.compile(signature)
-    return entry_point(*args)
+    return compiled.entry_point if compiled is not None else dispatcher.compile(signature)
 
 
 def _signature(args) -> tuple | None:
