@@ -14,11 +14,10 @@ import itertools
 import threading
 
 import numba
-import numpy as np
 
 from ..physics import compiled
 from ..physics import layout as L
-from ..physics.compiled import render_strip
+from ..physics.compiled import render_strip, strip_buffers
 from ..runtime.jitcache import entry_point
 
 # rows a thread takes at a time: enough to make a call's cost (~10 us) small beside the rows'
@@ -58,13 +57,14 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     fpixels = ints[L.I_FPIXELS]
     rows = (ints[L.I_RENDER_TO] - 1) // fpixels - ints[L.I_RENDER_FROM] // fpixels + 1
     arrays = (geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace)
-    kernel = entry_point(rows_kernel, *arrays, 0, 0, *_strip_buffers(geo))  # compiled here, not in a helper
+    own = _strip_buffers(geo)
+    kernel = entry_point(rows_kernel, *arrays, 0, 0, *own)  # compiled here, not in a helper
     firsts = itertools.count(0, ROWS_PER_CALL)  # next() holds the GIL: no two threads take the same rows
     failures = []
 
-    def share():
+    def share(buffers=None):
         try:
-            buffers = _strip_buffers(geo)
+            buffers = buffers or _strip_buffers(geo)
             for first in firsts:
                 if first >= rows:
                     return
@@ -77,7 +77,7 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
                for _ in range(min(numba.get_num_threads(), -(-rows // ROWS_PER_CALL)) - 1)]
     for helper in helpers:
         helper.start()
-    share()
+    share(own)
     for helper in helpers:
         helper.join()
     if failures:
@@ -85,8 +85,8 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
 
 
 def _strip_buffers(geo):
-    return (np.empty((L.N_STATE, L.STRIP), dtype=geo.dtype), np.empty((L.N_TALLY, L.STRIP)),
-            np.empty((L.N_SCRATCH, L.STRIP), dtype=geo.dtype))
+    """A thread's strip buffers: `strip_buffers` run as plain Python, on the host."""
+    return strip_buffers.py_func(geo, L.STRIP)
 
 
 # nogil: the threads render at once, and the main thread stays free to take a signal

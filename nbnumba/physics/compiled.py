@@ -50,8 +50,9 @@ def __getattr__(name):
 @numba.njit(cache=True)
 def strip_buffers(like, width):
     """State, tallies and lattice scratch for strips of up to `width` pixels, in the precision
-    of `like`.  The CPU kernel allocates them through this call in its parallel loop because
-    Numba hoists a plain np.empty out of a prange loop, and every thread would then share one."""
+    of `like`.  The derivative kernel allocates them through this call in its parallel loop
+    because Numba hoists a plain np.empty out of a prange loop, and every thread would then share
+    one; the render's threads take them from its Python function (kernels/cpu.py), on the host."""
     return (np.empty((L.N_STATE, width), dtype=like.dtype), np.empty((L.N_TALLY, width)),
             np.empty((L.N_SCRATCH, width), dtype=like.dtype))
 
