@@ -391,10 +391,11 @@ def _pack(sim: Simulation) -> None:
     ints[L.I_SHAPE] = L.SHAPES[p.xtal_shape]
     hkl = sim.hkl
     if hkl is not None:
-        ints[L.I_H_MIN:L.I_L_MAX + 1] = (hkl.h_min, hkl.h_max, hkl.k_min, hkl.k_max, hkl.l_min, hkl.l_max)
-        ints[L.I_HKLS] = hkl.count
+        ints[L.I_H_MIN:L.I_L_SPAN + 1] = (hkl.h_min, hkl.h_max - hkl.h_min, hkl.k_min, hkl.k_max - hkl.k_min,
+                                         hkl.l_min, hkl.l_max - hkl.l_min)
         sim.Fgrid = np.ascontiguousarray(hkl.grid)
     else:
+        ints[L.I_H_SPAN] = ints[L.I_K_SPAN] = ints[L.I_L_SPAN] = -1  # every F is default_F
         sim.Fgrid = np.zeros((1, 1, 1))
     ints[L.I_ROI_XMIN:L.I_ROI_YMAX + 1] = det.roi
     ints[L.I_HAS_MASK] = sim.mask is not None

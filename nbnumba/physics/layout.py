@@ -46,24 +46,26 @@ I_POINT_PIXEL = 10
 I_CURVED = 11
 I_NOPOLAR = 12
 I_SHAPE = 13  # see SHAPES
+# the structure-factor table: its first h and its span (last h - first h; -1 when there is no
+# table), for k and l alike.  The spans are set up on the host so that a GPU thread reads them from
+# its parameters where it needs them, instead of holding the differences in registers
 I_H_MIN = 14
-I_H_MAX = 15
+I_H_SPAN = 15
 I_K_MIN = 16
-I_K_MAX = 17
+I_K_SPAN = 17
 I_L_MIN = 18
-I_L_MAX = 19
-I_HKLS = 20  # number of structure factors read (0: default_F only)
-I_ROI_XMIN = 21
-I_ROI_XMAX = 22
-I_ROI_YMIN = 23
-I_ROI_YMAX = 24
-I_HAS_MASK = 25
-I_INTERPOLATE = 26
-I_FIRST_PIXEL = 27  # scan index of the pixel whose first phi pass starts from the unrotated lattice
-I_INTERP_UNTIL = 28  # scan index after which interpolation is off (the reference switches it off mid-scan)
-I_RENDER_FROM = 29  # render scan indices in [from, to)
-I_RENDER_TO = 30
-N_INT = 31
+I_L_SPAN = 19
+I_ROI_XMIN = 20
+I_ROI_XMAX = 21
+I_ROI_YMIN = 22
+I_ROI_YMAX = 23
+I_HAS_MASK = 24
+I_INTERPOLATE = 25
+I_FIRST_PIXEL = 26  # scan index of the pixel whose first phi pass starts from the unrotated lattice
+I_INTERP_UNTIL = 27  # scan index after which interpolation is off (the reference switches it off mid-scan)
+I_RENDER_FROM = 28  # render scan indices in [from, to)
+I_RENDER_TO = 29
+N_INT = 30
 
 SHAPES = {"SQUARE": 0, "ROUND": 1, "GAUSS": 2, "TOPHAT": 3}
 

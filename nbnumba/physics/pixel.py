@@ -197,11 +197,10 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
         h_min = ip[L.I_H_MIN]
         k_min = ip[L.I_K_MIN]
         l_min = ip[L.I_L_MIN]
-        table = ip[L.I_HKLS] != 0
         plain = not (tracing or os_thick or os_polar or os_omega or (K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0))
-        h_span = ip[L.I_H_MAX] - h_min if table else -1
-        k_span = ip[L.I_K_MAX] - k_min if table else -1
-        l_span = ip[L.I_L_MAX] - l_min if table else -1
+        h_span = ip[L.I_H_SPAN]
+        k_span = ip[L.I_K_SPAN]
+        l_span = ip[L.I_L_SPAN]
 
         for p in range(width):
             state[L.P_I, p] = g[L.G_I_BG]

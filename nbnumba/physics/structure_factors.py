@@ -106,9 +106,9 @@ def make_structure_factors(jit, small, R):
     @jit
     def interpolation_leaves_table(h, k, l, ip):
         """True when the 4x4x4 neighbourhood of (h, k, l) is not inside the table."""
-        h_range = ip[L.I_H_MAX] - ip[L.I_H_MIN] + 1
-        k_range = ip[L.I_K_MAX] - ip[L.I_K_MIN] + 1
-        l_range = ip[L.I_L_MAX] - ip[L.I_L_MIN] + 1
+        h_range = ip[L.I_H_SPAN] + 1
+        k_range = ip[L.I_K_SPAN] + 1
+        l_range = ip[L.I_L_SPAN] + 1
         return ((h - ip[L.I_H_MIN] + 3) > h_range or (h - 2) < ip[L.I_H_MIN]
                 or (k - ip[L.I_K_MIN] + 3) > k_range or (k - 2) < ip[L.I_K_MIN]
                 or (l - ip[L.I_L_MIN] + 3) > l_range or (l - 2) < ip[L.I_L_MIN])

@@ -413,10 +413,9 @@ def make_tangent_strip(jit, small, R, features, ceil, fma, accumulate, strip, ve
         h_min = ip[L.I_H_MIN]
         k_min = ip[L.I_K_MIN]
         l_min = ip[L.I_L_MIN]
-        table = ip[L.I_HKLS] != 0
-        h_span = ip[L.I_H_MAX] - h_min if table else -1
-        k_span = ip[L.I_K_MAX] - k_min if table else -1
-        l_span = ip[L.I_L_MAX] - l_min if table else -1
+        h_span = ip[L.I_H_SPAN]
+        k_span = ip[L.I_K_SPAN]
+        l_span = ip[L.I_L_SPAN]
         post = g[L.G_RE2_FLUENCE] / g[L.G_STEPS]  # the scattered term's factor (see module)
         interpolating = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0
         plain = not (os_thick or os_polar or os_omega or interpolating)
