@@ -37,14 +37,14 @@ _stopped: set = set()  # run ids whose frames must not write any more
 
 @functools.lru_cache(maxsize=16)
 def _cached_hkl(path: str, size: int, mtime_ns: int, default_F: float):
-    from ..io.hkl import read_hkl
+    from ..model.table_cache import read_hkl
     return read_hkl(path, default_F)
 
 
 def read_hkl_cached(path, default_F: float):
-    """`nbnumba.io.hkl.read_hkl` with a per-process cache keyed by (path, size, mtime, default_F);
+    """`model.table_cache.read_hkl` with a per-process cache keyed by (path, size, mtime, default_F);
     the table is shared read-only between the frames of this process."""
-    from ..io.hkl import read_hkl
+    from ..model.table_cache import read_hkl
     try:
         st = os.stat(path)
     except OSError:

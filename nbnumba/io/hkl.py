@@ -114,7 +114,12 @@ def _allocate(path, shape: tuple[int, int, int]) -> np.ndarray:
 
 def read_hkl(path, default_F: float) -> HKLTable:
     """Structure factors from an ``h k l F`` text file; grid points not listed get ``default_F``."""
-    values, lines = _numbers(path, read_bytes(path))
+    return parse_hkl(path, read_bytes(path), default_F)
+
+
+def parse_hkl(path, data: bytes, default_F: float) -> HKLTable:
+    """`read_hkl` of the file's bytes `data` (`path` names it in errors and warnings)."""
+    values, lines = _numbers(path, data)
     records, record_lines = _records(path, values, lines)
     F = records[:, 3]
     if not np.isfinite(F).all():

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UserError
-from ..io.hkl import HKLTable, read_fdump, read_hkl
+from ..io.hkl import HKLTable, read_fdump
 from ..io.matrix import check_orientation, read_mosflm_matrix
 from ..io.smv import read_smv, smv_value
 from ..io.textcolumns import read_columns
@@ -34,6 +34,7 @@ from .estimate import (
 from .options import RTD, parse_args
 from .params import Params
 from .sampling import mosaic_domains, phi_steps, sane, steps_range_step
+from .table_cache import read_hkl
 
 R_E_SQR = 7.94079248018965e-30
 AVOGADRO = 6.02214179e23
