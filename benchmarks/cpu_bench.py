@@ -34,6 +34,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -295,8 +296,9 @@ class Bench:
 
     @staticmethod
     def recompiled(cache: Path) -> bool:
-        """More than one source-hash folder in a cache: the compiled sources changed during the runs."""
-        return sum(1 for p in cache.iterdir() if p.is_dir()) > 1
+        """More than one source-hash folder in a cache: the compiled sources changed during the runs.
+        (The cache also holds other folders, such as the parsed tables'.)"""
+        return sum(1 for p in cache.iterdir() if p.is_dir() and re.fullmatch(r"[0-9a-f]{16}", p.name)) > 1
 
     def log(self, msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')} load {os.getloadavg()[0]:.2f}] {msg}", flush=True)

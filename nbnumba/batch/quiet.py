@@ -18,20 +18,17 @@ import shlex
 import sys
 import uuid
 
+from ..runtime.cache_folder import cache_folder
+
 
 def launcher_text(python: str) -> str:
     return f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(python)} \"$@\"\n"
 
 
-def _folder() -> str:
-    return os.environ.get("NBNUMBA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "nbnumba")
-
-
 def launcher(python: str = sys.executable) -> str | None:
     """The launcher's path (written if missing), or None where it cannot be written or run."""
     text = launcher_text(python)
-    path = os.path.join(_folder(), f"python-sigint-ignored-{hashlib.sha256(text.encode()).hexdigest()[:12]}")
+    path = os.path.join(cache_folder(), f"python-sigint-ignored-{hashlib.sha256(text.encode()).hexdigest()[:12]}")
     if os.access(path, os.X_OK):
         return path
     temp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"

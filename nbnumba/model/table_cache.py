@@ -24,15 +24,14 @@ import numpy as np
 
 from ..io import hkl as hkl_file
 from ..io.reading import read_bytes
+from ..runtime.cache_folder import cache_folder
 
 KEEP = 32  # entries kept; the least recently written beyond them are removed
 _PARSER = Path(hkl_file.__file__)
 
 
 def folder() -> Path:
-    base = os.environ.get("NBNUMBA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "nbnumba")
-    return Path(base) / "tables"
+    return Path(cache_folder()) / "tables"
 
 
 def _key(path, data: bytes, default_F: float) -> str:

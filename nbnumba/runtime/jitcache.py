@@ -29,6 +29,7 @@ from numba.core.caching import FunctionCache
 from numba.core.runtime import rtsys
 from numba.np.numpy_support import from_dtype
 
+from .cache_folder import cache_folder
 from .vector_width import allow_wide_vectors
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -49,9 +50,7 @@ def source_hash(package: Path = _PACKAGE) -> str:
 
 
 def _configure_cache() -> None:
-    base = os.environ.get("NBNUMBA_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "nbnumba")
-    numba.config.CACHE_DIR = os.path.join(base, source_hash())
+    numba.config.CACHE_DIR = os.path.join(cache_folder(), source_hash())
 
 
 _configure_cache()
