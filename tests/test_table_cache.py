@@ -3,6 +3,8 @@ never a stale one, and no run fails because of the cache."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -82,11 +84,29 @@ def test_a_malformed_file_fails_as_without_the_cache_and_stores_nothing(cache, t
     assert len(cache) == 2
 
 
-def test_only_the_latest_entries_are_kept(cache, tmp_path, monkeypatch):
+def test_the_entries_used_last_are_kept(cache, tmp_path, monkeypatch):
     monkeypatch.setattr(table_cache, "KEEP", 3)
-    for n in range(5):
-        path = tmp_path / f"F{n}.hkl"
+    paths = [tmp_path / f"F{n}.hkl" for n in range(5)]
+    for n, path in enumerate(paths):
         path.write_text(f"0 0 0 {n + 1}\n")
+    clock = iter(range(10**9, 10**9 + 100))
+    real_utime = table_cache.os.utime
+
+    def ordered(target, times=None):  # a second apart, whatever the file system's resolution
+        now = next(clock)
+        real_utime(target, (now, now))
+
+    monkeypatch.setattr(table_cache.os, "utime", ordered)
+    monkeypatch.setattr(table_cache.os, "replace", lambda a, b: (os.rename(a, b), ordered(b)))
+    for path in paths[:3]:
         table_cache.read_hkl(str(path), 0.0)
-    assert len(list(table_cache.folder().glob("*.json"))) == 3
+    table_cache.read_hkl(str(paths[0]), 0.0)  # F0 used again: F1 is now the least recently used
+    for path in paths[3:]:
+        table_cache.read_hkl(str(path), 0.0)
     assert len(list(table_cache.folder().glob("*.npy"))) == 3
+    cache.clear()
+    for n in (0, 3, 4):
+        assert table_cache.read_hkl(str(paths[n]), 0.0).grid[0, 0, 0] == n + 1
+    assert cache == []
+    table_cache.read_hkl(str(paths[1]), 0.0)
+    assert cache == [str(paths[1])]

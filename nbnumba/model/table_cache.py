@@ -14,6 +14,7 @@ cannot be read back, only means the file is parsed again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,7 +27,7 @@ from ..io import hkl as hkl_file
 from ..io.reading import read_bytes
 from ..runtime.cache_folder import cache_folder
 
-KEEP = 32  # entries kept; the least recently written beyond them are removed
+KEEP = 32  # entries kept; the least recently used beyond them are removed
 _PARSER = Path(hkl_file.__file__)
 
 
@@ -51,7 +52,11 @@ def _load(entry: Path) -> hkl_file.HKLTable | None:
         return None
     # the reference's grid: one layer more than the indices span, along each axis
     spans = (table.h_max - table.h_min, table.k_max - table.k_min, table.l_max - table.l_min)
-    return table if grid.dtype == np.float64 and grid.shape == tuple(n + 2 for n in spans) else None
+    if grid.dtype != np.float64 or grid.shape != tuple(n + 2 for n in spans):
+        return None
+    with contextlib.suppress(OSError):
+        os.utime(entry.with_suffix(".json"))  # used now: pruned last
+    return table
 
 
 def _store(entry: Path, table: hkl_file.HKLTable) -> None:
