@@ -15,6 +15,7 @@ cannot be read back, only means the file is parsed again.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -60,8 +61,7 @@ def _load(entry: Path) -> hkl_file.HKLTable | None:
 
 
 def _store(entry: Path, table: hkl_file.HKLTable) -> None:
-    fields = {name: getattr(table, name) for name in
-              ("h_min", "h_max", "k_min", "k_max", "l_min", "l_max", "count", "warnings")}
+    fields = {f.name: getattr(table, f.name) for f in dataclasses.fields(table) if f.name != "grid"}
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
         # the grid first: an entry is complete once its .json is in place
