@@ -79,8 +79,8 @@ sim = api.simulation(json.loads(sys.argv[1]))
 out = {}
 for precision in ("double", "single"):
     api.render(api.simulation(json.loads(sys.argv[1]) + ["-roi", "0", "0", "0", "0"]), precision=precision)
-for sig in cpu.rows_kernel.signatures:
-    out[str(sig[0].dtype)] = cpu.rows_kernel.inspect_asm(sig)
+for sig in cpu.plain_rows_kernel.signatures:
+    out[str(sig[0].dtype)] = cpu.plain_rows_kernel.inspect_asm(sig)
 print(json.dumps(out))
 """
 
@@ -192,8 +192,8 @@ def markdown(r: dict) -> str:
         one, two = r["render_s"][f"{precision}_1"], r["render_s"][f"{precision}_2"]
         lines.append(f"| {precision} | {one:.3f} s | {two:.3f} s | {one / two:.2f}x |")
     lines += ["", "## What the render kernel compiles to", "",
-              "Arithmetic instructions in `kernels.cpu.rows_kernel` (the whole kernel, every path), packed "
-              "(vectorised across the strip's pixels) against scalar:", "",
+              "Arithmetic instructions in `kernels.cpu.plain_rows_kernel` (the kernel the supervisor command runs), "
+              "packed (vectorised across the strip's pixels) against scalar:", "",
               "| kernel | packed f64 | scalar f64 | packed f32 | scalar f32 | ymm | zmm |",
               "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for dtype, mix in r["render_kernel"].items():

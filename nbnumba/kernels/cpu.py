@@ -17,7 +17,8 @@ import numba
 
 from ..physics import compiled
 from ..physics import layout as L
-from ..physics.compiled import render_strip, strip_buffers
+from ..physics.compiled import plain_render_strip, render_strip, strip_buffers
+from ..physics.features import features_of
 from ..runtime.jitcache import entry_point
 
 # rows a thread takes at a time: enough to make a call's cost (~10 us) small beside the rows'
@@ -58,6 +59,7 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     rows = (ints[L.I_RENDER_TO] - 1) // fpixels - ints[L.I_RENDER_FROM] // fpixels + 1
     arrays = (geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace)
     own = _strip_buffers(geo)
+    rows_kernel = general_rows_kernel if features_of(ints).general_path else plain_rows_kernel
     kernel = entry_point(rows_kernel, *arrays, 0, 0, *own)  # compiled here, not in a helper
     firsts = itertools.count(0, ROWS_PER_CALL)  # next() holds the GIL: no two threads take the same rows
     failures = []
@@ -89,43 +91,53 @@ def _strip_buffers(geo):
     return strip_buffers.py_func(geo, L.STRIP)
 
 
-# nogil: the threads render at once, and the main thread stays free to take a signal
-# (nbnumba.interrupt) while a call lasts minutes.  It allocates nothing: compiled without Numba's
-# reference counting, it does not count its arrays at every strip
-@numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
-def rows_kernel(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace, first, stop_row,
-                state, tally, scratch):
-    """Rows first .. stop_row - 1 of the block `render_rows` renders (counted from its first row),
-    in the strip buffers state, tally and scratch.
+def _rows_kernel(render_strip):
+    """The row kernel around one compiled strip: `render_strip`, or `plain_render_strip` for the
+    renders that take no general path (the first compile of a plain render is seconds shorter)."""
 
-    Per row it records the solid-angle sum and the first column whose interpolation left the
-    table (flag_rows[s, 0]) and the first column that ran a phi pass (flag_rows[s, 1]), -1 if none.
-    """
-    fpixels = ints[L.I_FPIXELS]
-    start = ints[L.I_RENDER_FROM]
-    stop = ints[L.I_RENDER_TO]
-    first_row = start // fpixels
-    for r in range(first, stop_row):
-        s = first_row + r
-        omega = 0.0
-        left_table = -1
-        ran_phi = -1
-        # from the ROI's first column (not a literal 0, which would compile the calls twice)
-        f = max(ints[L.I_ROI_XMIN], 0)
-        while f < fpixels:
-            if not renders(s, f, start, stop, ints, mask):
-                f += 1
-                continue
-            width = strip_width(s, f, start, stop, ints, mask)
-            render_strip(s, f, width, geo, ints, sources, lattice, recip, Fhkl, state, tally, scratch, trace, False)
-            for p in range(width):
-                image[s, f + p] = state[L.P_VALUE, p]
-                omega += tally[L.T_OMEGA_SUM, p]
-                if tally[L.T_LEFT_TABLE, p] != 0.0 and left_table < 0:
-                    left_table = f + p
-                if tally[L.T_RAN_PHI, p] != 0.0 and ran_phi < 0:
-                    ran_phi = f + p
-            f += width
-        omega_rows[s] = omega
-        flag_rows[s, 0] = left_table
-        flag_rows[s, 1] = ran_phi
+    # nogil: the threads render at once, and the main thread stays free to take a signal
+    # (nbnumba.interrupt) while a call lasts minutes.  It allocates nothing: compiled without Numba's
+    # reference counting, it does not count its arrays at every strip
+    @numba.njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
+    def rows_kernel(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace, first, stop_row,
+                    state, tally, scratch):
+        """Rows first .. stop_row - 1 of the block `render_rows` renders (counted from its first row),
+        in the strip buffers state, tally and scratch.
+
+        Per row it records the solid-angle sum and the first column whose interpolation left the
+        table (flag_rows[s, 0]) and the first column that ran a phi pass (flag_rows[s, 1]), -1 if none.
+        """
+        fpixels = ints[L.I_FPIXELS]
+        start = ints[L.I_RENDER_FROM]
+        stop = ints[L.I_RENDER_TO]
+        first_row = start // fpixels
+        for r in range(first, stop_row):
+            s = first_row + r
+            omega = 0.0
+            left_table = -1
+            ran_phi = -1
+            # from the ROI's first column (not a literal 0, which would compile the calls twice)
+            f = max(ints[L.I_ROI_XMIN], 0)
+            while f < fpixels:
+                if not renders(s, f, start, stop, ints, mask):
+                    f += 1
+                    continue
+                width = strip_width(s, f, start, stop, ints, mask)
+                render_strip(s, f, width, geo, ints, sources, lattice, recip, Fhkl, state, tally, scratch, trace, False)
+                for p in range(width):
+                    image[s, f + p] = state[L.P_VALUE, p]
+                    omega += tally[L.T_OMEGA_SUM, p]
+                    if tally[L.T_LEFT_TABLE, p] != 0.0 and left_table < 0:
+                        left_table = f + p
+                    if tally[L.T_RAN_PHI, p] != 0.0 and ran_phi < 0:
+                        ran_phi = f + p
+                f += width
+            omega_rows[s] = omega
+            flag_rows[s, 0] = left_table
+            flag_rows[s, 1] = ran_phi
+
+    return rows_kernel
+
+
+general_rows_kernel = _rows_kernel(render_strip)
+plain_rows_kernel = _rows_kernel(plain_render_strip)

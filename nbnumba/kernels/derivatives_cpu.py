@@ -16,8 +16,7 @@ import numpy as np
 from numba import prange
 
 from ..physics import layout as L
-from ..physics import compiled
-from ..physics.compiled import STRIP_OPTIONS, strip_buffers
+from ..physics.compiled import by_precision, strip_buffers
 from ..physics.tangent_pixel import N_PART, N_W, R_CLOSE, R_WEIGHT, TANGENT_STRIP, W_VALUE
 
 
@@ -30,20 +29,12 @@ def tangent_buffers(like, directions, width):
             np.empty(width))
 
 
-def _tangent_strip_stub(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase,
-                        dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter, Fgrad):
+def _tangent_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase,
+                   dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter, Fgrad):
     raise NotImplementedError
 
 
-@numba.extending.overload(_tangent_strip_stub, jit_options=STRIP_OPTIONS)
-def _tangent_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources,
-                                dbase, dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q,
-                                scatter, Fgrad):
-    """One generic `tangent_strip`, resolved at compile time from the array dtype of `g`.  Its
-    Python function is the implementation, as `render_strip`'s: a wrapper calling its dispatcher
-    would be one more compiled layer.  The float32 physics is built only when asked for, as the
-    render's."""
-    return (compiled.cpu32 if g.dtype == numba.types.float32 else compiled.cpu64).tangent_strip.py_func
+tangent_strip = by_precision(_tangent_strip, "tangent_strip")
 
 
 @numba.njit(cache=True, inline="always")
@@ -109,9 +100,9 @@ def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dge
             f = scan - s * fpixels
             for p in range(width):
                 part[R_WEIGHT * TANGENT_STRIP + p] = 0.0 if store else weights[scan + p]
-            _tangent_strip_stub(s, f, width, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources,
-                                dbase, dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q,
-                                scatter, Fgrad)
+            tangent_strip(s, f, width, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase,
+                          dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter,
+                          Fgrad)
             for p in range(width):
                 image[scan + p] = state[L.P_VALUE, p]
                 flags[i + p] = (1 if tally[L.T_LEFT_TABLE, p] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, p] != 0.0

@@ -75,5 +75,6 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
         sin_halfpi=lattice.sin_halfpi, sinc3=lattice.sinc3,
         shape_transform=lattice.shape_transform, lattice_strip=lattice.lattice_strip,
         polint=structure_factors.polint, interpolate_F=structure_factors.interpolate_F,
-        render_strip=render_strip, tangent_strip=tangent_strip, real=real,
+        render_strip=render_strip, plain_render_strip=pixel.plain_render_strip, tangent_strip=tangent_strip,
+        real=real,
     )

@@ -57,24 +57,33 @@ def strip_buffers(like, width):
             np.empty((L.N_SCRATCH, width), dtype=like.dtype))
 
 
-def _render_strip_stub(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch,
-                       trace, tracing):
-    raise NotImplementedError
-
-
 # The strips allocate nothing (a CUDA device function cannot): compiled without Numba's reference
 # counting, the functions inlined into them no longer count their array arguments at each call
 # (7-8 % of a derivative pass under perf)
 STRIP_OPTIONS = {"cache": True, "_nrt": False}
 
 
-@numba.extending.overload(_render_strip_stub, jit_options=STRIP_OPTIONS)
-def _render_strip_by_precision(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally,
-                               scratch, trace, tracing):
-    """One generic `render_strip`, resolved at compile time from the array dtype.  The chosen
-    precision's own Python function is the implementation: a wrapper calling its dispatcher
-    would be one more compiled layer, and LLVM would optimise the whole render once more in it."""
-    return _physics(np.float32 if g.dtype == numba.types.float32 else np.float64).render_strip.py_func
+def by_precision(stub, name):
+    """Make `stub` one generic strip: the physics' function `name` in the precision of the strip's
+    fourth argument (`g`), resolved at compile time.  The chosen precision's own Python function
+    is the implementation: a wrapper calling its dispatcher would be one more compiled layer, and
+    LLVM would optimise the whole render once more in it."""
+
+    def implementation(*args):
+        return getattr(_physics(np.float32 if args[3].dtype == numba.types.float32 else np.float64), name).py_func
+
+    numba.extending.overload(stub, jit_options=STRIP_OPTIONS, strict=False)(implementation)
+    return stub
 
 
-render_strip = _render_strip_stub
+def _render_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing):
+    raise NotImplementedError
+
+
+def _plain_render_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace,
+                        tracing):
+    raise NotImplementedError
+
+
+render_strip = by_precision(_render_strip, "render_strip")
+plain_render_strip = by_precision(_plain_render_strip, "plain_render_strip")

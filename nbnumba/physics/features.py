@@ -2,8 +2,9 @@
 
 A GPU thread's registers are sized for the heaviest path its kernel holds, so the CUDA backend
 compiles one kernel per feature key (without it, the tricubic interpolation alone costs ~80
-registers where no pixel interpolates).  The CPU kernel and the trace take no key: everything
-stays a run-time value there.
+registers where no pixel interpolates).  The CPU kernel takes one choice alone, whether the
+render needs `add_terms`' general path (`Features.general_path`), which takes seconds off the
+first compile of most runs; everything else stays a run-time value there, and in the trace.
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ class Features(NamedTuple):
     oversample_thick: bool  # per-sub-step capture fraction, polarization and solid angle
     oversample_polar: bool
     oversample_omega: bool
+
+    @property
+    def general_path(self) -> bool:
+        """Whether the render takes `add_terms`' general path in some pixel (`render_strip`'s
+        `plain` false): structure factors interpolated, or a factor per sub-step.  A strip
+        compiled without it (`plain_render_strip`) renders any other; a trace takes it, in the
+        trace kernel."""
+        return self.interpolate or self.oversample_thick or self.oversample_polar or self.oversample_omega
 
 
 def features_of(ints) -> Features:

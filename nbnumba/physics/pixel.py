@@ -150,179 +150,189 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
                     I *= state[L.P_OMEGA, p]
             state[L.P_I, p] = I
 
-    @jit
-    def render_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch,
-                     trace, tracing):
-        """The reference's per-pixel loop (layer, sub-pixel, source, phi step, mosaic domain) for the
-        `width` pixels of row `spixel` from column `fpixel0`, side by side: each loop level runs
-        over the strip's pixels, so every pixel sums its terms in the reference's order.
+    def make_render_strip(general):
+        """`render_strip`; without `general` (a constant of the compiled code) it has `add_terms`'
+        plain path alone and no trace, for the renders that never leave that path
+        (`Features.general_path` false): the general path is most of what Numba types and inlines,
+        and seconds of a first compile.  Numba drops the branches on the constant before it
+        inlines, so each test of `general` comes first (`not general` is a jump the other way)."""
 
-        The values land in state[P_VALUE], the tallies in `tally`.  A strip holding the first
-        rendered pixel (ip[I_FIRST_PIXEL]) must hold it alone: that pixel's first phi pass
-        starts from the unrotated lattice.  Tracing records the story of the strip's one pixel.
-        """
-        fpixels = ip[L.I_FPIXELS]
-        oversample = 1 if K_SIMPLE else ip[L.I_OVERSAMPLE]
-        thicksteps = 1 if K_SIMPLE else ip[L.I_THICKSTEPS]
-        nsources = 1 if K_SIMPLE else ip[L.I_SOURCES]
-        evaluations = ip[L.I_PHISTEPS] * ip[L.I_MOSAIC]
-        mosaic = ip[L.I_MOSAIC]
-        shape = K_SHAPE if FIXED else ip[L.I_SHAPE]
-        os_thick = K_OS_THICK if FIXED else ip[L.I_OVERSAMPLE_THICK] != 0
-        os_polar = K_OS_POLAR if FIXED else ip[L.I_OVERSAMPLE_POLAR] != 0
-        os_omega = K_OS_OMEGA if FIXED else ip[L.I_OVERSAMPLE_OMEGA] != 0
-        curved = K_CURVED if FIXED else ip[L.I_CURVED] != 0
-        point_pixel = ip[L.I_POINT_PIXEL] != 0
-        scan0 = spixel * fpixels + fpixel0
-        variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
+        @jit
+        def render_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch,
+                         trace, tracing):
+            """The reference's per-pixel loop (layer, sub-pixel, source, phi step, mosaic domain) for the
+            `width` pixels of row `spixel` from column `fpixel0`, side by side: each loop level runs
+            over the strip's pixels, so every pixel sums its terms in the reference's order.
 
-        pixel_size = g[L.G_PIXEL]
-        subpixel = g[L.G_SUBPIXEL]
-        distance = g[L.G_DISTANCE]
-        close_distance = g[L.G_CLOSE]
-        thickstep = g[L.G_THICKSTEP]
-        mu = g[L.G_MU]
-        na = g[L.G_NA]
-        nb = g[L.G_NB]
-        nc = g[L.G_NC]
-        fudge = g[L.G_FUDGE]
-        default_F = g[L.G_DEFAULT_F]
-        dmin = g[L.G_DMIN]
-        water = g[L.G_WATER]
-        kahn = g[L.G_KAHN]
-        fx, fy, fz = g[L.G_FDET], g[L.G_FDET + 1], g[L.G_FDET + 2]
-        sx, sy, sz = g[L.G_SDET], g[L.G_SDET + 1], g[L.G_SDET + 2]
-        ox, oy, oz = g[L.G_ODET], g[L.G_ODET + 1], g[L.G_ODET + 2]
-        px, py, pz = g[L.G_PIX0], g[L.G_PIX0 + 1], g[L.G_PIX0 + 2]
-        h_min = ip[L.I_H_MIN]
-        k_min = ip[L.I_K_MIN]
-        l_min = ip[L.I_L_MIN]
-        plain = not (tracing or os_thick or os_polar or os_omega or (K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0))
-        h_span = ip[L.I_H_SPAN]
-        k_span = ip[L.I_K_SPAN]
-        l_span = ip[L.I_L_SPAN]
+            The values land in state[P_VALUE], the tallies in `tally`.  A strip holding the first
+            rendered pixel (ip[I_FIRST_PIXEL]) must hold it alone: that pixel's first phi pass
+            starts from the unrotated lattice.  Tracing records the story of the strip's one pixel.
+            """
+            fpixels = ip[L.I_FPIXELS]
+            oversample = 1 if K_SIMPLE else ip[L.I_OVERSAMPLE]
+            thicksteps = 1 if K_SIMPLE else ip[L.I_THICKSTEPS]
+            nsources = 1 if K_SIMPLE else ip[L.I_SOURCES]
+            evaluations = ip[L.I_PHISTEPS] * ip[L.I_MOSAIC]
+            mosaic = ip[L.I_MOSAIC]
+            shape = K_SHAPE if FIXED else ip[L.I_SHAPE]
+            os_thick = K_OS_THICK if FIXED else ip[L.I_OVERSAMPLE_THICK] != 0
+            os_polar = K_OS_POLAR if FIXED else ip[L.I_OVERSAMPLE_POLAR] != 0
+            os_omega = K_OS_OMEGA if FIXED else ip[L.I_OVERSAMPLE_OMEGA] != 0
+            curved = K_CURVED if FIXED else ip[L.I_CURVED] != 0
+            point_pixel = ip[L.I_POINT_PIXEL] != 0
+            scan0 = spixel * fpixels + fpixel0
+            variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
 
-        for p in range(width):
-            state[L.P_I, p] = g[L.G_I_BG]
-            state[L.P_POLAR, p] = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
-            state[L.P_OMEGA, p] = R(0.0)
-            state[L.P_CAPTURE, p] = R(0.0)
-            interpolate = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0 and scan0 + p <= ip[L.I_INTERP_UNTIL]
-            state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
-            tally[L.T_OMEGA_SUM, p] = 0.0
-            tally[L.T_LEFT_TABLE, p] = 0.0
-            tally[L.T_RAN_PHI, p] = 0.0
-        ix = R(0.0)
-        iy = R(0.0)
-        iz = R(0.0)
+            pixel_size = g[L.G_PIXEL]
+            subpixel = g[L.G_SUBPIXEL]
+            distance = g[L.G_DISTANCE]
+            close_distance = g[L.G_CLOSE]
+            thickstep = g[L.G_THICKSTEP]
+            mu = g[L.G_MU]
+            na = g[L.G_NA]
+            nb = g[L.G_NB]
+            nc = g[L.G_NC]
+            fudge = g[L.G_FUDGE]
+            default_F = g[L.G_DEFAULT_F]
+            dmin = g[L.G_DMIN]
+            water = g[L.G_WATER]
+            kahn = g[L.G_KAHN]
+            fx, fy, fz = g[L.G_FDET], g[L.G_FDET + 1], g[L.G_FDET + 2]
+            sx, sy, sz = g[L.G_SDET], g[L.G_SDET + 1], g[L.G_SDET + 2]
+            ox, oy, oz = g[L.G_ODET], g[L.G_ODET + 1], g[L.G_ODET + 2]
+            px, py, pz = g[L.G_PIX0], g[L.G_PIX0 + 1], g[L.G_PIX0 + 2]
+            h_min = ip[L.I_H_MIN]
+            k_min = ip[L.I_K_MIN]
+            l_min = ip[L.I_L_MIN]
+            plain = not (tracing or os_thick or os_polar or os_omega or (K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0))
+            h_span = ip[L.I_H_SPAN]
+            k_span = ip[L.I_K_SPAN]
+            l_span = ip[L.I_L_SPAN]
 
-        for thick_tic in range(thicksteps):
-            odet = R(thick_tic) * thickstep
             for p in range(width):
-                state[L.P_CAPTURE, p] = R(1.0) if g[L.G_THICK] == R(0.0) else R(0.0)
-            for sub_s in range(oversample):
-                for sub_f in range(oversample):
-                    sdet = subpixel * R(spixel * oversample + sub_s) + subpixel / R(2.0)
-                    for p in range(width):
-                        fdet = subpixel * R((fpixel0 + p) * oversample + sub_f) + subpixel / R(2.0)
-                        state[L.P_X, p] = fdet * fx + sdet * sx + odet * ox + px
-                        state[L.P_Y, p] = fdet * fy + sdet * sy + odet * oy + py
-                        state[L.P_Z, p] = fdet * fz + sdet * sz + odet * oz + pz
-                    if curved:
-                        bx = distance * g[L.G_BEAM]
-                        by = distance * g[L.G_BEAM + 1]
-                        bz = distance * g[L.G_BEAM + 2]
-                        for p in range(width):
-                            nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, state[L.P_Y, p] / distance)
-                            state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p] = rotate_axis3(
-                                nx, ny, nz, fx, fy, fz, state[L.P_Z, p] / distance)
-                    # the loops below hold no branch that stops the CPU running pixels side by
-                    # side: what the reference computes once per pixel is kept by a select
-                    for p in range(width):
-                        airpath, dx, dy, dz = unitize3(state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p])
-                        state[L.P_R, p] = airpath
-                        state[L.P_DX, p] = dx
-                        state[L.P_DY, p] = dy
-                        state[L.P_DZ, p] = dz
-                        omega = state[L.P_OMEGA, p]
-                        fresh = solid_angle(pixel_size, close_distance, airpath, point_pixel)
-                        omega = fresh if omega == R(0.0) or os_omega else omega
-                        state[L.P_OMEGA, p] = omega
-                        tally[L.T_OMEGA_SUM, p] += omega
-                    if tracing:
-                        trace_row(trace, L.TR_POS, state[L.P_X, 0], state[L.P_Y, 0], state[L.P_Z, 0],
-                                  state[L.P_R, 0], state[L.P_OMEGA, 0])
-                        trace_row(trace, L.TR_DIFFRACTED, state[L.P_DX, 0], state[L.P_DY, 0], state[L.P_DZ, 0],
-                                  0.0, 0.0)
+                state[L.P_I, p] = g[L.G_I_BG]
+                state[L.P_POLAR, p] = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
+                state[L.P_OMEGA, p] = R(0.0)
+                state[L.P_CAPTURE, p] = R(0.0)
+                interpolate = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0 and scan0 + p <= ip[L.I_INTERP_UNTIL]
+                state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
+                tally[L.T_OMEGA_SUM, p] = 0.0
+                tally[L.T_LEFT_TABLE, p] = 0.0
+                tally[L.T_RAN_PHI, p] = 0.0
+            ix = R(0.0)
+            iy = R(0.0)
+            iz = R(0.0)
 
-                    for p in range(width):
-                        if state[L.P_CAPTURE, p] == R(0.0) or os_thick:
-                            parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
-                            state[L.P_CAPTURE, p] = capture_fraction(thick_tic, thickstep, mu, parallax)
-
-                    for source in range(nsources):
-                        ix = -sources[source, 0]
-                        iy = -sources[source, 1]
-                        iz = -sources[source, 2]
-                        lam = sources[source, 3]
-                        bx, by, bz = sources[source, 4], sources[source, 5], sources[source, 6]
-                        ex, ey, ez = sources[source, 7], sources[source, 8], sources[source, 9]
-                        first = tracing and source == 0
-                        kept = 0
+            for thick_tic in range(thicksteps):
+                odet = R(thick_tic) * thickstep
+                for p in range(width):
+                    state[L.P_CAPTURE, p] = R(1.0) if g[L.G_THICK] == R(0.0) else R(0.0)
+                for sub_s in range(oversample):
+                    for sub_f in range(oversample):
+                        sdet = subpixel * R(spixel * oversample + sub_s) + subpixel / R(2.0)
                         for p in range(width):
-                            dx = state[L.P_DX, p]
-                            dy = state[L.P_DY, p]
-                            dz = state[L.P_DZ, p]
-                            qx = (dx - ix) / lam
-                            qy = (dy - iy) / lam
-                            qz = (dz - iz) / lam
-                            state[L.P_QX, p] = qx
-                            state[L.P_QY, p] = qy
-                            state[L.P_QZ, p] = qz
-                            stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
-                            keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
-                            state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
-                            kept += 1 if keep else 0
-                            polar = state[L.P_POLAR, p]
-                            fresh = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
-                            state[L.P_POLAR, p] = fresh if keep and (polar == R(0.0) or os_polar) else polar
-                        if tracing:
-                            trace_last(trace, L.TL_Q, state[L.P_QX, 0], state[L.P_QY, 0], state[L.P_QZ, 0], 0.0, 0.0)
-                        if first:
-                            trace_row(trace, L.TR_INCIDENT, ix, iy, iz, lam, 0.0)
-                            trace_row(trace, L.TR_SCATTERING, state[L.P_QX, 0], state[L.P_QY, 0], state[L.P_QZ, 0],
+                            fdet = subpixel * R((fpixel0 + p) * oversample + sub_f) + subpixel / R(2.0)
+                            state[L.P_X, p] = fdet * fx + sdet * sx + odet * ox + px
+                            state[L.P_Y, p] = fdet * fy + sdet * sy + odet * oy + py
+                            state[L.P_Z, p] = fdet * fz + sdet * sz + odet * oz + pz
+                        if curved:
+                            bx = distance * g[L.G_BEAM]
+                            by = distance * g[L.G_BEAM + 1]
+                            bz = distance * g[L.G_BEAM + 2]
+                            for p in range(width):
+                                nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, state[L.P_Y, p] / distance)
+                                state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p] = rotate_axis3(
+                                    nx, ny, nz, fx, fy, fz, state[L.P_Z, p] / distance)
+                        # the loops below hold no branch that stops the CPU running pixels side by
+                        # side: what the reference computes once per pixel is kept by a select
+                        for p in range(width):
+                            airpath, dx, dy, dz = unitize3(state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p])
+                            state[L.P_R, p] = airpath
+                            state[L.P_DX, p] = dx
+                            state[L.P_DY, p] = dy
+                            state[L.P_DZ, p] = dz
+                            omega = state[L.P_OMEGA, p]
+                            fresh = solid_angle(pixel_size, close_distance, airpath, point_pixel)
+                            omega = fresh if omega == R(0.0) or os_omega else omega
+                            state[L.P_OMEGA, p] = omega
+                            tally[L.T_OMEGA_SUM, p] += omega
+                        if general and tracing:
+                            trace_row(trace, L.TR_POS, state[L.P_X, 0], state[L.P_Y, 0], state[L.P_Z, 0],
+                                      state[L.P_R, 0], state[L.P_OMEGA, 0])
+                            trace_row(trace, L.TR_DIFFRACTED, state[L.P_DX, 0], state[L.P_DY, 0], state[L.P_DZ, 0],
                                       0.0, 0.0)
-                        if kept == 0:
-                            continue
 
-                        for e in range(evaluations):
-                            lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
-                                          scratch)
-                            phi_tic = e // mosaic if first and e % mosaic == 0 else -1
-                            if plain:
-                                add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,
-                                          h_min, k_min, l_min, h_span, k_span, l_span, default_F, water, shape,
-                                          os_thick, os_polar, os_omega, trace, False, False)
-                            else:
-                                add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,
-                                          h_min, k_min, l_min, h_span, k_span, l_span, default_F, water, shape,
-                                          os_thick, os_polar, os_omega, trace, True, tracing)
                         for p in range(width):
-                            if state[L.P_KEEP, p] != R(0.0):
-                                tally[L.T_RAN_PHI, p] = 1.0
-                        variant = 1
+                            if state[L.P_CAPTURE, p] == R(0.0) or os_thick:
+                                parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
+                                state[L.P_CAPTURE, p] = capture_fraction(thick_tic, thickstep, mu, parallax)
 
-        for p in range(width):
-            value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
-            if not os_thick:
-                value *= state[L.P_CAPTURE, p]
-            if not os_polar:
-                value *= state[L.P_POLAR, p]
-            if not os_omega:
-                value *= state[L.P_OMEGA, p]
-            state[L.P_VALUE, p] = value
-        if tracing:
-            trace_row(trace, L.TR_FINAL, state[L.P_I, 0], state[L.P_CAPTURE, 0], state[L.P_POLAR, 0],
-                      state[L.P_OMEGA, 0], dot3(ix, iy, iz, state[L.P_DX, 0], state[L.P_DY, 0], state[L.P_DZ, 0]))
+                        for source in range(nsources):
+                            ix = -sources[source, 0]
+                            iy = -sources[source, 1]
+                            iz = -sources[source, 2]
+                            lam = sources[source, 3]
+                            bx, by, bz = sources[source, 4], sources[source, 5], sources[source, 6]
+                            ex, ey, ez = sources[source, 7], sources[source, 8], sources[source, 9]
+                            first = tracing and source == 0
+                            kept = 0
+                            for p in range(width):
+                                dx = state[L.P_DX, p]
+                                dy = state[L.P_DY, p]
+                                dz = state[L.P_DZ, p]
+                                qx = (dx - ix) / lam
+                                qy = (dy - iy) / lam
+                                qz = (dz - iz) / lam
+                                state[L.P_QX, p] = qx
+                                state[L.P_QY, p] = qy
+                                state[L.P_QZ, p] = qz
+                                stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
+                                keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
+                                state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
+                                kept += 1 if keep else 0
+                                polar = state[L.P_POLAR, p]
+                                fresh = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
+                                state[L.P_POLAR, p] = fresh if keep and (polar == R(0.0) or os_polar) else polar
+                            if general and tracing:
+                                trace_last(trace, L.TL_Q, state[L.P_QX, 0], state[L.P_QY, 0], state[L.P_QZ, 0], 0.0, 0.0)
+                            if general and first:
+                                trace_row(trace, L.TR_INCIDENT, ix, iy, iz, lam, 0.0)
+                                trace_row(trace, L.TR_SCATTERING, state[L.P_QX, 0], state[L.P_QY, 0], state[L.P_QZ, 0],
+                                          0.0, 0.0)
+                            if kept == 0:
+                                continue
 
-    return SimpleNamespace(render_strip=render_strip, add_terms=add_terms)
+                            for e in range(evaluations):
+                                lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
+                                              scratch)
+                                phi_tic = e // mosaic if first and e % mosaic == 0 else -1
+                                if not general or plain:
+                                    add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,
+                                              h_min, k_min, l_min, h_span, k_span, l_span, default_F, water, shape,
+                                              os_thick, os_polar, os_omega, trace, False, False)
+                                else:
+                                    add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,
+                                              h_min, k_min, l_min, h_span, k_span, l_span, default_F, water, shape,
+                                              os_thick, os_polar, os_omega, trace, True, tracing)
+                            for p in range(width):
+                                if state[L.P_KEEP, p] != R(0.0):
+                                    tally[L.T_RAN_PHI, p] = 1.0
+                            variant = 1
+
+            for p in range(width):
+                value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
+                if not os_thick:
+                    value *= state[L.P_CAPTURE, p]
+                if not os_polar:
+                    value *= state[L.P_POLAR, p]
+                if not os_omega:
+                    value *= state[L.P_OMEGA, p]
+                state[L.P_VALUE, p] = value
+            if general and tracing:
+                trace_row(trace, L.TR_FINAL, state[L.P_I, 0], state[L.P_CAPTURE, 0], state[L.P_POLAR, 0],
+                          state[L.P_OMEGA, 0], dot3(ix, iy, iz, state[L.P_DX, 0], state[L.P_DY, 0], state[L.P_DZ, 0]))
+
+        return render_strip
+
+    return SimpleNamespace(render_strip=make_render_strip(True), plain_render_strip=make_render_strip(False),
+                           add_terms=add_terms)
