@@ -30,6 +30,7 @@ from numba.core.runtime import rtsys
 from numba.np.numpy_support import from_dtype
 
 from .cache_folder import cache_folder
+from .inline_copy import share_scope_copies
 from .vector_width import allow_wide_vectors
 
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -55,6 +56,7 @@ def _configure_cache() -> None:
 
 _configure_cache()
 allow_wide_vectors()
+share_scope_copies()
 
 
 def _load_overload(self, sig, target_context):
