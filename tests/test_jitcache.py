@@ -122,5 +122,47 @@ def test_a_warm_run_loads_no_module_it_does_not_use(tmp_path):
         loaded.append(set(json.loads((folder / "modules.json").read_text())))
         noise.append((folder / "noiseimage.img").read_bytes())
     assert {"numba", "nbnumba.kernels.cpu", "nbnumba.outputs.images"} <= loaded[1]
-    assert {"numpy.ma", "numba.np.arrayobj", "importlib.metadata._adapters", "email"} & loaded[1] == set()
+    assert {"numpy.ma", "numba.np.arrayobj", "importlib.metadata._adapters", "email",
+            "numba.core.inline_closurecall"} & loaded[1] == set()
     assert noise[0] == noise[1] and len(noise[1]) > 32 * 32 * 2
+
+
+def test_inlining_copies_a_callee_scope_once(monkeypatch):
+    """runtime/inline_copy.py: once Numba compiles, its inliner copies an inlined function's
+    blocks with one copy of their scope, where Numba copied the scope with every block (the
+    largest piece of the render's first compile), and the inlined code computes the same."""
+    import numba
+    from numba.core.inline_closurecall import InlineWorker
+
+    import nbnumba.runtime.jitcache  # noqa: F401  (registers the patch)
+
+    numba.njit(lambda: 0)()  # a first compile in this process, if none came before
+    copies = []
+    inline_ir = InlineWorker.inline_ir
+
+    def spy(self, *args, **kwargs):
+        result = inline_ir(self, *args, **kwargs)
+        copies.append(result[0])  # the unmutated copy of the callee
+        return result
+
+    monkeypatch.setattr(InlineWorker, "inline_ir", spy)
+
+    @numba.njit(inline="always")
+    def steps(x):
+        total = 0.0
+        for i in range(x):
+            if i % 3 == 0:
+                total += i
+            elif i % 3 == 1:
+                total -= 0.5 * i
+        return total
+
+    @numba.njit
+    def twice(x):
+        return steps(x) + steps(x + 1)
+
+    assert twice(10) == twice.py_func(10)
+    assert len(copies) == 2
+    for callee in copies:
+        assert len(callee.blocks) > 4
+        assert len({id(block.scope) for block in callee.blocks.values()}) == 1
