@@ -39,6 +39,7 @@ def run_simulation(argv: list[str], trace: tuple[int, int] | None = None) -> Non
 def _render_and_write(sim, backend, trace) -> None:
     from ..amorphous.chain import add_background
     from ..kernels.render import render
+    from ..outputs import prewarm
     from ..outputs.images import statistics, write_outputs
     from ..response.overloads import overload_warning
     from ..runtime.jitcache import compile_notice
@@ -55,6 +56,7 @@ def _render_and_write(sim, backend, trace) -> None:
             value, rows = trace_pixel(sim, trace[0], trace[1])
         for line in trace_lines(sim, value, rows):
             click.echo(line)
+    helper = prewarm.start()
     with compile_notice(f"{backend.__name__.rsplit('.', 1)[-1]} {p.precision}", note):
         rendered = render(sim, backend, p.precision, progress=p.progress and not p.printout)
     bad = int(rendered.image.size - np.isfinite(rendered.image).sum())
@@ -70,6 +72,7 @@ def _render_and_write(sim, backend, trace) -> None:
         click.echo(line)
     click.echo(solid_angle_line(sim, rendered.omega_sum))
     image = add_background(sim, rendered.image, progress=p.progress and not p.printout, say=note)
+    prewarm.finish(helper)
     stats = statistics(sim, image)
     counts = write_outputs(sim, image, stats, click.echo)
     overloads = overload_warning(counts, "noise image" if p.calculate_noise else "int image")
