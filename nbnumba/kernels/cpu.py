@@ -47,10 +47,12 @@ def strip_width(s, f, start, stop, ints, mask):
     return width
 
 
-def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace):
+def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace, progress=None):
     """Render scan indices [ints[I_RENDER_FROM], ints[I_RENDER_TO]) into `image`, on Numba's thread
     count of the calling thread (-nthreads): the calling thread and its helpers each call
     `rows_kernel` on the next ROWS_PER_CALL rows left, in strip buffers of their own.
+    `progress(rows)`, if given, hears from the calling thread, after each of its calls, how many
+    rows of the range have been taken so far.
 
     The buffers are allocated here, not in the compiled loop: an allocation there is NumPy's
     implementation in Numba, whose module (with Numba's strings) a cached kernel then imports
@@ -64,13 +66,15 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     firsts = itertools.count(0, ROWS_PER_CALL)  # next() holds the GIL: no two threads take the same rows
     failures = []
 
-    def share(buffers=None):
+    def share(buffers=None, report=None):
         try:
             buffers = buffers or _strip_buffers(geo)
             for first in firsts:
                 if first >= rows:
                     return
                 kernel(*arrays, first, min(rows, first + ROWS_PER_CALL), *buffers)
+                if report is not None:
+                    report(first)
         except Exception as failure:  # re-raised by the calling thread
             failures.append(failure)
 
@@ -79,7 +83,7 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
                for _ in range(min(numba.get_num_threads(), -(-rows // ROWS_PER_CALL)) - 1)]
     for helper in helpers:
         helper.start()
-    share(own)
+    share(own, progress)
     for helper in helpers:
         helper.join()
     if failures:

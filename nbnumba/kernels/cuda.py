@@ -83,8 +83,6 @@ def _ignore_performance_warnings():
     warnings.filterwarnings("ignore", message=r".*(Grid size|Host array used|under-utilization)")
 
 
-# the GPU takes the whole image in one launch; blocks of rows only add launches
-WHOLE_IMAGE = True
 # time of every render kernel launch (CUDA events), for benchmarks; callers may clear it
 kernel_seconds: list[float] = []
 
@@ -322,13 +320,15 @@ def clear_cache() -> None:
         _tables.clear()
 
 
-def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace):
+def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace, progress=None):
     """Render scan indices [ints[I_RENDER_FROM], ints[I_RENDER_TO]) into `image` on the GPU.
 
     Same contract as the CPU backend: for every row touched by the scan range, omega_rows[s] is
     the row's solid-angle sum and flag_rows[s] the first column whose interpolation left the
     table and the first column that ran a phi pass (-1 if none).  Pixels outside the scan range,
-    the ROI or the mask keep their values in `image`.
+    the ROI or the mask keep their values in `image`.  `progress(rows)`, if given, hears the
+    rows of the range done so far after each launch (one, unless the image is larger than the
+    GPU's memory takes at once).
     """
     fpixels = int(ints[L.I_FPIXELS])
     start = int(ints[L.I_RENDER_FROM])
@@ -386,6 +386,8 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
             image[window] = d_image.copy_to_host()
             omega_rows[lo:hi + 1] = d_omega_rows.copy_to_host()
             flag_rows[lo:hi + 1, :] = d_flag_rows.copy_to_host()
+            if progress is not None:
+                progress(hi + 1 - first_row)
 
 
 # ---------------------------------------------------------------------------------------------
