@@ -61,7 +61,7 @@ def render_rows(geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_row
     rows = (ints[L.I_RENDER_TO] - 1) // fpixels - ints[L.I_RENDER_FROM] // fpixels + 1
     arrays = (geo, ints, sources, lattice, recip, Fhkl, mask, image, omega_rows, flag_rows, trace)
     own = _strip_buffers(geo)
-    rows_kernel = general_rows_kernel if features_of(ints).general_path else plain_rows_kernel
+    rows_kernel = plain_rows_kernel if features_of(ints).plain else general_rows_kernel
     kernel = entry_point(rows_kernel, *arrays, 0, 0, *own)  # compiled here, not in a helper
     firsts = itertools.count(0, ROWS_PER_CALL)  # next() holds the GIL: no two threads take the same rows
     failures = []
@@ -97,7 +97,7 @@ def _strip_buffers(geo):
 
 def _rows_kernel(render_strip):
     """The row kernel around one compiled strip: `render_strip`, or `plain_render_strip` for the
-    renders that take no general path (the first compile of a plain render is seconds shorter)."""
+    plain renders (`Features.plain`: their first compile is seconds shorter)."""
 
     # nogil: the threads render at once, and the main thread stays free to take a signal
     # (nbnumba.interrupt) while a call lasts minutes.  It allocates nothing: compiled without Numba's

@@ -3,8 +3,8 @@
 A GPU thread's registers are sized for the heaviest path its kernel holds, so the CUDA backend
 compiles one kernel per feature key (without it, the tricubic interpolation alone costs ~80
 registers where no pixel interpolates).  The CPU kernel takes one choice alone, whether the
-render needs `add_terms`' general path (`Features.general_path`), which takes seconds off the
-first compile of most runs; everything else stays a run-time value there, and in the trace.
+render is plain (`Features.plain`), which takes seconds off the first compile of most runs;
+everything else stays a run-time value there, and in the trace.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ class Features(NamedTuple):
     oversample_omega: bool
 
     @property
-    def general_path(self) -> bool:
-        """Whether the render takes `add_terms`' general path in some pixel (`render_strip`'s
-        `plain` false): structure factors interpolated, or a factor per sub-step.  A strip
-        compiled without it (`plain_render_strip`) renders any other; a trace takes it, in the
-        trace kernel."""
-        return self.interpolate or self.oversample_thick or self.oversample_polar or self.oversample_omega
+    def plain(self) -> bool:
+        """A flat detector, a parallelepiped crystal, nearest structure factors and one factor per
+        pixel: `plain_render_strip` renders it (the strip compiled for these alone; a trace takes
+        the general strip, in the trace kernel)."""
+        return not (self.interpolate or self.curved or self.shape != 0 or self.oversample_thick
+                    or self.oversample_polar or self.oversample_omega)
 
 
 def features_of(ints) -> Features:

@@ -151,11 +151,12 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
             state[L.P_I, p] = I
 
     def make_render_strip(general):
-        """`render_strip`; without `general` (a constant of the compiled code) it has `add_terms`'
-        plain path alone and no trace, for the renders that never leave that path
-        (`Features.general_path` false): the general path is most of what Numba types and inlines,
-        and seconds of a first compile.  Numba drops the branches on the constant before it
-        inlines, so each test of `general` comes first (`not general` is a jump the other way)."""
+        """`render_strip`; without `general` (a constant of the compiled code) it renders a plain
+        render alone (`Features.plain`: a flat detector, a parallelepiped crystal, nearest structure
+        factors, one factor per pixel), with `add_terms`' plain path and no trace: the other paths
+        are most of what Numba types and inlines, and seconds of a first compile.  Numba drops the
+        branches on the constant before it inlines, so each test of `general` comes first
+        (`not general` is a jump the other way)."""
 
         @jit
         def render_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch,
@@ -235,7 +236,7 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
                             state[L.P_X, p] = fdet * fx + sdet * sx + odet * ox + px
                             state[L.P_Y, p] = fdet * fy + sdet * sy + odet * oy + py
                             state[L.P_Z, p] = fdet * fz + sdet * sz + odet * oz + pz
-                        if curved:
+                        if general and curved:
                             bx = distance * g[L.G_BEAM]
                             by = distance * g[L.G_BEAM + 1]
                             bz = distance * g[L.G_BEAM + 2]
@@ -303,8 +304,12 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
                                 continue
 
                             for e in range(evaluations):
-                                lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
-                                              scratch)
+                                if general:
+                                    lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
+                                                  scratch)
+                                else:  # the parallelepiped alone: a constant shape prunes the others
+                                    lattice_strip(lattice, variant, e, state, width, 0, na, nb, nc, fudge, recip,
+                                                  scratch)
                                 phi_tic = e // mosaic if first and e % mosaic == 0 else -1
                                 if not general or plain:
                                     add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,
