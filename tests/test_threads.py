@@ -66,7 +66,8 @@ from nbnumba import api
 from nbnumba.kernels import derivatives_cpu
 sim = api.simulation({args!r})
 api.gradient(sim, np.ones(sim.shape), ["scale"])
-derivatives_cpu.tangent_pixels.parallel_diagnostics(level=4)
+next(k for k in (derivatives_cpu.plain_tangent_pixels, derivatives_cpu.general_tangent_pixels)
+     if k.signatures).parallel_diagnostics(level=4)
 """
 
 

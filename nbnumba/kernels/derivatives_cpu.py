@@ -17,6 +17,7 @@ from numba import prange
 
 from ..physics import layout as L
 from ..physics.compiled import by_precision, strip_buffers
+from ..physics.features import features_of
 from ..physics.tangent_pixel import N_PART, N_W, R_CLOSE, R_WEIGHT, TANGENT_STRIP, W_VALUE
 
 
@@ -34,7 +35,14 @@ def _tangent_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl,
     raise NotImplementedError
 
 
+def _plain_tangent_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase,
+                         dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter,
+                         Fgrad):
+    raise NotImplementedError
+
+
 tangent_strip = by_precision(_tangent_strip, "tangent_strip")
+plain_tangent_strip = by_precision(_plain_tangent_strip, "plain_tangent_strip")
 
 
 @numba.njit(cache=True, inline="always")
@@ -72,54 +80,70 @@ def weighted_sum(weights, scan, tangents, row, width):
     return (s0 + s1) + (s2 + s3)
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
-def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice,
-                   generic, drecip, use_shares, use_q, weights, store, scatter, image, dvalues, flags, gradient_parts,
-                   Fgrad_parts, share_parts):
-    """The values (into `image`, flat, at their scan indices), flags (1: interpolation left the
-    table, 2: a phi pass ran) and, with `store`, the K tangents (`dvalues`, pixels x K) of the scan
-    indices `pixels` (ascending).  Without `store`, part c of the list adds
-    sum_i weights[scan_i] * tangent_i (`weights` flat, the detector's) into gradient_parts[c],
-    sum_i weights[scan_i] * closing factor_i * shares_i into share_parts[c] (N_SHARE_COLUMNS wide
-    when some direction was folded into the shares, else 0: `directions.contracted`) and, with
-    `scatter`, the structure factors' share into Fgrad_parts[c]."""
-    n = pixels.shape[0]
-    fpixels = ints[L.I_FPIXELS]
-    directions = dgeo.shape[0]
-    parts = gradient_parts.shape[0]
-    for c in prange(parts):
-        state, tally, scratch = strip_buffers(geo, TANGENT_STRIP)
-        part, work, closing = tangent_buffers(geo, directions, TANGENT_STRIP)
-        Fgrad = Fgrad_parts[c]
-        i = c * n // parts
-        stop = (c + 1) * n // parts
-        while i < stop:
-            width = strip_width(pixels, i, stop, ints)
-            scan = pixels[i]
-            s = scan // fpixels
-            f = scan - s * fpixels
-            for p in range(width):
-                part[R_WEIGHT * TANGENT_STRIP + p] = 0.0 if store else weights[scan + p]
-            tangent_strip(s, f, width, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase,
-                          dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter,
-                          Fgrad)
-            for p in range(width):
-                image[scan + p] = state[L.P_VALUE, p]
-                flags[i + p] = (1 if tally[L.T_LEFT_TABLE, p] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, p] != 0.0
-                                                                                 else 0)
-            if not store and share_parts.shape[1] > 0:
+def tangent_pixels(pixels, geo, ints, *arrays):
+    """The derivative pass over `pixels` (see `_tangent_pixels`), by the kernel compiled for plain
+    renders alone when the render is plain (`Features.plain`)."""
+    kernel = plain_tangent_pixels if features_of(ints).plain else general_tangent_pixels
+    kernel(pixels, geo, ints, *arrays)
+
+
+def _tangent_pixels(tangent_strip):
+    """The derivative kernel around one compiled strip: `tangent_strip`, or `plain_tangent_strip`."""
+
+    @numba.njit(parallel=True, cache=True, error_model="numpy", nogil=True)
+    def tangent_pixels(pixels, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase, dlattice,
+                       generic, drecip, use_shares, use_q, weights, store, scatter, image, dvalues, flags, gradient_parts,
+                       Fgrad_parts, share_parts):
+        """The values (into `image`, flat, at their scan indices), flags (1: interpolation left the
+        table, 2: a phi pass ran) and, with `store`, the K tangents (`dvalues`, pixels x K) of the scan
+        indices `pixels` (ascending).  Without `store`, part c of the list adds
+        sum_i weights[scan_i] * tangent_i (`weights` flat, the detector's) into gradient_parts[c],
+        sum_i weights[scan_i] * closing factor_i * shares_i into share_parts[c] (N_SHARE_COLUMNS wide
+        when some direction was folded into the shares, else 0: `directions.contracted`) and, with
+        `scatter`, the structure factors' share into Fgrad_parts[c]."""
+        n = pixels.shape[0]
+        fpixels = ints[L.I_FPIXELS]
+        directions = dgeo.shape[0]
+        parts = gradient_parts.shape[0]
+        for c in prange(parts):
+            state, tally, scratch = strip_buffers(geo, TANGENT_STRIP)
+            part, work, closing = tangent_buffers(geo, directions, TANGENT_STRIP)
+            Fgrad = Fgrad_parts[c]
+            i = c * n // parts
+            stop = (c + 1) * n // parts
+            while i < stop:
+                width = strip_width(pixels, i, stop, ints)
+                scan = pixels[i]
+                s = scan // fpixels
+                f = scan - s * fpixels
                 for p in range(width):
-                    closing[p] = weights[scan + p] * part[R_CLOSE * TANGENT_STRIP + p]
-                for r in range(share_parts.shape[1]):
-                    share_parts[c, r] += weighted_sum(closing, 0, part, r * TANGENT_STRIP, width)
-            for j in range(directions):
-                row = j * (N_W * TANGENT_STRIP) + W_VALUE * TANGENT_STRIP
-                if store:
+                    part[R_WEIGHT * TANGENT_STRIP + p] = 0.0 if store else weights[scan + p]
+                tangent_strip(s, f, width, geo, ints, sources, lattice, recip, Fhkl, frames, dgeo, dsources, dbase,
+                              dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter,
+                              Fgrad)
+                for p in range(width):
+                    image[scan + p] = state[L.P_VALUE, p]
+                    flags[i + p] = (1 if tally[L.T_LEFT_TABLE, p] != 0.0 else 0) + (2 if tally[L.T_RAN_PHI, p] != 0.0
+                                                                                     else 0)
+                if not store and share_parts.shape[1] > 0:
                     for p in range(width):
-                        dvalues[i + p, j] = work[row + p]
-                else:
-                    gradient_parts[c, j] += weighted_sum(weights, scan, work, row, width)
-            i += width
+                        closing[p] = weights[scan + p] * part[R_CLOSE * TANGENT_STRIP + p]
+                    for r in range(share_parts.shape[1]):
+                        share_parts[c, r] += weighted_sum(closing, 0, part, r * TANGENT_STRIP, width)
+                for j in range(directions):
+                    row = j * (N_W * TANGENT_STRIP) + W_VALUE * TANGENT_STRIP
+                    if store:
+                        for p in range(width):
+                            dvalues[i + p, j] = work[row + p]
+                    else:
+                        gradient_parts[c, j] += weighted_sum(weights, scan, work, row, width)
+                i += width
+
+    return tangent_pixels
+
+
+general_tangent_pixels = _tangent_pixels(tangent_strip)
+plain_tangent_pixels = _tangent_pixels(plain_tangent_strip)
 
 
 CONTRACTS_SHARES = True  # fills share_parts (see tangent_pixels)

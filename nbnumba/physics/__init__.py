@@ -64,9 +64,8 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
     structure_factors = make_structure_factors(jit, small, real)
     tracing = make_tracing(jit)
     pixel = make_pixel(jit, small, real, features, side_by_side, vectors, detector, lattice, structure_factors, tracing)
-    render_strip = pixel.render_strip
-    tangent_strip = make_tangent_strip(jit, small, real, features, ceil, fma, accumulate, strip, vectors, detector,
-                                       lattice, structure_factors, pixel)
+    tangent = make_tangent_strip(jit, small, real, features, ceil, fma, accumulate, strip, vectors, detector, lattice,
+                                 structure_factors, pixel)
     return SimpleNamespace(
         dot3=vectors.dot3, cross3=vectors.cross3, unitize3=vectors.unitize3, rotate_axis3=vectors.rotate_axis3,
         rotate_xyz3=vectors.rotate_xyz3,
@@ -75,6 +74,6 @@ def make_physics(jit, real, inline_jit=None, floor=np.floor, ceil=np.ceil, featu
         sin_halfpi=lattice.sin_halfpi, sinc3=lattice.sinc3,
         shape_transform=lattice.shape_transform, lattice_strip=lattice.lattice_strip,
         polint=structure_factors.polint, interpolate_F=structure_factors.interpolate_F,
-        render_strip=render_strip, plain_render_strip=pixel.plain_render_strip, tangent_strip=tangent_strip,
-        real=real,
+        render_strip=pixel.render_strip, plain_render_strip=pixel.plain_render_strip,
+        tangent_strip=tangent.tangent_strip, plain_tangent_strip=tangent.plain_tangent_strip, real=real,
     )

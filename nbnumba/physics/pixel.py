@@ -175,11 +175,18 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
             nsources = 1 if K_SIMPLE else ip[L.I_SOURCES]
             evaluations = ip[L.I_PHISTEPS] * ip[L.I_MOSAIC]
             mosaic = ip[L.I_MOSAIC]
-            shape = K_SHAPE if FIXED else ip[L.I_SHAPE]
-            os_thick = K_OS_THICK if FIXED else ip[L.I_OVERSAMPLE_THICK] != 0
-            os_polar = K_OS_POLAR if FIXED else ip[L.I_OVERSAMPLE_POLAR] != 0
-            os_omega = K_OS_OMEGA if FIXED else ip[L.I_OVERSAMPLE_OMEGA] != 0
-            curved = K_CURVED if FIXED else ip[L.I_CURVED] != 0
+            if general:
+                shape = K_SHAPE if FIXED else ip[L.I_SHAPE]
+                os_thick = K_OS_THICK if FIXED else ip[L.I_OVERSAMPLE_THICK] != 0
+                os_polar = K_OS_POLAR if FIXED else ip[L.I_OVERSAMPLE_POLAR] != 0
+                os_omega = K_OS_OMEGA if FIXED else ip[L.I_OVERSAMPLE_OMEGA] != 0
+                curved = K_CURVED if FIXED else ip[L.I_CURVED] != 0
+            else:  # a plain render's: constants, whose branches Numba drops (in inlined code too)
+                shape = 0
+                os_thick = False
+                os_polar = False
+                os_omega = False
+                curved = False
             point_pixel = ip[L.I_POINT_PIXEL] != 0
             scan0 = spixel * fpixels + fpixel0
             variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
@@ -236,7 +243,7 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
                             state[L.P_X, p] = fdet * fx + sdet * sx + odet * ox + px
                             state[L.P_Y, p] = fdet * fy + sdet * sy + odet * oy + py
                             state[L.P_Z, p] = fdet * fz + sdet * sz + odet * oz + pz
-                        if general and curved:
+                        if curved:
                             bx = distance * g[L.G_BEAM]
                             by = distance * g[L.G_BEAM + 1]
                             bz = distance * g[L.G_BEAM + 2]
@@ -304,12 +311,8 @@ def make_pixel(jit, small, R, features, side_by_side, vectors, detector, lattice
                                 continue
 
                             for e in range(evaluations):
-                                if general:
-                                    lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
-                                                  scratch)
-                                else:  # the parallelepiped alone: a constant shape prunes the others
-                                    lattice_strip(lattice, variant, e, state, width, 0, na, nb, nc, fudge, recip,
-                                                  scratch)
+                                lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
+                                              scratch)
                                 phi_tic = e // mosaic if first and e % mosaic == 0 else -1
                                 if not general or plain:
                                     add_terms(state, tally, scratch, width, lattice, variant, e, phi_tic, Fhkl, ip,

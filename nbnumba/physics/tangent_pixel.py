@@ -49,6 +49,7 @@ with one sensor layer; the host refuses the other cases.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -82,11 +83,11 @@ TANGENT_STRIP = 128
 
 def make_tangent_strip(jit, small, R, features, ceil, fma, accumulate, strip, vectors, detector,
                        lattice_transform, structure_factors, pixel):
-    """`tangent_strip` compiled with `jit` for strips of at most `strip` pixels; `features`, `ceil`
-    and `fma` as `make_physics`'s (the arithmetic only derivatives use is fused: the reference's
-    rounding binds the values alone).  `accumulate(table, h, k, l, value)` adds into the structure-factor
-    gradient: None for a plain addition (each CPU thread has its own table), an atomic one on the
-    GPU."""
+    """`tangent_strip` and `plain_tangent_strip` (see `make_strip`) compiled with `jit` for strips of
+    at most `strip` pixels; `features`, `ceil` and `fma` as `make_physics`'s (the arithmetic only
+    derivatives use is fused: the reference's rounding binds the values alone).
+    `accumulate(table, h, k, l, value)` adds into the structure-factor gradient: None for a plain
+    addition (each CPU thread has its own table), an atomic one on the GPU."""
     S = strip
     if accumulate is None:
         @jit
@@ -366,349 +367,364 @@ def make_tangent_strip(jit, small, R, features, ceil, fma, accumulate, strip, ve
             for r in range(N_SHARES):
                 part[at(r, p)] *= factor
 
-    @jit
-    def tangent_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase,
-                      dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter, Fgrad):
-        """The `width` pixels of row `spixel` from column `fpixel0`: values into state[P_VALUE], K
-        tangents (K, the rows of dg) into rows W_VALUE of `work`, tallies T_LEFT_TABLE and T_RAN_PHI into
-        `tally`; row R_WEIGHT of `part` holds each pixel's weight (with `scatter`).  A strip holding the first
-        rendered pixel (ip[I_FIRST_PIXEL]) must hold it alone, as `render_strip`'s."""
-        nt = dg.shape[0]
-        fpixels = ip[L.I_FPIXELS]
-        oversample = 1 if K_SIMPLE else ip[L.I_OVERSAMPLE]
-        thicksteps = 1 if K_SIMPLE else ip[L.I_THICKSTEPS]
-        nsources = 1 if K_SIMPLE else ip[L.I_SOURCES]
-        evaluations = ip[L.I_PHISTEPS] * ip[L.I_MOSAIC]
-        shape = K_SHAPE if FIXED else ip[L.I_SHAPE]
-        os_thick = K_OS_THICK if FIXED else ip[L.I_OVERSAMPLE_THICK] != 0
-        os_polar = K_OS_POLAR if FIXED else ip[L.I_OVERSAMPLE_POLAR] != 0
-        os_omega = K_OS_OMEGA if FIXED else ip[L.I_OVERSAMPLE_OMEGA] != 0
-        curved = K_CURVED if FIXED else ip[L.I_CURVED] != 0
-        point_pixel = ip[L.I_POINT_PIXEL] != 0
-        scan0 = spixel * fpixels + fpixel0
-        variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
-        # whether the terms' partial derivatives are needed: for the shares (which a caller may
-        # contract itself, with no direction here), a moving scattering vector or a generic
-        # direction (scale and the sub-step factors alone need none)
-        per_term = use_shares or (nt > 0 and (use_q or generic.shape[0] > 0))
+    def make_strip(general):
+        """`tangent_strip`; without `general` (a constant of the compiled code) for a plain render
+        alone (`Features.plain`), as `pixel.make_render_strip`'s: its first compile takes a third
+        less."""
 
-        pixel_size = g[L.G_PIXEL]
-        subpixel = g[L.G_SUBPIXEL]
-        distance = g[L.G_DISTANCE]
-        close_distance = g[L.G_CLOSE]
-        thickstep = g[L.G_THICKSTEP]
-        mu = g[L.G_MU]
-        na = g[L.G_NA]
-        nb = g[L.G_NB]
-        nc = g[L.G_NC]
-        fudge = g[L.G_FUDGE]
-        default_F = g[L.G_DEFAULT_F]
-        dmin = g[L.G_DMIN]
-        water = g[L.G_WATER]
-        kahn = g[L.G_KAHN]
-        fx, fy, fz = g[L.G_FDET], g[L.G_FDET + 1], g[L.G_FDET + 2]
-        sx, sy, sz = g[L.G_SDET], g[L.G_SDET + 1], g[L.G_SDET + 2]
-        ox, oy, oz = g[L.G_ODET], g[L.G_ODET + 1], g[L.G_ODET + 2]
-        px, py, pz = g[L.G_PIX0], g[L.G_PIX0 + 1], g[L.G_PIX0 + 2]
-        h_min = ip[L.I_H_MIN]
-        k_min = ip[L.I_K_MIN]
-        l_min = ip[L.I_L_MIN]
-        h_span = ip[L.I_H_SPAN]
-        k_span = ip[L.I_K_SPAN]
-        l_span = ip[L.I_L_SPAN]
-        post = g[L.G_RE2_FLUENCE] / g[L.G_STEPS]  # the scattered term's factor (see module)
-        interpolating = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0
-        plain = not (os_thick or os_polar or os_omega or interpolating)
-        # the sum before each per-sub-step factor, which the factors' tangents need
-        sums = (nt > 0 or use_shares) and (os_thick or os_polar or os_omega)
+        @jit
+        def tangent_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, frames, dg, dsources, dbase,
+                          dlattice, generic, drecip, state, tally, scratch, part, work, use_shares, use_q, scatter, Fgrad):
+            """The `width` pixels of row `spixel` from column `fpixel0`: values into state[P_VALUE], K
+            tangents (K, the rows of dg) into rows W_VALUE of `work`, tallies T_LEFT_TABLE and T_RAN_PHI into
+            `tally`; row R_WEIGHT of `part` holds each pixel's weight (with `scatter`).  A strip holding the first
+            rendered pixel (ip[I_FIRST_PIXEL]) must hold it alone, as `render_strip`'s."""
+            nt = dg.shape[0]
+            fpixels = ip[L.I_FPIXELS]
+            oversample = 1 if K_SIMPLE else ip[L.I_OVERSAMPLE]
+            thicksteps = 1 if K_SIMPLE else ip[L.I_THICKSTEPS]
+            nsources = 1 if K_SIMPLE else ip[L.I_SOURCES]
+            evaluations = ip[L.I_PHISTEPS] * ip[L.I_MOSAIC]
+            if general:
+                shape = K_SHAPE if FIXED else ip[L.I_SHAPE]
+                os_thick = K_OS_THICK if FIXED else ip[L.I_OVERSAMPLE_THICK] != 0
+                os_polar = K_OS_POLAR if FIXED else ip[L.I_OVERSAMPLE_POLAR] != 0
+                os_omega = K_OS_OMEGA if FIXED else ip[L.I_OVERSAMPLE_OMEGA] != 0
+                curved = K_CURVED if FIXED else ip[L.I_CURVED] != 0
+                interpolating = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0
+            else:  # a plain render's: constants, whose branches Numba drops (in inlined code too)
+                shape = 0
+                os_thick = False
+                os_polar = False
+                os_omega = False
+                curved = False
+                interpolating = False
+            point_pixel = ip[L.I_POINT_PIXEL] != 0
+            scan0 = spixel * fpixels + fpixel0
+            variant = 0 if scan0 == ip[L.I_FIRST_PIXEL] else 1
+            # whether the terms' partial derivatives are needed: for the shares (which a caller may
+            # contract itself, with no direction here), a moving scattering vector or a generic
+            # direction (scale and the sub-step factors alone need none)
+            per_term = use_shares or (nt > 0 and (use_q or generic.shape[0] > 0))
 
-        for p in range(width):
-            state[L.P_I, p] = g[L.G_I_BG]
-            state[L.P_POLAR, p] = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
-            state[L.P_OMEGA, p] = R(0.0)
-            state[L.P_CAPTURE, p] = R(0.0)
-            interpolate = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0 and scan0 + p <= ip[L.I_INTERP_UNTIL]
-            state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
-            tally[L.T_LEFT_TABLE, p] = 0.0
-            tally[L.T_RAN_PHI, p] = 0.0
-        for r in range(N_ZEROED):
-            for p in range(width):
-                part[at(r, p)] = R(0.0)
-        # a direction that moves no pixel keeps these at zero throughout (see moves_pixels)
-        for j in range(nt):
-            for p in range(width):
-                work[tw(j, W_I, p)] = dg[j, L.G_I_BG]
-                work[tw(j, W_POLAR, p)] = R(0.0)
-                work[tw(j, W_OMEGA, p)] = R(0.0)
-                work[tw(j, W_DX, p)] = R(0.0)
-                work[tw(j, W_DY, p)] = R(0.0)
-                work[tw(j, W_DZ, p)] = R(0.0)
+            pixel_size = g[L.G_PIXEL]
+            subpixel = g[L.G_SUBPIXEL]
+            distance = g[L.G_DISTANCE]
+            close_distance = g[L.G_CLOSE]
+            thickstep = g[L.G_THICKSTEP]
+            mu = g[L.G_MU]
+            na = g[L.G_NA]
+            nb = g[L.G_NB]
+            nc = g[L.G_NC]
+            fudge = g[L.G_FUDGE]
+            default_F = g[L.G_DEFAULT_F]
+            dmin = g[L.G_DMIN]
+            water = g[L.G_WATER]
+            kahn = g[L.G_KAHN]
+            fx, fy, fz = g[L.G_FDET], g[L.G_FDET + 1], g[L.G_FDET + 2]
+            sx, sy, sz = g[L.G_SDET], g[L.G_SDET + 1], g[L.G_SDET + 2]
+            ox, oy, oz = g[L.G_ODET], g[L.G_ODET + 1], g[L.G_ODET + 2]
+            px, py, pz = g[L.G_PIX0], g[L.G_PIX0 + 1], g[L.G_PIX0 + 2]
+            h_min = ip[L.I_H_MIN]
+            k_min = ip[L.I_K_MIN]
+            l_min = ip[L.I_L_MIN]
+            h_span = ip[L.I_H_SPAN]
+            k_span = ip[L.I_K_SPAN]
+            l_span = ip[L.I_L_SPAN]
+            post = g[L.G_RE2_FLUENCE] / g[L.G_STEPS]  # the scattered term's factor (see module)
+            plain = not (os_thick or os_polar or os_omega or interpolating)
+            # the sum before each per-sub-step factor, which the factors' tangents need
+            sums = (nt > 0 or use_shares) and (os_thick or os_polar or os_omega)
 
-        for thick_tic in range(thicksteps):
-            odet = R(thick_tic) * thickstep
             for p in range(width):
-                state[L.P_CAPTURE, p] = R(1.0) if g[L.G_THICK] == R(0.0) else R(0.0)
+                state[L.P_I, p] = g[L.G_I_BG]
+                state[L.P_POLAR, p] = R(1.0) if ip[L.I_NOPOLAR] != 0 else R(0.0)
+                state[L.P_OMEGA, p] = R(0.0)
+                state[L.P_CAPTURE, p] = R(0.0)
+                interpolate = K_INTERPOLATE and ip[L.I_INTERPOLATE] != 0 and scan0 + p <= ip[L.I_INTERP_UNTIL]
+                state[L.P_INTERPOLATE, p] = R(1.0) if interpolate else R(0.0)
+                tally[L.T_LEFT_TABLE, p] = 0.0
+                tally[L.T_RAN_PHI, p] = 0.0
+            for r in range(N_ZEROED):
+                for p in range(width):
+                    part[at(r, p)] = R(0.0)
+            # a direction that moves no pixel keeps these at zero throughout (see moves_pixels)
             for j in range(nt):
                 for p in range(width):
-                    work[tw(j, W_CAPTURE, p)] = R(0.0)
-            for sub_s in range(oversample):
-                for sub_f in range(oversample):
-                    sdet = subpixel * R(spixel * oversample + sub_s) + subpixel / R(2.0)
+                    work[tw(j, W_I, p)] = dg[j, L.G_I_BG]
+                    work[tw(j, W_POLAR, p)] = R(0.0)
+                    work[tw(j, W_OMEGA, p)] = R(0.0)
+                    work[tw(j, W_DX, p)] = R(0.0)
+                    work[tw(j, W_DY, p)] = R(0.0)
+                    work[tw(j, W_DZ, p)] = R(0.0)
+
+            for thick_tic in range(thicksteps):
+                odet = R(thick_tic) * thickstep
+                for p in range(width):
+                    state[L.P_CAPTURE, p] = R(1.0) if g[L.G_THICK] == R(0.0) else R(0.0)
+                for j in range(nt):
                     for p in range(width):
-                        fdet = subpixel * R((fpixel0 + p) * oversample + sub_f) + subpixel / R(2.0)
-                        state[L.P_X, p] = fdet * fx + sdet * sx + odet * ox + px
-                        state[L.P_Y, p] = fdet * fy + sdet * sy + odet * oy + py
-                        state[L.P_Z, p] = fdet * fz + sdet * sz + odet * oz + pz
-                    for j in range(nt):
-                        if not moves_pixels(dg, j):
-                            continue
-                        tfx, tfy, tfz = dg[j, L.G_FDET], dg[j, L.G_FDET + 1], dg[j, L.G_FDET + 2]
-                        tsx, tsy, tsz = dg[j, L.G_SDET], dg[j, L.G_SDET + 1], dg[j, L.G_SDET + 2]
-                        tox, toy, toz = dg[j, L.G_ODET], dg[j, L.G_ODET + 1], dg[j, L.G_ODET + 2]
-                        tpx, tpy, tpz = dg[j, L.G_PIX0], dg[j, L.G_PIX0 + 1], dg[j, L.G_PIX0 + 2]
+                        work[tw(j, W_CAPTURE, p)] = R(0.0)
+                for sub_s in range(oversample):
+                    for sub_f in range(oversample):
+                        sdet = subpixel * R(spixel * oversample + sub_s) + subpixel / R(2.0)
                         for p in range(width):
                             fdet = subpixel * R((fpixel0 + p) * oversample + sub_f) + subpixel / R(2.0)
-                            work[tw(j, W_X, p)] = fdet * tfx + sdet * tsx + odet * tox + tpx
-                            work[tw(j, W_Y, p)] = fdet * tfy + sdet * tsy + odet * toy + tpy
-                            work[tw(j, W_Z, p)] = fdet * tfz + sdet * tsz + odet * toz + tpz
-                    if curved:
-                        bx = distance * g[L.G_BEAM]
-                        by = distance * g[L.G_BEAM + 1]
-                        bz = distance * g[L.G_BEAM + 2]
-                        for p in range(width):
-                            flat_y = state[L.P_Y, p]
-                            flat_z = state[L.P_Z, p]
-                            nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, flat_y / distance)
-                            state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p] = rotate_axis3(
-                                nx, ny, nz, fx, fy, fz, flat_z / distance)
-                            for j in range(nt):
-                                if not moves_pixels(dg, j):
-                                    continue
-                                # the flat position's y and z turn the beam point about s and f
-                                td = dg[j, L.G_DISTANCE]
-                                tnx, tny, tnz = rotate_axis3_tangent(
-                                    bx, by, bz, sx, sy, sz, flat_y / distance, td * g[L.G_BEAM],
-                                    td * g[L.G_BEAM + 1], td * g[L.G_BEAM + 2], dg[j, L.G_SDET],
-                                    dg[j, L.G_SDET + 1], dg[j, L.G_SDET + 2],
-                                    (work[tw(j, W_Y, p)] * distance - flat_y * td) / (distance * distance))
-                                work[tw(j, W_X, p)], work[tw(j, W_Y, p)], work[tw(j, W_Z, p)] = rotate_axis3_tangent(
-                                    nx, ny, nz, fx, fy, fz, flat_z / distance, tnx, tny, tnz, dg[j, L.G_FDET],
-                                    dg[j, L.G_FDET + 1], dg[j, L.G_FDET + 2],
-                                    (work[tw(j, W_Z, p)] * distance - flat_z * td) / (distance * distance))
-                    fresh_omegas = 0
-                    for p in range(width):
-                        airpath, dx, dy, dz = unitize3(state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p])
-                        state[L.P_R, p] = airpath
-                        state[L.P_DX, p] = dx
-                        state[L.P_DY, p] = dy
-                        state[L.P_DZ, p] = dz
-                        omega = state[L.P_OMEGA, p]
-                        fresh = omega == R(0.0) or os_omega
-                        fresh_omegas += 1 if fresh else 0
-                        part[at(R_FRESH, p)] = R(1.0) if fresh else R(0.0)
-                        new = solid_angle(pixel_size, close_distance, airpath, point_pixel)
-                        state[L.P_OMEGA, p] = new if fresh else omega
-                    for j in range(nt):
-                        if not moves_pixels(dg, j):
-                            continue
-                        tclose = dg[j, L.G_CLOSE]
-                        for p in range(width):
-                            tr, tdx, tdy, tdz = unitize3_tangent(
-                                state[L.P_R, p], state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p],
-                                work[tw(j, W_X, p)], work[tw(j, W_Y, p)], work[tw(j, W_Z, p)])
-                            work[tw(j, W_R, p)] = tr
-                            work[tw(j, W_DX, p)] = tdx
-                            work[tw(j, W_DY, p)] = tdy
-                            work[tw(j, W_DZ, p)] = tdz
-                        if fresh_omegas > 0:
-                            for p in range(width):
-                                fresh = solid_angle_tangent(state[L.P_OMEGA, p], close_distance, state[L.P_R, p],
-                                                            point_pixel, tclose, work[tw(j, W_R, p)])
-                                previous = work[tw(j, W_OMEGA, p)]
-                                work[tw(j, W_OMEGA, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else previous
-                    fresh_captures = 0
-                    for p in range(width):
-                        if state[L.P_CAPTURE, p] == R(0.0) or os_thick:
-                            fresh_captures += 1
-                            part[at(R_FRESH, p)] = R(1.0)
-                            parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
-                            state[L.P_CAPTURE, p] = capture_fraction(thick_tic, thickstep, mu, parallax)
-                        else:
-                            part[at(R_FRESH, p)] = R(0.0)
-                    if fresh_captures > 0:
+                            state[L.P_X, p] = fdet * fx + sdet * sx + odet * ox + px
+                            state[L.P_Y, p] = fdet * fy + sdet * sy + odet * oy + py
+                            state[L.P_Z, p] = fdet * fz + sdet * sz + odet * oz + pz
                         for j in range(nt):
                             if not moves_pixels(dg, j):
                                 continue
+                            tfx, tfy, tfz = dg[j, L.G_FDET], dg[j, L.G_FDET + 1], dg[j, L.G_FDET + 2]
+                            tsx, tsy, tsz = dg[j, L.G_SDET], dg[j, L.G_SDET + 1], dg[j, L.G_SDET + 2]
+                            tox, toy, toz = dg[j, L.G_ODET], dg[j, L.G_ODET + 1], dg[j, L.G_ODET + 2]
+                            tpx, tpy, tpz = dg[j, L.G_PIX0], dg[j, L.G_PIX0 + 1], dg[j, L.G_PIX0 + 2]
                             for p in range(width):
-                                if part[at(R_FRESH, p)] != R(0.0):
-                                    parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
-                                    tparallax = (dot3(work[tw(j, W_DX, p)], work[tw(j, W_DY, p)], work[tw(j, W_DZ, p)],
-                                                      ox, oy, oz)
-                                                 + dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p],
-                                                        dg[j, L.G_ODET], dg[j, L.G_ODET + 1], dg[j, L.G_ODET + 2]))
-                                    work[tw(j, W_CAPTURE, p)] = capture_fraction_tangent(thick_tic, thickstep, mu,
-                                                                                     parallax, tparallax)
-
-                    for source in range(nsources):
-                        ix = -sources[source, 0]
-                        iy = -sources[source, 1]
-                        iz = -sources[source, 2]
-                        lam = sources[source, 3]
-                        bx, by, bz = sources[source, 4], sources[source, 5], sources[source, 6]
-                        ex, ey, ez = sources[source, 7], sources[source, 8], sources[source, 9]
-                        kept = 0
-                        fresh_polars = 0
+                                fdet = subpixel * R((fpixel0 + p) * oversample + sub_f) + subpixel / R(2.0)
+                                work[tw(j, W_X, p)] = fdet * tfx + sdet * tsx + odet * tox + tpx
+                                work[tw(j, W_Y, p)] = fdet * tfy + sdet * tsy + odet * toy + tpy
+                                work[tw(j, W_Z, p)] = fdet * tfz + sdet * tsz + odet * toz + tpz
+                        if curved:
+                            bx = distance * g[L.G_BEAM]
+                            by = distance * g[L.G_BEAM + 1]
+                            bz = distance * g[L.G_BEAM + 2]
+                            for p in range(width):
+                                flat_y = state[L.P_Y, p]
+                                flat_z = state[L.P_Z, p]
+                                nx, ny, nz = rotate_axis3(bx, by, bz, sx, sy, sz, flat_y / distance)
+                                state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p] = rotate_axis3(
+                                    nx, ny, nz, fx, fy, fz, flat_z / distance)
+                                for j in range(nt):
+                                    if not moves_pixels(dg, j):
+                                        continue
+                                    # the flat position's y and z turn the beam point about s and f
+                                    td = dg[j, L.G_DISTANCE]
+                                    tnx, tny, tnz = rotate_axis3_tangent(
+                                        bx, by, bz, sx, sy, sz, flat_y / distance, td * g[L.G_BEAM],
+                                        td * g[L.G_BEAM + 1], td * g[L.G_BEAM + 2], dg[j, L.G_SDET],
+                                        dg[j, L.G_SDET + 1], dg[j, L.G_SDET + 2],
+                                        (work[tw(j, W_Y, p)] * distance - flat_y * td) / (distance * distance))
+                                    work[tw(j, W_X, p)], work[tw(j, W_Y, p)], work[tw(j, W_Z, p)] = rotate_axis3_tangent(
+                                        nx, ny, nz, fx, fy, fz, flat_z / distance, tnx, tny, tnz, dg[j, L.G_FDET],
+                                        dg[j, L.G_FDET + 1], dg[j, L.G_FDET + 2],
+                                        (work[tw(j, W_Z, p)] * distance - flat_z * td) / (distance * distance))
+                        fresh_omegas = 0
                         for p in range(width):
-                            dx = state[L.P_DX, p]
-                            dy = state[L.P_DY, p]
-                            dz = state[L.P_DZ, p]
-                            qx = (dx - ix) / lam
-                            qy = (dy - iy) / lam
-                            qz = (dz - iz) / lam
-                            state[L.P_QX, p] = qx
-                            state[L.P_QY, p] = qy
-                            state[L.P_QZ, p] = qz
-                            stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
-                            keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
-                            state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
-                            kept += 1 if keep else 0
-                            polar = state[L.P_POLAR, p]
-                            fresh = keep and (polar == R(0.0) or os_polar)
-                            fresh_polars += 1 if fresh else 0
+                            airpath, dx, dy, dz = unitize3(state[L.P_X, p], state[L.P_Y, p], state[L.P_Z, p])
+                            state[L.P_R, p] = airpath
+                            state[L.P_DX, p] = dx
+                            state[L.P_DY, p] = dy
+                            state[L.P_DZ, p] = dz
+                            omega = state[L.P_OMEGA, p]
+                            fresh = omega == R(0.0) or os_omega
+                            fresh_omegas += 1 if fresh else 0
                             part[at(R_FRESH, p)] = R(1.0) if fresh else R(0.0)
-                            new = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
-                            state[L.P_POLAR, p] = new if fresh else polar
-                        if kept == 0:
-                            continue
-                        if nt > 0 and fresh_polars > 0:
+                            new = solid_angle(pixel_size, close_distance, airpath, point_pixel)
+                            state[L.P_OMEGA, p] = new if fresh else omega
+                        for j in range(nt):
+                            if not moves_pixels(dg, j):
+                                continue
+                            tclose = dg[j, L.G_CLOSE]
                             for p in range(width):
-                                gx, gy, gz = polarization_factor_gradient(kahn, ix, iy, iz, state[L.P_DX, p],
-                                                                          state[L.P_DY, p], state[L.P_DZ, p], bx, by,
-                                                                          bz, ex, ey, ez)
-                                part[at(R_TMP, p)] = gx
-                                part[at(R_TMP + 1, p)] = gy
-                                part[at(R_TMP + 2, p)] = gz
+                                tr, tdx, tdy, tdz = unitize3_tangent(
+                                    state[L.P_R, p], state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p],
+                                    work[tw(j, W_X, p)], work[tw(j, W_Y, p)], work[tw(j, W_Z, p)])
+                                work[tw(j, W_R, p)] = tr
+                                work[tw(j, W_DX, p)] = tdx
+                                work[tw(j, W_DY, p)] = tdy
+                                work[tw(j, W_DZ, p)] = tdz
+                            if fresh_omegas > 0:
+                                for p in range(width):
+                                    fresh = solid_angle_tangent(state[L.P_OMEGA, p], close_distance, state[L.P_R, p],
+                                                                point_pixel, tclose, work[tw(j, W_R, p)])
+                                    previous = work[tw(j, W_OMEGA, p)]
+                                    work[tw(j, W_OMEGA, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else previous
+                        fresh_captures = 0
+                        for p in range(width):
+                            if state[L.P_CAPTURE, p] == R(0.0) or os_thick:
+                                fresh_captures += 1
+                                part[at(R_FRESH, p)] = R(1.0)
+                                parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
+                                state[L.P_CAPTURE, p] = capture_fraction(thick_tic, thickstep, mu, parallax)
+                            else:
+                                part[at(R_FRESH, p)] = R(0.0)
+                        if fresh_captures > 0:
                             for j in range(nt):
                                 if not moves_pixels(dg, j):
                                     continue
                                 for p in range(width):
-                                    fresh = (part[at(R_TMP, p)] * work[tw(j, W_DX, p)]
-                                             + part[at(R_TMP + 1, p)] * work[tw(j, W_DY, p)]
-                                             + part[at(R_TMP + 2, p)] * work[tw(j, W_DZ, p)])
-                                    previous = work[tw(j, W_POLAR, p)]
-                                    work[tw(j, W_POLAR, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else previous
-                        if use_q:
-                            for j in range(nt):
-                                if not moves_q(dg, dsources, j, source):
-                                    continue
-                                tix, tiy, tiz = dsources[j, source, 0], dsources[j, source, 1], dsources[j, source, 2]
-                                tlam = dsources[j, source, 3]
-                                per_lam = R(1.0) / lam  # a product per pixel, not a division
-                                for p in range(width):
-                                    work[tw(j, W_QX, p)] = ((work[tw(j, W_DX, p)] + tix - state[L.P_QX, p] * tlam)
-                                                             * per_lam)
-                                    work[tw(j, W_QY, p)] = ((work[tw(j, W_DY, p)] + tiy - state[L.P_QY, p] * tlam)
-                                                             * per_lam)
-                                    work[tw(j, W_QZ, p)] = ((work[tw(j, W_DZ, p)] + tiz - state[L.P_QZ, p] * tlam)
-                                                             * per_lam)
-                        if scatter:
-                            for p in range(width):
-                                factor = post * part[at(R_WEIGHT, p)]
-                                if not os_thick:
-                                    factor *= state[L.P_CAPTURE, p]
-                                if not os_polar:
-                                    factor *= state[L.P_POLAR, p]
-                                if not os_omega:
-                                    factor *= state[L.P_OMEGA, p]
-                                part[at(R_FACTOR, p)] = factor
+                                    if part[at(R_FRESH, p)] != R(0.0):
+                                        parallax = dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p], ox, oy, oz)
+                                        tparallax = (dot3(work[tw(j, W_DX, p)], work[tw(j, W_DY, p)], work[tw(j, W_DZ, p)],
+                                                          ox, oy, oz)
+                                                     + dot3(state[L.P_DX, p], state[L.P_DY, p], state[L.P_DZ, p],
+                                                            dg[j, L.G_ODET], dg[j, L.G_ODET + 1], dg[j, L.G_ODET + 2]))
+                                        work[tw(j, W_CAPTURE, p)] = capture_fraction_tangent(thick_tic, thickstep, mu,
+                                                                                         parallax, tparallax)
 
-                        for e in range(evaluations):
-                            lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
-                                          scratch)
-                            if sums:
-                                for p in range(width):
-                                    part[at(R_SUM, p)] = state[L.P_I, p]
-                            # the render's own addition (the tallies stand in for its trace, which
-                            # a phi_tic of -1 and no tracing leave untouched)
-                            if plain:
-                                add_terms(state, tally, scratch, width, lattice, variant, e, -1, Fhkl, ip, h_min,
-                                          k_min, l_min, h_span, k_span, l_span, default_F, water, shape, os_thick,
-                                          os_polar, os_omega, tally, False, False)
-                            else:
-                                add_terms(state, tally, scratch, width, lattice, variant, e, -1, Fhkl, ip, h_min,
-                                          k_min, l_min, h_span, k_span, l_span, default_F, water, shape, os_thick,
-                                          os_polar, os_omega, tally, True, False)
-                            term_extras(state, scratch, part, width, Fhkl, h_min, k_min, l_min, h_span, k_span,
-                                        l_span, water, interpolating, sums, scatter, Fgrad)
-                            if per_term:
-                                add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb,
-                                           nc, fudge, recip, water)
-                                for jg in range(generic.shape[0]):
-                                    add_generic(state, part, work, width, dlattice, jg, generic[jg], variant, e)
-                            if sums:
-                                scale_by_sub_step_factors(state, scratch, part, work, width, nt, os_thick, os_polar,
-                                                          os_omega, water)
-                        if use_q:
-                            for j in range(nt):
-                                if not moves_q(dg, dsources, j, source):
-                                    continue
-                                for p in range(width):
-                                    work[tw(j, W_I, p)] += (part[at(R_Q, p)] * work[tw(j, W_QX, p)]
-                                                        + part[at(R_Q + 1, p)] * work[tw(j, W_QY, p)]
-                                                        + part[at(R_Q + 2, p)] * work[tw(j, W_QZ, p)])
+                        for source in range(nsources):
+                            ix = -sources[source, 0]
+                            iy = -sources[source, 1]
+                            iz = -sources[source, 2]
+                            lam = sources[source, 3]
+                            bx, by, bz = sources[source, 4], sources[source, 5], sources[source, 6]
+                            ex, ey, ez = sources[source, 7], sources[source, 8], sources[source, 9]
+                            kept = 0
+                            fresh_polars = 0
                             for p in range(width):
-                                part[at(R_Q, p)] = R(0.0)
-                                part[at(R_Q + 1, p)] = R(0.0)
-                                part[at(R_Q + 2, p)] = R(0.0)
-                        for p in range(width):
-                            if state[L.P_KEEP, p] != R(0.0):
-                                tally[L.T_RAN_PHI, p] = 1.0
-                        variant = 1
+                                dx = state[L.P_DX, p]
+                                dy = state[L.P_DY, p]
+                                dz = state[L.P_DZ, p]
+                                qx = (dx - ix) / lam
+                                qy = (dy - iy) / lam
+                                qz = (dz - iz) / lam
+                                state[L.P_QX, p] = qx
+                                state[L.P_QY, p] = qy
+                                state[L.P_QZ, p] = qz
+                                stol = R(0.5) * math.sqrt(qx * qx + qy * qy + qz * qz)
+                                keep = not (dmin > R(0.0) and stol > R(0.0) and dmin > R(0.5) / stol)
+                                state[L.P_KEEP, p] = R(1.0) if keep else R(0.0)
+                                kept += 1 if keep else 0
+                                polar = state[L.P_POLAR, p]
+                                fresh = keep and (polar == R(0.0) or os_polar)
+                                fresh_polars += 1 if fresh else 0
+                                part[at(R_FRESH, p)] = R(1.0) if fresh else R(0.0)
+                                new = polarization_factor(kahn, ix, iy, iz, dx, dy, dz, bx, by, bz, ex, ey, ez)
+                                state[L.P_POLAR, p] = new if fresh else polar
+                            if kept == 0:
+                                continue
+                            if nt > 0 and fresh_polars > 0:
+                                for p in range(width):
+                                    gx, gy, gz = polarization_factor_gradient(kahn, ix, iy, iz, state[L.P_DX, p],
+                                                                              state[L.P_DY, p], state[L.P_DZ, p], bx, by,
+                                                                              bz, ex, ey, ez)
+                                    part[at(R_TMP, p)] = gx
+                                    part[at(R_TMP + 1, p)] = gy
+                                    part[at(R_TMP + 2, p)] = gz
+                                for j in range(nt):
+                                    if not moves_pixels(dg, j):
+                                        continue
+                                    for p in range(width):
+                                        fresh = (part[at(R_TMP, p)] * work[tw(j, W_DX, p)]
+                                                 + part[at(R_TMP + 1, p)] * work[tw(j, W_DY, p)]
+                                                 + part[at(R_TMP + 2, p)] * work[tw(j, W_DZ, p)])
+                                        previous = work[tw(j, W_POLAR, p)]
+                                        work[tw(j, W_POLAR, p)] = fresh if part[at(R_FRESH, p)] != R(0.0) else previous
+                            if use_q:
+                                for j in range(nt):
+                                    if not moves_q(dg, dsources, j, source):
+                                        continue
+                                    tix, tiy, tiz = dsources[j, source, 0], dsources[j, source, 1], dsources[j, source, 2]
+                                    tlam = dsources[j, source, 3]
+                                    per_lam = R(1.0) / lam  # a product per pixel, not a division
+                                    for p in range(width):
+                                        work[tw(j, W_QX, p)] = ((work[tw(j, W_DX, p)] + tix - state[L.P_QX, p] * tlam)
+                                                                 * per_lam)
+                                        work[tw(j, W_QY, p)] = ((work[tw(j, W_DY, p)] + tiy - state[L.P_QY, p] * tlam)
+                                                                 * per_lam)
+                                        work[tw(j, W_QZ, p)] = ((work[tw(j, W_DZ, p)] + tiz - state[L.P_QZ, p] * tlam)
+                                                                 * per_lam)
+                            if scatter:
+                                for p in range(width):
+                                    factor = post * part[at(R_WEIGHT, p)]
+                                    if not os_thick:
+                                        factor *= state[L.P_CAPTURE, p]
+                                    if not os_polar:
+                                        factor *= state[L.P_POLAR, p]
+                                    if not os_omega:
+                                        factor *= state[L.P_OMEGA, p]
+                                    part[at(R_FACTOR, p)] = factor
 
-        for j in range(nt):
-            if use_shares and moves_any(dbase, j):
+                            for e in range(evaluations):
+                                lattice_strip(lattice, variant, e, state, width, shape, na, nb, nc, fudge, recip,
+                                              scratch)
+                                if general and sums:
+                                    for p in range(width):
+                                        part[at(R_SUM, p)] = state[L.P_I, p]
+                                # the render's own addition (the tallies stand in for its trace, which
+                                # a phi_tic of -1 and no tracing leave untouched)
+                                if not general or plain:
+                                    add_terms(state, tally, scratch, width, lattice, variant, e, -1, Fhkl, ip, h_min,
+                                              k_min, l_min, h_span, k_span, l_span, default_F, water, shape, os_thick,
+                                              os_polar, os_omega, tally, False, False)
+                                else:
+                                    add_terms(state, tally, scratch, width, lattice, variant, e, -1, Fhkl, ip, h_min,
+                                              k_min, l_min, h_span, k_span, l_span, default_F, water, shape, os_thick,
+                                              os_polar, os_omega, tally, True, False)
+                                term_extras(state, scratch, part, width, Fhkl, h_min, k_min, l_min, h_span, k_span,
+                                            l_span, water, interpolating, sums, scatter, Fgrad)
+                                if per_term:
+                                    add_shares(scratch, part, width, lattice, frames, variant, e, state, shape, na, nb,
+                                               nc, fudge, recip, water)
+                                    for jg in range(generic.shape[0]):
+                                        add_generic(state, part, work, width, dlattice, jg, generic[jg], variant, e)
+                                if general and sums:
+                                    scale_by_sub_step_factors(state, scratch, part, work, width, nt, os_thick, os_polar,
+                                                              os_omega, water)
+                            if use_q:
+                                for j in range(nt):
+                                    if not moves_q(dg, dsources, j, source):
+                                        continue
+                                    for p in range(width):
+                                        work[tw(j, W_I, p)] += (part[at(R_Q, p)] * work[tw(j, W_QX, p)]
+                                                            + part[at(R_Q + 1, p)] * work[tw(j, W_QY, p)]
+                                                            + part[at(R_Q + 2, p)] * work[tw(j, W_QZ, p)])
+                                for p in range(width):
+                                    part[at(R_Q, p)] = R(0.0)
+                                    part[at(R_Q + 1, p)] = R(0.0)
+                                    part[at(R_Q + 2, p)] = R(0.0)
+                            for p in range(width):
+                                if state[L.P_KEEP, p] != R(0.0):
+                                    tally[L.T_RAN_PHI, p] = 1.0
+                            variant = 1
+
+            for j in range(nt):
+                if use_shares and moves_any(dbase, j):
+                    for p in range(width):
+                        work[tw(j, W_I, p)] += (part[at(R_G, p)] * dbase[j, 0] + part[at(R_G + 1, p)] * dbase[j, 1]
+                                            + part[at(R_G + 2, p)] * dbase[j, 2] + part[at(R_G + 3, p)] * dbase[j, 3]
+                                            + part[at(R_G + 4, p)] * dbase[j, 4] + part[at(R_G + 5, p)] * dbase[j, 5]
+                                            + part[at(R_G + 6, p)] * dbase[j, 6] + part[at(R_G + 7, p)] * dbase[j, 7]
+                                            + part[at(R_G + 8, p)] * dbase[j, 8])
+                if shape != 0:
+                    for p in range(width):
+                        work[tw(j, W_I, p)] += (part[at(R_N, p)] * dg[j, L.G_NA] + part[at(R_N + 1, p)] * dg[j, L.G_NB]
+                                            + part[at(R_N + 2, p)] * dg[j, L.G_NC]
+                                            + part[at(R_S, p)] * drecip[j, 0] + part[at(R_S + 1, p)] * drecip[j, 1]
+                                            + part[at(R_S + 2, p)] * drecip[j, 2] + part[at(R_S + 3, p)] * drecip[j, 3]
+                                            + part[at(R_S + 4, p)] * drecip[j, 4] + part[at(R_S + 5, p)] * drecip[j, 5]
+                                            + part[at(R_S + 6, p)] * drecip[j, 6] + part[at(R_S + 7, p)] * drecip[j, 7]
+                                            + part[at(R_S + 8, p)] * drecip[j, 8])
+                tfluence = dg[j, L.G_RE2_FLUENCE]
                 for p in range(width):
-                    work[tw(j, W_I, p)] += (part[at(R_G, p)] * dbase[j, 0] + part[at(R_G + 1, p)] * dbase[j, 1]
-                                        + part[at(R_G + 2, p)] * dbase[j, 2] + part[at(R_G + 3, p)] * dbase[j, 3]
-                                        + part[at(R_G + 4, p)] * dbase[j, 4] + part[at(R_G + 5, p)] * dbase[j, 5]
-                                        + part[at(R_G + 6, p)] * dbase[j, 6] + part[at(R_G + 7, p)] * dbase[j, 7]
-                                        + part[at(R_G + 8, p)] * dbase[j, 8])
-            if shape != 0:
-                for p in range(width):
-                    work[tw(j, W_I, p)] += (part[at(R_N, p)] * dg[j, L.G_NA] + part[at(R_N + 1, p)] * dg[j, L.G_NB]
-                                        + part[at(R_N + 2, p)] * dg[j, L.G_NC]
-                                        + part[at(R_S, p)] * drecip[j, 0] + part[at(R_S + 1, p)] * drecip[j, 1]
-                                        + part[at(R_S + 2, p)] * drecip[j, 2] + part[at(R_S + 3, p)] * drecip[j, 3]
-                                        + part[at(R_S + 4, p)] * drecip[j, 4] + part[at(R_S + 5, p)] * drecip[j, 5]
-                                        + part[at(R_S + 6, p)] * drecip[j, 6] + part[at(R_S + 7, p)] * drecip[j, 7]
-                                        + part[at(R_S + 8, p)] * drecip[j, 8])
-            tfluence = dg[j, L.G_RE2_FLUENCE]
+                    I = state[L.P_I, p]
+                    value = g[L.G_RE2_FLUENCE] * I / g[L.G_STEPS]
+                    tvalue = (tfluence * I + g[L.G_RE2_FLUENCE] * work[tw(j, W_I, p)]) / g[L.G_STEPS]
+                    if not os_thick:
+                        tvalue = tvalue * state[L.P_CAPTURE, p] + value * work[tw(j, W_CAPTURE, p)]
+                        value *= state[L.P_CAPTURE, p]
+                    if not os_polar:
+                        tvalue = tvalue * state[L.P_POLAR, p] + value * work[tw(j, W_POLAR, p)]
+                        value *= state[L.P_POLAR, p]
+                    if not os_omega:
+                        tvalue = tvalue * state[L.P_OMEGA, p] + value * work[tw(j, W_OMEGA, p)]
+                    work[tw(j, W_VALUE, p)] = tvalue
             for p in range(width):
-                I = state[L.P_I, p]
-                value = g[L.G_RE2_FLUENCE] * I / g[L.G_STEPS]
-                tvalue = (tfluence * I + g[L.G_RE2_FLUENCE] * work[tw(j, W_I, p)]) / g[L.G_STEPS]
+                value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
+                close = g[L.G_RE2_FLUENCE] / g[L.G_STEPS]
                 if not os_thick:
-                    tvalue = tvalue * state[L.P_CAPTURE, p] + value * work[tw(j, W_CAPTURE, p)]
                     value *= state[L.P_CAPTURE, p]
+                    close *= state[L.P_CAPTURE, p]
                 if not os_polar:
-                    tvalue = tvalue * state[L.P_POLAR, p] + value * work[tw(j, W_POLAR, p)]
                     value *= state[L.P_POLAR, p]
+                    close *= state[L.P_POLAR, p]
                 if not os_omega:
-                    tvalue = tvalue * state[L.P_OMEGA, p] + value * work[tw(j, W_OMEGA, p)]
-                work[tw(j, W_VALUE, p)] = tvalue
-        for p in range(width):
-            value = g[L.G_RE2_FLUENCE] * state[L.P_I, p] / g[L.G_STEPS]
-            close = g[L.G_RE2_FLUENCE] / g[L.G_STEPS]
-            if not os_thick:
-                value *= state[L.P_CAPTURE, p]
-                close *= state[L.P_CAPTURE, p]
-            if not os_polar:
-                value *= state[L.P_POLAR, p]
-                close *= state[L.P_POLAR, p]
-            if not os_omega:
-                value *= state[L.P_OMEGA, p]
-                close *= state[L.P_OMEGA, p]
-            state[L.P_VALUE, p] = value
-            part[at(R_CLOSE, p)] = close
+                    value *= state[L.P_OMEGA, p]
+                    close *= state[L.P_OMEGA, p]
+                state[L.P_VALUE, p] = value
+                part[at(R_CLOSE, p)] = close
 
-    return tangent_strip
+        return tangent_strip
+
+    return SimpleNamespace(tangent_strip=make_strip(True), plain_tangent_strip=make_strip(False))
