@@ -127,25 +127,31 @@ def test_a_warm_run_loads_no_module_it_does_not_use(tmp_path):
     assert noise[0] == noise[1] and len(noise[1]) > 32 * 32 * 2
 
 
-def test_inlining_copies_a_callee_scope_once(monkeypatch):
-    """runtime/inline_copy.py: once Numba compiles, its inliner copies an inlined function's
-    blocks with one copy of their scope, where Numba copied the scope with every block (the
-    largest piece of the render's first compile), and the inlined code computes the same."""
+def test_inlining_builds_a_callee_once_and_copies_its_scope_once(monkeypatch):
+    """runtime/inline_copy.py: once Numba compiles, its inliner runs the front end on an inlined
+    function once per compile, where Numba ran it at every call site, and copies its blocks with one
+    copy of their scope, where Numba copied the scope with every block (the largest piece of the
+    render's first compile); the inlined code computes the same."""
     import numba
     from numba.core.inline_closurecall import InlineWorker
 
     import nbnumba.runtime.jitcache  # noqa: F401  (registers the patch)
 
     numba.njit(lambda: 0)()  # a first compile in this process, if none came before
-    copies = []
-    inline_ir = InlineWorker.inline_ir
+    copies, front_ends = [], []
+    inline_ir, run_untyped_passes = InlineWorker.inline_ir, InlineWorker.run_untyped_passes
 
     def spy(self, *args, **kwargs):
         result = inline_ir(self, *args, **kwargs)
         copies.append(result[0])  # the unmutated copy of the callee
         return result
 
+    def count(self, function, *args, **kwargs):
+        front_ends.append(function.__name__)
+        return run_untyped_passes(self, function, *args, **kwargs)
+
     monkeypatch.setattr(InlineWorker, "inline_ir", spy)
+    monkeypatch.setattr(InlineWorker, "run_untyped_passes", count)
 
     @numba.njit(inline="always")
     def steps(x):
@@ -163,6 +169,7 @@ def test_inlining_copies_a_callee_scope_once(monkeypatch):
 
     assert twice(10) == twice.py_func(10)
     assert len(copies) == 2
+    assert front_ends == ["steps"]
     for callee in copies:
         assert len(callee.blocks) > 4
         assert len({id(block.scope) for block in callee.blocks.values()}) == 1

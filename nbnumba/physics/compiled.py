@@ -8,6 +8,7 @@ import numba
 import numpy as np
 
 from ..runtime import jitcache  # noqa: F401  (the cache folder must be set before any function is defined)
+from ..runtime.compiled_into_caller import compiled_into_caller
 from . import layout as L
 from . import make_physics
 from .tangent_pixel import TANGENT_STRIP
@@ -57,23 +58,16 @@ def strip_buffers(like, width):
             np.empty((L.N_SCRATCH, width), dtype=like.dtype))
 
 
-# The strips allocate nothing (a CUDA device function cannot): compiled without Numba's reference
-# counting, the functions inlined into them no longer count their array arguments at each call
-# (7-8 % of a derivative pass under perf)
-STRIP_OPTIONS = {"cache": True, "_nrt": False}
-
-
 def by_precision(stub, name):
     """Make `stub` one generic strip: the physics' function `name` in the precision of the strip's
-    fourth argument (`g`), resolved at compile time.  The chosen precision's own Python function
-    is the implementation: a wrapper calling its dispatcher would be one more compiled layer, and
-    LLVM would optimise the whole render once more in it."""
+    fourth argument (`g`), resolved at compile time and compiled into the calling kernel's code.
+    The chosen precision's own Python function is compiled: a wrapper calling its dispatcher would
+    be one more compiled layer, and LLVM would optimise the whole render once more in it."""
 
-    def implementation(*args):
+    def choose(*args):
         return getattr(_physics(np.float32 if args[3].dtype == numba.types.float32 else np.float64), name).py_func
 
-    numba.extending.overload(stub, jit_options=STRIP_OPTIONS, strict=False)(implementation)
-    return stub
+    return compiled_into_caller(stub, choose)
 
 
 def _render_strip(spixel, fpixel0, width, g, ip, sources, lattice, recip, Fhkl, state, tally, scratch, trace, tracing):
